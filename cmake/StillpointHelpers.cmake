@@ -1,0 +1,53 @@
+# One warning list and one way to declare libraries, executables and tests.
+
+set(STILLPOINT_WARNINGS
+    -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor
+    -Wold-style-cast -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+
+function(sp_apply_options target)
+  target_compile_options(${target} PRIVATE ${STILLPOINT_WARNINGS})
+  if(STILLPOINT_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  if(STILLPOINT_SANITIZE)
+    target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+endfunction()
+
+# sp_library(NAME SOURCES ... DEPS ...): a module library `sp_NAME`, includes rooted at src/.
+function(sp_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(sp_${name} STATIC ${ARG_SOURCES})
+  target_include_directories(sp_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(sp_${name} PUBLIC ${ARG_DEPS})
+  sp_apply_options(sp_${name})
+endfunction()
+
+# sp_executable(NAME SOURCES ... DEPS ...)
+function(sp_executable name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS})
+  sp_apply_options(${name})
+endfunction()
+
+# sp_test(NAME SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s]): a GoogleTest binary
+# whose tests are registered individually with ctest.
+function(sp_test name)
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
+  sp_apply_options(${name})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 60)
+  endif()
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  gtest_discover_tests(${name}
+    DISCOVERY_TIMEOUT 30
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+endfunction()
+
+include(GoogleTest)
