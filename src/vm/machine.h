@@ -1,0 +1,45 @@
+// VM definitions: validation of what a user defines, MAC addresses, and where a VM's run-time
+// files (sockets, pid file, logs) live.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "catalog/records.h"
+#include "platform/status.h"
+
+namespace sp::vm {
+
+using catalog::VmRecord;
+
+// Checks a definition before it is stored: name syntax, CPUs/memory, firmware, policy, volumes
+// (at least one; exactly one boot volume; distinct names and serials; images exist and their
+// format matches), NICs (unicast, locally administered MACs). Fills in what may be left empty:
+// volume formats and serials, node names, PCI slots. InvalidArgument/NotFound say what to fix.
+Status ValidateDefinition(VmRecord* vm);
+
+// A random unicast, locally administered MAC ("52:54:00:xx:xx:xx") for which `in_use` is false.
+StatusOr<std::string> GenerateMac(const std::function<StatusOr<bool>(const std::string&)>& in_use);
+
+// True for "aa:bb:cc:dd:ee:ff" with the locally-administered bit set and the multicast bit clear.
+bool IsValidLocalMac(const std::string& mac);
+
+// A new random (version 4) UUID.
+std::string NewUuid();
+
+// Where a managed VM's run-time files live. Short on purpose: socket paths must fit 107 bytes.
+struct RunPaths {
+  std::string dir;
+  std::string qmp_socket;      // for stillpoint commands (one client at a time)
+  std::string monitor_socket;  // held by the VM's monitor process for events
+  std::string qga_socket;
+  std::string pid_file;
+  std::string console_log;
+  std::string qemu_log;
+  std::string monitor_log;
+};
+
+// The run paths of `vm` under `run_root`; InvalidArgument when a socket path would be too long.
+StatusOr<RunPaths> RunPathsFor(const VmRecord& vm, const std::string& run_root);
+
+}  // namespace sp::vm
