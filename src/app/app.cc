@@ -1,0 +1,198 @@
+#include "app/app.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "platform/files.h"
+#include "vm/attach.h"
+#include "vm/machine.h"
+
+namespace sp::app {
+
+using catalog::PowerState;
+using catalog::VmRecord;
+
+StatusOr<StatePaths> ResolveStatePaths() {
+  StatePaths paths;
+  if (const char* home = std::getenv("STILLPOINT_HOME"); home && *home) {
+    paths.home = AbsolutePath(home);
+  } else if (::geteuid() == 0) {
+    paths.home = "/var/lib/stillpoint";
+  } else if (const char* user_home = std::getenv("HOME"); user_home && *user_home) {
+    paths.home = absl::StrCat(user_home, "/.local/share/stillpoint");
+  } else {
+    return absl::FailedPreconditionError("cannot tell where to keep state: set STILLPOINT_HOME");
+  }
+  paths.catalog = paths.home + "/catalog.db";
+  paths.repo = paths.home + "/repo";
+  const char* run_dir = std::getenv("STILLPOINT_RUN_DIR");
+  paths.run_root = run_dir && *run_dir ? AbsolutePath(run_dir) : paths.home + "/run";
+  SP_RETURN_IF_ERROR(MakeDirs(paths.home, 0700));
+  SP_RETURN_IF_ERROR(MakeDirs(paths.run_root, 0700));
+  return paths;
+}
+
+App::App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog)
+    : paths_(std::move(paths)), catalog_(std::move(catalog)) {
+  vm::RuntimeOptions options;
+  options.catalog_path = paths_.catalog;
+  options.run_root = paths_.run_root;
+  runtime_ = std::make_unique<vm::Runtime>(catalog_.get(), std::move(options));
+}
+
+StatusOr<std::unique_ptr<App>> App::Open() {
+  SP_ASSIGN_OR_RETURN(StatePaths paths, ResolveStatePaths());
+  return Open(paths);
+}
+
+StatusOr<std::unique_ptr<App>> App::Open(const StatePaths& paths) {
+  SP_ASSIGN_OR_RETURN(auto catalog, catalog::Catalog::Open(paths.catalog));
+  return std::unique_ptr<App>(new App(paths, std::move(catalog)));
+}
+
+StatusOr<VmRecord> App::DefineVm(VmRecord draft) {
+  if (draft.uuid.empty()) draft.uuid = vm::NewUuid();
+  draft.origin = "managed";
+  draft.state = PowerState::kDefined;
+  SP_RETURN_IF_ERROR(vm::ValidateDefinition(&draft));
+  SP_RETURN_IF_ERROR(runtime_->PathsFor(draft).status());
+  for (catalog::NicRecord& nic : draft.nics) {
+    if (!nic.mac.empty()) continue;
+    SP_ASSIGN_OR_RETURN(nic.mac, vm::GenerateMac([&](const std::string& mac) -> StatusOr<bool> {
+      for (const auto& other : draft.nics) {
+        if (other.mac == mac) return true;
+      }
+      return catalog_->MacInUse(mac);
+    }));
+  }
+  SP_ASSIGN_OR_RETURN(int64_t id, catalog_->AddVm(draft));
+  SP_ASSIGN_OR_RETURN(VmRecord stored, catalog_->GetVm(id));
+  (void)catalog_->AddEvent(&stored, "vm.defined", "defined");
+  return stored;
+}
+
+StatusOr<VmRecord> App::AttachVm(const AttachRequest& request) {
+  VmRecord draft;
+  draft.name = request.name;
+  draft.uuid = vm::NewUuid();
+  draft.origin = "attached";
+  draft.policy = request.policy;
+  draft.qmp_socket = AbsolutePath(request.qmp_socket);
+  draft.qga_socket = request.qga_socket.empty() ? "" : AbsolutePath(request.qga_socket);
+  draft.agent = !request.qga_socket.empty();
+  if (catalog_->FindVm(draft.name).ok()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("a VM named '", draft.name, "' already exists; choose another name"));
+  }
+  SP_ASSIGN_OR_RETURN(auto qmp, qmp::Client::Connect(draft.qmp_socket,
+                                                     absl::StrCat("VM '", draft.name, "'")));
+  SP_ASSIGN_OR_RETURN(nlohmann::json uuid, qmp->Execute("query-uuid"));
+  std::string qemu_uuid = uuid.value("UUID", "");
+  if (!qemu_uuid.empty() && qemu_uuid != "00000000-0000-0000-0000-000000000000") {
+    draft.uuid = qemu_uuid;
+  }
+  SP_ASSIGN_OR_RETURN(draft.volumes, vm::DiscoverVolumes(qmp.get(), request.boot_volume));
+  draft.state = PowerState::kRunning;
+  draft.state_reason = "attached while running";
+  SP_ASSIGN_OR_RETURN(int64_t id, catalog_->AddVm(draft));
+  SP_ASSIGN_OR_RETURN(VmRecord stored, catalog_->GetVm(id));
+  (void)catalog_->AddEvent(&stored, "vm.attached",
+                           absl::StrCat("attached through ", draft.qmp_socket, " with ",
+                                        draft.volumes.size(), " disk(s)"));
+  return stored;
+}
+
+StatusOr<VmRecord> App::GetVm(const std::string& name) {
+  SP_ASSIGN_OR_RETURN(VmRecord vm, catalog_->FindVm(name));
+  return runtime_->Refresh(vm);
+}
+
+StatusOr<std::vector<VmRecord>> App::ListVms() {
+  SP_ASSIGN_OR_RETURN(std::vector<VmRecord> vms, catalog_->ListVms());
+  for (VmRecord& vm : vms) {
+    SP_ASSIGN_OR_RETURN(vm, runtime_->Refresh(vm));
+  }
+  return vms;
+}
+
+Status App::RemoveVm(const std::string& name) {
+  SP_ASSIGN_OR_RETURN(VmRecord vm, GetVm(name));
+  if (vm.state == PowerState::kRunning && vm.origin == "managed") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "VM '", vm.name, "' is running; stop it first (`stillpoint vm stop ", vm.name, "`)"));
+  }
+  SP_RETURN_IF_ERROR(catalog_->RemoveVm(vm.id));
+  (void)catalog_->AddEvent(&vm, "vm.removed", "removed from the catalog; its images were kept");
+  if (vm.origin == "managed") {
+    auto paths = runtime_->PathsFor(vm);
+    if (paths.ok()) (void)RemoveTree(paths->dir);
+  }
+  return absl::OkStatus();
+}
+
+Status App::StartVm(const std::string& name) {
+  SP_ASSIGN_OR_RETURN(VmRecord vm, catalog_->FindVm(name));
+  return runtime_->Start(vm);
+}
+
+Status App::StopVm(const std::string& name, Millis timeout) {
+  SP_ASSIGN_OR_RETURN(VmRecord vm, catalog_->FindVm(name));
+  return runtime_->Stop(vm, timeout);
+}
+
+Status App::KillVm(const std::string& name) {
+  SP_ASSIGN_OR_RETURN(VmRecord vm, catalog_->FindVm(name));
+  return runtime_->Kill(vm);
+}
+
+StatusOr<std::unique_ptr<qga::Client>> App::Agent(const VmRecord& vm, Millis timeout) {
+  if (vm.state != PowerState::kRunning) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "VM '", vm.name, "' is not running (", catalog::PowerStateName(vm.state), ")"));
+  }
+  return runtime_->ConnectAgent(vm, timeout);
+}
+
+StatusOr<std::vector<vm::MountedFilesystem>> App::GuestFilesystems(const std::string& name,
+                                                                   Millis timeout) {
+  SP_ASSIGN_OR_RETURN(VmRecord vm, GetVm(name));
+  SP_ASSIGN_OR_RETURN(auto agent, Agent(vm, timeout));
+  SP_ASSIGN_OR_RETURN(auto filesystems, agent->GetFsinfo(timeout));
+  return vm::MapFilesystems(vm, filesystems);
+}
+
+nlohmann::json VmToJson(const VmRecord& vm) {
+  nlohmann::json volumes = nlohmann::json::array();
+  for (const auto& volume : vm.volumes) {
+    volumes.push_back({{"name", volume.name}, {"path", volume.path}, {"format", volume.format},
+                       {"boot", volume.boot}, {"serial", volume.serial},
+                       {"node_name", volume.node_name}});
+  }
+  nlohmann::json nics = nlohmann::json::array();
+  for (const auto& nic : vm.nics) nics.push_back({{"mac", nic.mac}, {"network", nic.network}});
+  nlohmann::json result = {
+      {"id", vm.id}, {"uuid", vm.uuid}, {"name", vm.name}, {"origin", vm.origin},
+      {"state", catalog::PowerStateName(vm.state)}, {"state_reason", vm.state_reason},
+      {"state_changed", FormatUnixMicros(vm.state_changed_us)},
+      {"vcpus", vm.vcpus}, {"memory_mib", vm.memory_mib}, {"firmware", vm.firmware},
+      {"guest_agent", vm.agent}, {"consistency_policy", vm.policy},
+      {"volumes", volumes}, {"nics", nics}, {"created", FormatUnixMicros(vm.created_us)}};
+  if (!vm.kernel.empty()) {
+    result["kernel"] = {{"kernel", vm.kernel}, {"initrd", vm.initrd}, {"append", vm.append}};
+  }
+  if (vm.origin == "attached") {
+    result["qmp_socket"] = vm.qmp_socket;
+    result["qga_socket"] = vm.qga_socket;
+  }
+  result["space_limit_bytes"] =
+      vm.space_limit_bytes ? nlohmann::json(*vm.space_limit_bytes) : nlohmann::json(nullptr);
+  return result;
+}
+
+nlohmann::json EventToJson(const catalog::EventRecord& event) {
+  return {{"id", event.id}, {"time", FormatUnixMicros(event.time_us)}, {"vm", event.vm_name},
+          {"kind", event.kind}, {"message", event.message}};
+}
+
+}  // namespace sp::app

@@ -1,0 +1,79 @@
+// Use cases of stillpoint, wiring the modules together: where state lives, defining, attaching,
+// starting, stopping and removing VMs, and talking to their guest agents. The CLI (and later the
+// REST server) are thin layers over this.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "catalog/catalog.h"
+#include "platform/status.h"
+#include "vm/guest_filesystems.h"
+#include "vm/runtime.h"
+
+namespace sp::app {
+
+struct StatePaths {
+  std::string home;      // STILLPOINT_HOME, else /var/lib/stillpoint (root), else
+                         // ~/.local/share/stillpoint
+  std::string catalog;   // <home>/catalog.db
+  std::string run_root;  // STILLPOINT_RUN_DIR, else <home>/run
+  std::string repo;      // <home>/repo, the default repository
+};
+
+// The state paths from the environment, with the directories created.
+StatusOr<StatePaths> ResolveStatePaths();
+
+struct AttachRequest {
+  std::string name;
+  std::string qmp_socket;
+  std::string qga_socket;   // empty: no guest agent
+  std::string boot_volume;  // empty: the first disk
+  std::string policy = "prefer-app";
+};
+
+class App {
+ public:
+  // Opens the state directory and catalog named by the environment.
+  static StatusOr<std::unique_ptr<App>> Open();
+  static StatusOr<std::unique_ptr<App>> Open(const StatePaths& paths);
+
+  // Validates `draft`, gives it a UUID and MACs where missing, and stores it (state "defined").
+  StatusOr<catalog::VmRecord> DefineVm(catalog::VmRecord draft);
+  // Makes a QEMU started elsewhere known: connects to its QMP socket, discovers its disks.
+  StatusOr<catalog::VmRecord> AttachVm(const AttachRequest& request);
+  // The VM by name or UUID, with its power state brought up to date.
+  StatusOr<catalog::VmRecord> GetVm(const std::string& name);
+  StatusOr<std::vector<catalog::VmRecord>> ListVms();
+  // Forgets the VM (its images stay). FailedPrecondition while it runs.
+  Status RemoveVm(const std::string& name);
+
+  Status StartVm(const std::string& name);
+  Status StopVm(const std::string& name, Millis timeout);
+  Status KillVm(const std::string& name);
+
+  // Guest agent of a running VM; `timeout` bounds the whole call.
+  StatusOr<std::unique_ptr<qga::Client>> Agent(const catalog::VmRecord& vm, Millis timeout);
+  StatusOr<std::vector<vm::MountedFilesystem>> GuestFilesystems(const std::string& name,
+                                                                Millis timeout);
+
+  catalog::Catalog& catalog() { return *catalog_; }
+  vm::Runtime& runtime() { return *runtime_; }
+  const StatePaths& paths() const { return paths_; }
+
+ private:
+  App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog);
+
+  StatePaths paths_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<vm::Runtime> runtime_;
+};
+
+// JSON forms used by --json output (and later the REST API).
+nlohmann::json VmToJson(const catalog::VmRecord& vm);
+nlohmann::json EventToJson(const catalog::EventRecord& event);
+
+}  // namespace sp::app

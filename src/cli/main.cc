@@ -1,0 +1,24 @@
+// The `stillpoint` command.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "cli/context.h"
+#include "cli/vm_commands.h"
+
+int main(int argc, char** argv) {
+  sp::cli::Context context;
+  CLI::App root("stillpoint: application-consistent snapshots of QEMU/KVM VMs", "stillpoint");
+  root.require_subcommand(1);
+  root.set_version_flag("--version", "stillpoint 0.1.0");
+  // Each module's commands register here.
+  sp::cli::RegisterVmCommands(root, context);
+  try {
+    root.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    int code = root.exit(error);
+    return code == 0 ? 0 : 2;
+  }
+  if (!context.action) return 0;
+  sp::Status status = context.action();
+  return status.ok() ? 0 : sp::cli::ReportError(status);
+}
