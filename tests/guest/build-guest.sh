@@ -306,11 +306,14 @@ main() {
     local start=$SECONDS
     BUILD_DIR=$(mktemp -d "$CACHE_ROOT/.build.XXXXXX")
     trap 'rm -rf "$BUILD_DIR"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
     log "building $FINAL_DIR (kernel $kernel)"
     build_entry "$BUILD_DIR" "$kernel"
     chmod 0755 "$BUILD_DIR"
+    rm -rf "$FINAL_DIR" # only ever an incomplete entry someone tampered with
     mv -T "$BUILD_DIR" "$FINAL_DIR"
-    trap - EXIT
+    trap - EXIT INT TERM
     log "built in $((SECONDS - start)) s"
     printf '%s\n' "$FINAL_DIR"
 }
