@@ -4,8 +4,11 @@
 
 #include "cli/context.h"
 #include "cli/vm_commands.h"
+#include "vm/runtime.h"
 
 int main(int argc, char** argv) {
+  // A VM's monitor runs as a hidden command of this binary (see vm/runtime.h).
+  if (argc > 1 && std::string(argv[1]) == sp::vm::kMonitorCommand) sp::vm::MonitorMain(argc, argv);
   sp::cli::Context context;
   CLI::App root("stillpoint: application-consistent snapshots of QEMU/KVM VMs", "stillpoint");
   root.require_subcommand(1);

@@ -53,7 +53,7 @@ std::string StateText(const VmRecord& vm) {
   std::string text = catalog::PowerStateName(vm.state);
   if (vm.state == catalog::PowerState::kStoppedClean ||
       vm.state == catalog::PowerState::kStoppedDirty) {
-    absl::StrAppend(&text, " (", vm.state_reason, ")");
+    absl::StrAppend(&text, ": ", vm.state_reason);
   }
   return text;
 }

@@ -7,7 +7,9 @@
 namespace sp::vm {
 namespace {
 
-void AddDisk(const catalog::VolumeRecord& volume, std::vector<std::string>* args) {
+// Direct kernel boot claims boot index 0 itself, so the boot disk gets one only without it.
+void AddDisk(const catalog::VolumeRecord& volume, bool boot_index,
+             std::vector<std::string>* args) {
   std::string file_node = absl::StrCat(volume.name, "-file");
   args->insert(args->end(),
                {"-blockdev",
@@ -19,7 +21,7 @@ void AddDisk(const catalog::VolumeRecord& volume, std::vector<std::string>* args
                 "-device",
                 absl::StrFormat("virtio-blk-pci,drive=%s,id=%s,serial=%s,addr=0x%x%s",
                                 volume.node_name, volume.name, volume.serial, volume.pci_slot,
-                                volume.boot ? ",bootindex=0" : "")});
+                                volume.boot && boot_index ? ",bootindex=0" : "")});
 }
 
 }  // namespace
@@ -50,7 +52,7 @@ std::vector<std::string> BuildQemuCommandLine(const catalog::VmRecord& vm, const
   if (!vm.kernel.empty()) args.insert(args.end(), {"-kernel", vm.kernel});
   if (!vm.initrd.empty()) args.insert(args.end(), {"-initrd", vm.initrd});
   if (!vm.append.empty()) args.insert(args.end(), {"-append", vm.append});
-  for (const catalog::VolumeRecord& volume : vm.volumes) AddDisk(volume, &args);
+  for (const catalog::VolumeRecord& volume : vm.volumes) AddDisk(volume, vm.kernel.empty(), &args);
   if (vm.agent) {
     args.insert(args.end(),
                 {"-device", "virtio-serial-pci,id=vserial0,addr=0x3", "-chardev",

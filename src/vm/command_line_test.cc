@@ -38,7 +38,7 @@ TEST(CommandLineTest, NamedNodesSerialsAgentChannelAndSockets) {
                       "cache.direct=off,discard=unmap"));
   EXPECT_TRUE(HasPair(args, "-blockdev", "driver=raw,file=data-file,node-name=data-fmt,discard=unmap"));
   EXPECT_TRUE(HasPair(args, "-device",
-                      "virtio-blk-pci,drive=root-fmt,id=root,serial=sp-root,addr=0x4,bootindex=0"));
+                      "virtio-blk-pci,drive=root-fmt,id=root,serial=sp-root,addr=0x4"));
   EXPECT_TRUE(HasPair(args, "-device", "virtio-blk-pci,drive=data-fmt,id=data,serial=sp-data,addr=0x5"));
   EXPECT_TRUE(HasPair(args, "-chardev", "socket,id=qga0,path=/run/sp/0b7c9a56/qga.sock,server=on,wait=off"));
   EXPECT_TRUE(HasPair(args, "-qmp", "unix:/run/sp/0b7c9a56/qmp.sock,server=on,wait=off"));

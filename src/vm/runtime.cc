@@ -1,10 +1,12 @@
 #include "vm/runtime.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -91,6 +93,8 @@ StopVerdict JudgeStop(const nlohmann::json& shutdown_event, const std::string& e
   return {false, absl::StrCat("QEMU ", exit_description, " without a shutdown")};
 }
 
+namespace {
+
 [[noreturn]] void RunMonitor(const RuntimeOptions& options, int64_t vm_id, int report_fd) {
   auto opened = catalog::Catalog::Open(options.catalog_path);
   if (!opened.ok()) {
@@ -144,6 +148,22 @@ StopVerdict JudgeStop(const nlohmann::json& shutdown_event, const std::string& e
   ::_exit(0);
 }
 
+}  // namespace
+
+[[noreturn]] void MonitorMain(int argc, char** argv) {
+  int64_t vm_id = 0;
+  int report_fd = -1;
+  if (argc != 6 || !absl::SimpleAtoi(argv[4], &vm_id) || !absl::SimpleAtoi(argv[5], &report_fd)) {
+    std::fprintf(stderr, "usage: %s %s CATALOG RUN_ROOT VM_ID REPORT_FD\n", argv[0],
+                 kMonitorCommand);
+    ::_exit(2);
+  }
+  RuntimeOptions options;
+  options.catalog_path = argv[2];
+  options.run_root = argv[3];
+  RunMonitor(options, vm_id, report_fd);
+}
+
 Status Runtime::Start(const VmRecord& vm) {
   SP_RETURN_IF_ERROR(RequireManaged(vm, "start"));
   SP_ASSIGN_OR_RETURN(VmRecord current, Refresh(vm));
@@ -165,10 +185,21 @@ Status Runtime::Start(const VmRecord& vm) {
     return ErrnoStatus(errno, "socketpair");
   }
   UnixConnection report{UniqueFd(pair[0])};
+  std::string program = options_.monitor_program;
+  if (program.empty()) {
+    SP_ASSIGN_OR_RETURN(program, SelfExecutable());
+  }
+  std::vector<std::string> argv = {program, kMonitorCommand, options_.catalog_path,
+                                   options_.run_root, absl::StrCat(vm.id), absl::StrCat(pair[1])};
   SP_ASSIGN_OR_RETURN(pid_t monitor, ForkDetached(paths.monitor_log));
   if (monitor == 0) {
-    report.Close();
-    RunMonitor(options_, vm.id, pair[1]);
+    ::fcntl(pair[1], F_SETFD, 0);  // the report socket must survive the exec
+    std::vector<char*> args;
+    for (std::string& arg : argv) args.push_back(arg.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "cannot run the VM monitor %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
   }
   ::close(pair[1]);
   LineReader reader(&report);

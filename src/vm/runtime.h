@@ -25,7 +25,16 @@ struct RuntimeOptions {
   std::string run_root;      // directory under which each VM gets a short run directory
   QemuOptions qemu = QemuOptions::FromEnvironment();
   Millis start_timeout{30'000};  // until QEMU's QMP socket answers
+  // The program that runs a VM's monitor: a binary whose main() hands `kMonitorCommand` to
+  // MonitorMain(). Empty: this executable. (A fresh exec, not just a fork, so that the monitor
+  // shares no SQLite or thread state with the command that started it.)
+  std::string monitor_program;
 };
+
+inline constexpr char kMonitorCommand[] = "__monitor";
+
+// Entry point of `<program> __monitor CATALOG RUN_ROOT VM_ID REPORT_FD`; never returns.
+[[noreturn]] void MonitorMain(int argc, char** argv);
 
 class Runtime {
  public:
@@ -70,9 +79,6 @@ class Runtime {
   catalog::Catalog* catalog_;
   RuntimeOptions options_;
 };
-
-// The body of the detached monitor process (runs after fork, never returns).
-[[noreturn]] void RunMonitor(const RuntimeOptions& options, int64_t vm_id, int report_fd);
 
 // Describes how QEMU ended, given the last SHUTDOWN event's data (null if none came) and its exit
 // status: {clean?, reason in words}.
