@@ -33,9 +33,11 @@ StatusOr<StatePaths> ResolveStatePaths() {
   return paths;
 }
 
-App::App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog)
+App::App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog,
+         const std::string& monitor_program)
     : paths_(std::move(paths)), catalog_(std::move(catalog)) {
   vm::RuntimeOptions options;
+  options.monitor_program = monitor_program;
   options.catalog_path = paths_.catalog;
   options.run_root = paths_.run_root;
   runtime_ = std::make_unique<vm::Runtime>(catalog_.get(), std::move(options));
@@ -46,9 +48,12 @@ StatusOr<std::unique_ptr<App>> App::Open() {
   return Open(paths);
 }
 
-StatusOr<std::unique_ptr<App>> App::Open(const StatePaths& paths) {
+StatusOr<std::unique_ptr<App>> App::Open(const StatePaths& paths,
+                                         const std::string& monitor_program) {
+  SP_RETURN_IF_ERROR(MakeDirs(paths.home, 0700));
+  SP_RETURN_IF_ERROR(MakeDirs(paths.run_root, 0700));
   SP_ASSIGN_OR_RETURN(auto catalog, catalog::Catalog::Open(paths.catalog));
-  return std::unique_ptr<App>(new App(paths, std::move(catalog)));
+  return std::unique_ptr<App>(new App(paths, std::move(catalog), monitor_program));
 }
 
 StatusOr<VmRecord> App::DefineVm(VmRecord draft) {

@@ -39,7 +39,9 @@ class App {
  public:
   // Opens the state directory and catalog named by the environment.
   static StatusOr<std::unique_ptr<App>> Open();
-  static StatusOr<std::unique_ptr<App>> Open(const StatePaths& paths);
+  // `monitor_program`: the binary that runs VM monitors (see vm::RuntimeOptions); empty = this one.
+  static StatusOr<std::unique_ptr<App>> Open(const StatePaths& paths,
+                                             const std::string& monitor_program = "");
 
   // Validates `draft`, gives it a UUID and MACs where missing, and stores it (state "defined").
   StatusOr<catalog::VmRecord> DefineVm(catalog::VmRecord draft);
@@ -65,7 +67,8 @@ class App {
   const StatePaths& paths() const { return paths_; }
 
  private:
-  App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog);
+  App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog,
+      const std::string& monitor_program);
 
   StatePaths paths_;
   std::unique_ptr<catalog::Catalog> catalog_;

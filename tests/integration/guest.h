@@ -1,0 +1,51 @@
+// Integration-test support: the real test guest (tests/guest/build-guest.sh), fresh copies of its
+// images per test, a state directory per test, and the stillpoint binary.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "app/app.h"
+#include "platform/process.h"
+#include "platform/status.h"
+#include "testing/temp_dir.h"
+
+namespace sp::testing {
+
+// The cached guest's facts (guest.env), building it if STILLPOINT_GUEST_DIR is not set.
+const std::map<std::string, std::string>& GuestEnv();
+
+// Path of the stillpoint binary under test.
+std::string StillpointBinary();
+
+// One test's world: a temp dir with a state directory, copies of the guest's images, and an App.
+class GuestWorld {
+ public:
+  GuestWorld();
+  ~GuestWorld();  // kills any QEMU this world started
+
+  // Defines a managed VM on fresh copies of the guest's root and data images.
+  StatusOr<catalog::VmRecord> DefineGuest(const std::string& name, bool agent = true);
+  // Copies a guest image (root or data) into the world and returns its path.
+  std::string CopyImage(const std::string& key, const std::string& name);
+
+  // Waits until the VM's agent answers guest-ping; returns the milliseconds it took.
+  StatusOr<double> WaitForAgent(const catalog::VmRecord& vm, Millis timeout);
+
+  // Runs the stillpoint CLI with this world's state directory.
+  StatusOr<CommandResult> Cli(const std::vector<std::string>& args,
+                              Millis timeout = Millis(120'000));
+
+  app::App& app() { return *app_; }
+  const std::string& dir() const { return temp_.path(); }
+  const app::StatePaths& paths() const { return paths_; }
+
+ private:
+  TempDir temp_;
+  app::StatePaths paths_;
+  std::unique_ptr<app::App> app_;
+};
+
+}  // namespace sp::testing
