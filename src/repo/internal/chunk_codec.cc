@@ -1,0 +1,162 @@
+#include "repo/internal/chunk_codec.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <zstd.h>
+
+#include <cstring>
+#include <memory>
+
+namespace sp::repo::internal {
+namespace {
+
+constexpr size_t kNonceSize = 12;
+constexpr size_t kTagSize = 16;
+
+absl::string_view AsView(const std::array<uint8_t, 32>& key) {
+  return absl::string_view(reinterpret_cast<const char*>(key.data()), key.size());
+}
+
+struct CipherContextDeleter {
+  void operator()(EVP_CIPHER_CTX* context) const { EVP_CIPHER_CTX_free(context); }
+};
+using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, CipherContextDeleter>;
+
+unsigned char* Bytes(std::string& text) { return reinterpret_cast<unsigned char*>(text.data()); }
+const unsigned char* Bytes(absl::string_view text) {
+  return reinterpret_cast<const unsigned char*>(text.data());
+}
+
+// Encrypts `plain`; returns nonce || ciphertext || tag. `aad` is authenticated, not encrypted.
+StatusOr<std::string> Seal(const ChunkKeys& keys, absl::string_view aad, absl::string_view plain) {
+  std::string out(kNonceSize + plain.size() + kTagSize, '\0');
+  if (RAND_bytes(Bytes(out), kNonceSize) != 1) return absl::InternalError("RAND_bytes failed");
+  CipherContext context(EVP_CIPHER_CTX_new());
+  int length = 0;
+  bool ok = context != nullptr &&
+            EVP_EncryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, keys.data_key.data(),
+                               Bytes(out)) == 1 &&
+            EVP_EncryptUpdate(context.get(), nullptr, &length, Bytes(aad),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_EncryptUpdate(context.get(), Bytes(out) + kNonceSize, &length, Bytes(plain),
+                              static_cast<int>(plain.size())) == 1 &&
+            EVP_EncryptFinal_ex(context.get(), Bytes(out) + kNonceSize + length, &length) == 1 &&
+            EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
+                                Bytes(out) + kNonceSize + plain.size()) == 1;
+  if (!ok) return absl::InternalError("AES-256-GCM encryption failed");
+  return out;
+}
+
+StatusOr<std::string> Open(const ChunkKeys& keys, absl::string_view aad, absl::string_view sealed) {
+  if (sealed.size() < kNonceSize + kTagSize) return absl::DataLossError("sealed chunk too short");
+  size_t cipher_size = sealed.size() - kNonceSize - kTagSize;
+  std::string plain(cipher_size, '\0');
+  std::string tag(sealed.substr(kNonceSize + cipher_size));
+  CipherContext context(EVP_CIPHER_CTX_new());
+  int length = 0;
+  bool ok = context != nullptr &&
+            EVP_DecryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, keys.data_key.data(),
+                               Bytes(sealed)) == 1 &&
+            EVP_DecryptUpdate(context.get(), nullptr, &length, Bytes(aad),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(context.get(), Bytes(plain), &length, Bytes(sealed) + kNonceSize,
+                              static_cast<int>(cipher_size)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag.data()) == 1 &&
+            EVP_DecryptFinal_ex(context.get(), Bytes(plain) + length, &length) == 1;
+  if (!ok) return absl::DataLossError("chunk failed authentication (wrong key or corrupted)");
+  return plain;
+}
+
+struct CompressContextDeleter {
+  void operator()(ZSTD_CCtx* context) const { ZSTD_freeCCtx(context); }
+};
+struct DecompressContextDeleter {
+  void operator()(ZSTD_DCtx* context) const { ZSTD_freeDCtx(context); }
+};
+
+ZSTD_CCtx* ThreadCompressContext() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CompressContextDeleter> context(ZSTD_createCCtx());
+  return context.get();
+}
+ZSTD_DCtx* ThreadDecompressContext() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DecompressContextDeleter> context(ZSTD_createDCtx());
+  return context.get();
+}
+
+// The compressed form of `plain`, or nullopt when it would not be smaller.
+std::optional<std::string> Compress(absl::string_view plain, int level) {
+  std::string out(ZSTD_compressBound(plain.size()), '\0');
+  size_t size = ZSTD_compressCCtx(ThreadCompressContext(), out.data(), out.size(), plain.data(),
+                                  plain.size(), level);
+  if (ZSTD_isError(size) || size >= plain.size()) return std::nullopt;
+  out.resize(size);
+  return out;
+}
+
+}  // namespace
+
+Digest HmacSha256(absl::string_view key, absl::string_view data) {
+  Digest digest;
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), Bytes(data), data.size(),
+       digest.data(), &length);
+  return digest;
+}
+
+Digest ChunkCodec::Id(absl::string_view plaintext) const {
+  if (keys_) return HmacSha256(AsView(keys_->id_key), plaintext);
+  return Sha256(plaintext);
+}
+
+StatusOr<std::string> ChunkCodec::Encode(const Digest& id, absl::string_view plaintext) const {
+  ChunkHeader header;
+  header.id = id;
+  header.plain_size = static_cast<uint32_t>(plaintext.size());
+  std::optional<std::string> compressed;
+  if (level_ != 0) compressed = Compress(plaintext, level_);
+  header.codec = compressed ? Codec::kZstd : Codec::kRaw;
+  absl::string_view body = compressed ? absl::string_view(*compressed) : plaintext;
+  std::string sealed;
+  if (keys_) {
+    header.cipher = Cipher::kAes256Gcm;
+    header.payload_size = static_cast<uint32_t>(body.size() + kNonceSize + kTagSize);
+    SP_ASSIGN_OR_RETURN(sealed, Seal(*keys_, EncodeChunkHeader(header), body));
+    body = sealed;
+  }
+  header.payload_size = static_cast<uint32_t>(body.size());
+  std::string object = EncodeChunkHeader(header);
+  object.append(body.data(), body.size());
+  return object;
+}
+
+StatusOr<std::string> ChunkCodec::Decode(absl::string_view object,
+                                         const Digest& expected_id) const {
+  SP_ASSIGN_OR_RETURN(ChunkHeader header, DecodeChunkHeader(object));
+  if (header.id != expected_id) return absl::DataLossError("chunk object holds another chunk id");
+  absl::string_view body = object.substr(kChunkHeaderSize);
+  std::string opened;
+  if (header.cipher == Cipher::kAes256Gcm) {
+    if (!keys_) return absl::DataLossError("chunk is encrypted but the repository is not");
+    SP_ASSIGN_OR_RETURN(opened, Open(*keys_, object.substr(0, kChunkHeaderSize), body));
+    body = opened;
+  } else if (keys_) {
+    return absl::DataLossError("chunk is not encrypted in an encrypted repository");
+  }
+  std::string plain;
+  if (header.codec == Codec::kZstd) {
+    plain.resize(header.plain_size);
+    size_t size = ZSTD_decompressDCtx(ThreadDecompressContext(), plain.data(), plain.size(),
+                                      body.data(), body.size());
+    if (ZSTD_isError(size) || size != header.plain_size) {
+      return absl::DataLossError("chunk does not decompress");
+    }
+  } else {
+    if (body.size() != header.plain_size) return absl::DataLossError("raw chunk has wrong size");
+    plain.assign(body.data(), body.size());
+  }
+  if (Id(plain) != expected_id) return absl::DataLossError("chunk checksum mismatch");
+  return plain;
+}
+
+}  // namespace sp::repo::internal

@@ -1,0 +1,159 @@
+#include "repo/internal/format.h"
+
+#include <openssl/sha.h>
+
+#include <cstring>
+
+#include "absl/strings/escaping.h"
+
+namespace sp::repo {
+
+std::string DigestHex(const Digest& digest) {
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
+}
+
+StatusOr<Digest> ParseDigestHex(absl::string_view hex) {
+  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("'", hex, "' is not a chunk id (64 hex digits)"));
+  }
+  std::string bytes = absl::HexStringToBytes(hex);
+  Digest digest;
+  std::memcpy(digest.data(), bytes.data(), digest.size());
+  return digest;
+}
+
+Digest Sha256(absl::string_view data) {
+  Digest digest;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
+  return digest;
+}
+
+bool IsAllZero(absl::string_view data) {
+  // Compare word-wise against the first word, then the tail.
+  const char* bytes = data.data();
+  size_t size = data.size();
+  size_t i = 0;
+  for (; i + sizeof(uint64_t) <= size; i += sizeof(uint64_t)) {
+    uint64_t word;
+    std::memcpy(&word, bytes + i, sizeof(word));
+    if (word != 0) return false;
+  }
+  for (; i < size; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace sp::repo
+
+namespace sp::repo::internal {
+
+void PutLittle32(std::string* out, uint32_t value) {
+  for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+void PutLittle64(std::string* out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+uint32_t GetLittle32(const char* in) {
+  uint32_t value = 0;
+  for (int i = 3; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(in[i]);
+  return value;
+}
+uint64_t GetLittle64(const char* in) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(in[i]);
+  return value;
+}
+
+std::string EncodeChunkHeader(const ChunkHeader& header) {
+  std::string out(kChunkMagic, sizeof(kChunkMagic));
+  out.push_back(static_cast<char>(kChunkVersion));
+  out.push_back(static_cast<char>(header.codec));
+  out.push_back(static_cast<char>(header.cipher));
+  out.push_back('\0');
+  PutLittle32(&out, header.plain_size);
+  PutLittle32(&out, header.payload_size);
+  out.append(reinterpret_cast<const char*>(header.id.data()), header.id.size());
+  return out;
+}
+
+StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view object) {
+  if (object.size() < kChunkHeaderSize || std::memcmp(object.data(), kChunkMagic, 4) != 0) {
+    return absl::DataLossError("not a chunk object (bad magic or truncated header)");
+  }
+  if (static_cast<uint8_t>(object[4]) != kChunkVersion) {
+    return absl::DataLossError(absl::StrCat("chunk object version ",
+                                            static_cast<int>(static_cast<uint8_t>(object[4])),
+                                            " is not known"));
+  }
+  ChunkHeader header;
+  auto codec = static_cast<uint8_t>(object[5]);
+  auto cipher = static_cast<uint8_t>(object[6]);
+  if (codec > 1 || cipher > 1) return absl::DataLossError("chunk object: unknown codec or cipher");
+  header.codec = static_cast<Codec>(codec);
+  header.cipher = static_cast<Cipher>(cipher);
+  header.plain_size = GetLittle32(object.data() + 8);
+  header.payload_size = GetLittle32(object.data() + 12);
+  std::memcpy(header.id.data(), object.data() + 16, header.id.size());
+  if (object.size() - kChunkHeaderSize != header.payload_size) {
+    return absl::DataLossError(absl::StrCat("chunk object: payload is ",
+                                            object.size() - kChunkHeaderSize, " bytes, header says ",
+                                            header.payload_size));
+  }
+  return header;
+}
+
+uint64_t ChunkCount(uint64_t size, uint32_t chunk_size) {
+  return chunk_size == 0 ? 0 : (size + chunk_size - 1) / chunk_size;
+}
+
+std::string EncodeIndex(const VolumeIndex& index) {
+  std::string out(kIndexMagic, sizeof(kIndexMagic));
+  PutLittle32(&out, kIndexVersion);
+  PutLittle32(&out, index.chunk_size);
+  PutLittle32(&out, 0);
+  PutLittle64(&out, index.volume_size);
+  PutLittle64(&out, index.chunks.size());
+  out.reserve(out.size() + index.chunks.size() * sizeof(Digest) + sizeof(Digest));
+  for (const Digest& id : index.chunks) {
+    out.append(reinterpret_cast<const char*>(id.data()), id.size());
+  }
+  Digest checksum = Sha256(out);
+  out.append(reinterpret_cast<const char*>(checksum.data()), checksum.size());
+  return out;
+}
+
+StatusOr<VolumeIndex> DecodeIndex(absl::string_view bytes) {
+  if (bytes.size() < kIndexHeaderSize + sizeof(Digest) ||
+      std::memcmp(bytes.data(), kIndexMagic, 4) != 0) {
+    return absl::DataLossError("not a volume index (bad magic or truncated)");
+  }
+  if (GetLittle32(bytes.data() + 4) != kIndexVersion) {
+    return absl::DataLossError(
+        absl::StrCat("volume index version ", GetLittle32(bytes.data() + 4), " is not known"));
+  }
+  absl::string_view body = bytes.substr(0, bytes.size() - sizeof(Digest));
+  Digest checksum = Sha256(body);
+  if (std::memcmp(checksum.data(), bytes.data() + body.size(), checksum.size()) != 0) {
+    return absl::DataLossError("volume index checksum mismatch");
+  }
+  VolumeIndex index;
+  index.chunk_size = GetLittle32(bytes.data() + 8);
+  index.volume_size = GetLittle64(bytes.data() + 16);
+  uint64_t count = GetLittle64(bytes.data() + 24);
+  if (index.chunk_size == 0 || count != ChunkCount(index.volume_size, index.chunk_size) ||
+      (body.size() - kIndexHeaderSize) / sizeof(Digest) != count ||
+      (body.size() - kIndexHeaderSize) % sizeof(Digest) != 0) {
+    return absl::DataLossError("volume index: chunk count does not match the volume size");
+  }
+  index.chunks.resize(count);
+  const char* next = body.data() + kIndexHeaderSize;
+  for (Digest& id : index.chunks) {
+    std::memcpy(id.data(), next, id.size());
+    next += id.size();
+  }
+  return index;
+}
+
+}  // namespace sp::repo::internal

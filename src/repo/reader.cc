@@ -1,0 +1,153 @@
+// The read path: random access to a volume of a recovery point, and a read-ahead stream.
+#include <deque>
+#include <future>
+#include <mutex>
+
+#include "repo/internal/chunk_codec.h"
+#include "repo/repository.h"
+
+namespace sp::repo {
+namespace {
+
+using internal::VolumeIndex;
+
+class VolumeReaderImpl final : public VolumeReader {
+ public:
+  VolumeReaderImpl(Repository* repo, std::string point_id, std::string volume, VolumeIndex index)
+      : repo_(repo),
+        point_id_(std::move(point_id)),
+        volume_(std::move(volume)),
+        index_(std::move(index)) {}
+
+  Status ReadAt(uint64_t offset, uint64_t length, char* buffer) const override;
+  StatusOr<std::string> ReadChunk(uint64_t index) const override;
+  uint64_t size() const override { return index_.volume_size; }
+  uint32_t chunk_size() const override { return index_.chunk_size; }
+  uint64_t chunk_count() const override { return index_.chunks.size(); }
+  bool IsZeroChunk(uint64_t index) const override {
+    return index < index_.chunks.size() && index_.chunks[index] == kZeroDigest;
+  }
+
+ private:
+  uint64_t ChunkLength(uint64_t index) const {
+    return std::min<uint64_t>(index_.chunk_size, index_.volume_size - index * index_.chunk_size);
+  }
+  Status Damaged(uint64_t index, absl::string_view what) const {
+    return absl::DataLossError(absl::StrCat(
+        "recovery point ", point_id_, ", volume '", volume_, "', offset ",
+        index * index_.chunk_size, " (chunk ", DigestHex(index_.chunks[index]), "): ", what,
+        "; run `stillpoint repo verify ", point_id_, "`"));
+  }
+  StatusOr<std::shared_ptr<const std::string>> CachedChunk(uint64_t index) const;
+
+  Repository* const repo_;
+  const std::string point_id_;
+  const std::string volume_;
+  const VolumeIndex index_;
+  mutable std::mutex cache_mutex_;
+  mutable uint64_t cached_index_ = UINT64_MAX;              // guarded by cache_mutex_
+  mutable std::shared_ptr<const std::string> cached_;       // guarded by cache_mutex_
+};
+
+StatusOr<std::string> VolumeReaderImpl::ReadChunk(uint64_t index) const {
+  if (index >= index_.chunks.size()) return absl::OutOfRangeError("chunk index past the end");
+  const Digest& id = index_.chunks[index];
+  if (id == kZeroDigest) return std::string(ChunkLength(index), '\0');
+  auto object = repo_->fs()->ReadWholeFile(repo_->ChunkPath(id));
+  if (absl::IsNotFound(object.status())) return Damaged(index, "chunk is missing");
+  if (!object.ok()) return Damaged(index, object.status().message());
+  auto plain = repo_->codec().Decode(*object, id);
+  if (!plain.ok()) return Damaged(index, plain.status().message());
+  if (plain->size() != ChunkLength(index)) return Damaged(index, "chunk has the wrong length");
+  return plain;
+}
+
+StatusOr<std::shared_ptr<const std::string>> VolumeReaderImpl::CachedChunk(uint64_t index) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (cached_index_ == index) return cached_;
+  }
+  SP_ASSIGN_OR_RETURN(std::string plain, ReadChunk(index));
+  auto chunk = std::make_shared<const std::string>(std::move(plain));
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  cached_index_ = index;
+  cached_ = chunk;
+  return chunk;
+}
+
+Status VolumeReaderImpl::ReadAt(uint64_t offset, uint64_t length, char* buffer) const {
+  if (offset > index_.volume_size || length > index_.volume_size - offset) {
+    return absl::OutOfRangeError(absl::StrCat("read of ", length, " bytes at ", offset,
+                                              " is past the end of volume '", volume_, "' (",
+                                              index_.volume_size, " bytes)"));
+  }
+  while (length > 0) {
+    uint64_t index = offset / index_.chunk_size;
+    uint64_t within = offset % index_.chunk_size;
+    uint64_t count = std::min(length, ChunkLength(index) - within);
+    if (index_.chunks[index] == kZeroDigest) {
+      std::memset(buffer, 0, count);
+    } else {
+      SP_ASSIGN_OR_RETURN(auto chunk, CachedChunk(index));
+      std::memcpy(buffer, chunk->data() + within, count);
+    }
+    buffer += count;
+    offset += count;
+    length -= count;
+  }
+  return absl::OkStatus();
+}
+
+// Keeps up to kWindow chunks being read and decoded ahead of the consumer.
+class VolumeStreamImpl final : public VolumeStream {
+ public:
+  explicit VolumeStreamImpl(std::unique_ptr<VolumeReader> reader) : reader_(std::move(reader)) {}
+  ~VolumeStreamImpl() override {
+    for (auto& pending : window_) pending.wait();
+  }
+
+  StatusOr<bool> Next(std::string* data) override {
+    while (next_to_start_ < reader_->chunk_count() && window_.size() < kWindow) {
+      uint64_t index = next_to_start_++;
+      const VolumeReader* reader = reader_.get();
+      window_.push_back(std::async(std::launch::async, [reader, index] {
+        return reader->ReadChunk(index);
+      }));
+    }
+    if (window_.empty()) return false;
+    StatusOr<std::string> chunk = window_.front().get();
+    window_.pop_front();
+    if (!chunk.ok()) return chunk.status();
+    *data = *std::move(chunk);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kWindow = 4;
+  std::unique_ptr<VolumeReader> reader_;
+  uint64_t next_to_start_ = 0;
+  std::deque<std::future<StatusOr<std::string>>> window_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<VolumeReader>> Repository::OpenVolume(absl::string_view point_id,
+                                                               absl::string_view volume) {
+  SP_ASSIGN_OR_RETURN(Manifest manifest, GetRecoveryPoint(point_id));
+  const ManifestVolume* entry = manifest.FindVolume(volume);
+  if (entry == nullptr) {
+    return absl::NotFoundError(absl::StrCat("recovery point ", manifest.id,
+                                            " has no volume '", volume, "'"));
+  }
+  SP_ASSIGN_OR_RETURN(VolumeIndex index, LoadIndex(manifest, *entry));
+  return std::unique_ptr<VolumeReader>(
+      new VolumeReaderImpl(this, manifest.id, entry->name, std::move(index)));
+}
+
+StatusOr<std::unique_ptr<VolumeStream>> Repository::OpenStream(absl::string_view point_id,
+                                                               absl::string_view volume) {
+  SP_ASSIGN_OR_RETURN(auto reader, OpenVolume(point_id, volume));
+  return std::unique_ptr<VolumeStream>(new VolumeStreamImpl(std::move(reader)));
+}
+
+}  // namespace sp::repo

@@ -1,0 +1,487 @@
+#include "repo/repository.h"
+
+#include <random>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "repo/internal/layout.h"
+
+namespace sp::repo {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr uint32_t kChunk = 1u << 20;
+
+// Chunk contents: random (incompressible), text-like (compressible) or zeros.
+std::string MakeChunk(uint64_t seed, size_t size, int kind) {
+  std::string data(size, '\0');
+  if (kind == 2) return data;
+  std::mt19937_64 random(seed);
+  for (size_t i = 0; i < size; i += 8) {
+    uint64_t value = random();
+    if (kind == 1) value &= 0x0707070707070707ull;
+    std::memcpy(data.data() + i, &value, std::min<size_t>(8, size - i));
+  }
+  return data;
+}
+
+// A volume of 4 full chunks and a 1000-byte tail: random, compressible, zero, random, random.
+std::string MakeVolume(uint64_t seed) {
+  std::string volume;
+  const int kinds[] = {0, 1, 2, 0, 0};
+  for (int i = 0; i < 5; ++i) {
+    volume += MakeChunk(seed * 100 + static_cast<uint64_t>(i), i == 4 ? 1000 : kChunk, kinds[i]);
+  }
+  return volume;
+}
+
+class RepositoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    InitOptions init;
+    init.chunk_size = kChunk;
+    init.fs = &mem_;
+    ASSERT_TRUE(Repository::Init("/repo", init).ok());
+    Reopen();
+  }
+  void Reopen(FileSystem* fs = nullptr) {
+    repo_.reset();
+    OpenOptions options;
+    options.fs = fs != nullptr ? fs : &mem_;
+    options.worker_threads = 2;
+    options.timestamp_slack_micros = 0;
+    auto repo = Repository::Open("/repo", options);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = *std::move(repo);
+  }
+  static RecoveryPointRequest Request(const std::string& vm, const std::string& parent = "") {
+    RecoveryPointRequest request;
+    request.vm = VmIdentity{"uuid-" + vm, vm};
+    request.parent_id = parent;
+    return request;
+  }
+  // Writes `volume` as volume "vda" of a new point of `vm`; returns the id.
+  StatusOr<std::string> WritePoint(const std::string& vm, const std::string& volume) {
+    SP_ASSIGN_OR_RETURN(auto writer, repo_->BeginRecoveryPoint(Request(vm)));
+    SP_RETURN_IF_ERROR(PutVolume(writer.get(), "vda", volume));
+    return writer->Commit(nlohmann::json{{"consistency", "crash"}});
+  }
+  static Status PutVolume(RecoveryPointWriter* writer, const std::string& name,
+                          const std::string& volume) {
+    SP_ASSIGN_OR_RETURN(VolumeWriter * out, writer->AddVolume(name, volume.size()));
+    for (uint64_t i = 0; i < out->chunk_count(); ++i) {
+      SP_RETURN_IF_ERROR(out->PutChunk(i, volume.substr(i * kChunk, kChunk)));
+    }
+    return absl::OkStatus();
+  }
+  std::string ReadAll(const std::string& id, const std::string& volume) {
+    auto reader = repo_->OpenVolume(id, volume);
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    if (!reader.ok()) return "";
+    std::string data((*reader)->size(), 'x');
+    Status status = (*reader)->ReadAt(0, data.size(), data.data());
+    EXPECT_TRUE(status.ok()) << status;
+    return data;
+  }
+  void ExpectVerifyClean() {
+    auto report = repo_->Verify("");
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_TRUE(report->ok()) << (report->problems.empty() ? "damaged point"
+                                                           : report->problems[0].what);
+  }
+
+  MemFileSystem mem_;
+  std::unique_ptr<Repository> repo_;
+};
+
+TEST_F(RepositoryTest, WritesAndReadsBackAVolume) {
+  std::string volume = MakeVolume(1);
+  auto id = WritePoint("web01", volume);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(ReadAll(*id, "vda"), volume);
+  auto manifest = repo_->GetRecoveryPoint(*id);
+  ASSERT_TRUE(manifest.ok());
+  EXPECT_EQ(manifest->vm_name, "web01");
+  EXPECT_EQ(manifest->name, "web01");
+  EXPECT_EQ(manifest->extras["consistency"], "crash");
+  ASSERT_EQ(manifest->volumes.size(), 1u);
+  EXPECT_EQ(manifest->volumes[0].chunks, 5u);
+  EXPECT_EQ(manifest->volumes[0].zero_chunks, 1u);
+  EXPECT_EQ(manifest->volumes[0].new_chunks, 4u);
+  ExpectVerifyClean();
+}
+
+TEST_F(RepositoryTest, RandomReadsAtAnyOffsetAndStreaming) {
+  std::string volume = MakeVolume(2);
+  auto id = WritePoint("web01", volume);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto reader = *repo_->OpenVolume(*id, "vda");
+  std::mt19937_64 random(7);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t offset = random() % volume.size();
+    uint64_t length = random() % std::min<uint64_t>(volume.size() - offset, 3 * kChunk);
+    std::string got(length, 'x');
+    ASSERT_TRUE(reader->ReadAt(offset, length, got.data()).ok());
+    ASSERT_EQ(got, volume.substr(offset, length)) << offset << "+" << length;
+  }
+  std::string tail(10, 'x');
+  EXPECT_TRUE(absl::IsOutOfRange(reader->ReadAt(volume.size() - 5, 10, tail.data())));
+  EXPECT_TRUE(reader->IsZeroChunk(2));
+  auto stream = *repo_->OpenStream(*id, "vda");
+  std::string streamed, chunk;
+  while (*stream->Next(&chunk)) streamed += chunk;
+  EXPECT_EQ(streamed, volume);
+}
+
+TEST_F(RepositoryTest, SecondIngestOfSameDataStoresNothingNew) {
+  std::string volume = MakeVolume(3);
+  ASSERT_TRUE(WritePoint("web01", volume).ok());
+  auto before = *repo_->Stats();
+  auto second = WritePoint("web01", volume);
+  ASSERT_TRUE(second.ok());
+  auto after = *repo_->Stats();
+  EXPECT_EQ(after.chunk_count, before.chunk_count);
+  EXPECT_EQ(after.stored_bytes, before.stored_bytes);
+  EXPECT_EQ(after.points, 2u);
+  EXPECT_EQ(repo_->GetRecoveryPoint(*second)->volumes[0].new_chunks, 0u);
+  EXPECT_GT(after.DedupRatio(), 1.0);
+}
+
+TEST_F(RepositoryTest, ZeroChunksAreNotStoredAndCompressionIsKeptOnlyWhenItHelps) {
+  std::string volume = MakeVolume(4);
+  ASSERT_TRUE(WritePoint("web01", volume).ok());
+  auto stats = *repo_->Stats();
+  EXPECT_EQ(stats.chunk_count, 4u);  // the zero chunk is not stored
+  // Three random chunks stored raw (+ header), the compressible one much smaller.
+  EXPECT_LT(stats.stored_bytes, 2 * kChunk + 1000 + kChunk / 2 + 4 * 64);
+  EXPECT_GT(stats.stored_bytes, 2 * kChunk + 1000);
+}
+
+TEST_F(RepositoryTest, IncrementalReusesParentChunks) {
+  std::string base = MakeVolume(5);
+  auto parent = WritePoint("web01", base);
+  ASSERT_TRUE(parent.ok());
+  std::string changed = base;
+  changed.replace(kChunk, kChunk, MakeChunk(99, kChunk, 0));
+  auto writer = *repo_->BeginRecoveryPoint(Request("web01", *parent));
+  auto volume = *writer->AddVolume("vda", changed.size());
+  for (uint64_t i = 0; i < volume->chunk_count(); ++i) {
+    Status status = i == 1 ? volume->PutChunk(i, changed.substr(i * kChunk, kChunk))
+                           : volume->ReuseParent(i);
+    ASSERT_TRUE(status.ok()) << status;
+  }
+  auto id = writer->Commit({});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(ReadAll(*id, "vda"), changed);
+  EXPECT_EQ(repo_->GetRecoveryPoint(*id)->parent_id, *parent);
+  EXPECT_EQ(repo_->GetRecoveryPoint(*id)->volumes[0].new_chunks, 1u);
+}
+
+TEST_F(RepositoryTest, ReuseParentWithoutParentIsRefused) {
+  auto writer = *repo_->BeginRecoveryPoint(Request("web01"));
+  auto volume = *writer->AddVolume("vda", kChunk);
+  EXPECT_TRUE(absl::IsFailedPrecondition(volume->ReuseParent(0)));
+}
+
+TEST_F(RepositoryTest, CommitRefusesAVolumeWithMissingChunks) {
+  auto writer = *repo_->BeginRecoveryPoint(Request("web01"));
+  auto volume = *writer->AddVolume("vda", 3 * kChunk);
+  ASSERT_TRUE(volume->PutZero(0).ok());
+  ASSERT_TRUE(volume->PutZero(2).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(volume->PutZero(2)));
+  auto id = writer->Commit({});
+  EXPECT_TRUE(absl::IsFailedPrecondition(id.status()));
+  EXPECT_THAT(id.status().message(), HasSubstr("chunk 1"));
+  EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
+}
+
+TEST_F(RepositoryTest, AbortLeavesNothingReferenced) {
+  {
+    auto writer = *repo_->BeginRecoveryPoint(Request("web01"));
+    ASSERT_TRUE(PutVolume(writer.get(), "vda", MakeVolume(6)).ok());
+    writer->Abort();
+  }
+  EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
+  EXPECT_TRUE(mem_.ListDir("/repo/points")->empty());
+  uint64_t stored = repo_->Stats()->chunk_count;  // what the workers stored before the abort
+  auto gc = repo_->CollectGarbage();
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->chunks_deleted, stored);
+  EXPECT_EQ(repo_->Stats()->chunk_count, 0u);
+}
+
+TEST_F(RepositoryTest, OneWriterPerVmButDifferentVmsAtOnce) {
+  auto first = repo_->BeginRecoveryPoint(Request("web01"));
+  ASSERT_TRUE(first.ok());
+  auto same = repo_->BeginRecoveryPoint(Request("web01"));
+  EXPECT_TRUE(absl::IsFailedPrecondition(same.status()));
+  EXPECT_THAT(same.status().message(), HasSubstr("another backup of VM 'web01'"));
+  auto other = repo_->BeginRecoveryPoint(Request("db01"));
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(PutVolume(first->get(), "vda", MakeVolume(7)).ok());
+  ASSERT_TRUE(PutVolume(other->get(), "vda", MakeVolume(8)).ok());
+  EXPECT_TRUE((*other)->Commit({}).ok());
+  EXPECT_TRUE((*first)->Commit({}).ok());
+  EXPECT_TRUE(repo_->BeginRecoveryPoint(Request("web01")).ok());
+}
+
+TEST_F(RepositoryTest, SpaceLimitRefusesUpFrontWithAdvice) {
+  ASSERT_TRUE(WritePoint("web01", MakeVolume(9)).ok());
+  auto usage = *repo_->Usage("uuid-web01");
+  EXPECT_EQ(usage.points, 1u);
+  EXPECT_GT(usage.stored_bytes, 2 * kChunk);
+  RecoveryPointRequest request = Request("web01");
+  request.space_limit_bytes = usage.stored_bytes + kChunk;
+  request.estimated_bytes = 2 * kChunk;
+  auto refused = repo_->BeginRecoveryPoint(request);
+  ASSERT_TRUE(absl::IsResourceExhausted(refused.status()));
+  EXPECT_THAT(refused.status().message(), HasSubstr("stillpoint vm set-limit web01"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("stillpoint repo prune web01"));
+  EXPECT_TRUE(mem_.ListDir("/repo/points")->size() == 1);
+}
+
+TEST_F(RepositoryTest, SpaceLimitAlsoStopsAWriteThatGrowsPastIt) {
+  RecoveryPointRequest request = Request("web01");
+  request.space_limit_bytes = 2 * kChunk;
+  request.estimated_bytes = kChunk;  // an underestimate
+  auto writer = *repo_->BeginRecoveryPoint(request);
+  Status put = PutVolume(writer.get(), "vda", MakeVolume(10));
+  auto id = put.ok() ? writer->Commit({}) : StatusOr<std::string>(put);
+  EXPECT_TRUE(absl::IsResourceExhausted(id.status())) << id.status();
+  EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
+}
+
+TEST_F(RepositoryTest, CorruptChunkIsReportedByVerifyAndRefusedByReads) {
+  auto id = WritePoint("web01", MakeVolume(11));
+  ASSERT_TRUE(id.ok());
+  auto index = *repo_->LoadIndex(*repo_->GetRecoveryPoint(*id),
+                                 repo_->GetRecoveryPoint(*id)->volumes[0]);
+  ASSERT_TRUE(mem_.CorruptByte(repo_->ChunkPath(index.chunks[3]), 5000).ok());
+  auto report = *repo_->Verify("");
+  ASSERT_EQ(report.problems.size(), 1u);
+  EXPECT_EQ(report.problems[0].point_id, *id);
+  EXPECT_EQ(report.problems[0].volume, "vda");
+  EXPECT_EQ(report.problems[0].offset, 3u * kChunk);
+  auto reader = *repo_->OpenVolume(*id, "vda");
+  std::string buffer(100, 'x');
+  Status read = reader->ReadAt(3 * kChunk + 10, 100, buffer.data());
+  ASSERT_TRUE(absl::IsDataLoss(read)) << read;
+  EXPECT_THAT(read.message(), HasSubstr(*id));
+  EXPECT_THAT(read.message(), HasSubstr("volume 'vda', offset 3145728"));
+  EXPECT_TRUE(reader->ReadAt(0, 100, buffer.data()).ok());
+}
+
+TEST_F(RepositoryTest, MissingChunkIsReportedForEveryPointUsingIt) {
+  std::string volume = MakeVolume(12);
+  auto first = WritePoint("web01", volume);
+  auto second = WritePoint("web01", volume);
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto manifest = *repo_->GetRecoveryPoint(*first);
+  auto index = *repo_->LoadIndex(manifest, manifest.volumes[0]);
+  ASSERT_TRUE(mem_.DeleteFile(repo_->ChunkPath(index.chunks[0])).ok());
+  auto report = *repo_->Verify("");
+  ASSERT_EQ(report.problems.size(), 2u);
+  EXPECT_EQ(report.problems[0].what, "chunk is missing");
+  EXPECT_EQ(report.problems[0].offset, 0u);
+}
+
+TEST_F(RepositoryTest, DamagedIndexOrManifestIsReported) {
+  auto id = WritePoint("web01", MakeVolume(13));
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(mem_.CorruptByte(JoinPath(repo_->PointDir(*id), "0.idx"), 40).ok());
+  auto report = *repo_->Verify("");
+  ASSERT_EQ(report.damaged_points.size(), 1u);
+  EXPECT_THAT(report.damaged_points[0], HasSubstr("index checksum mismatch"));
+  EXPECT_FALSE(repo_->CollectGarbage().ok());  // gc deletes nothing when in doubt
+}
+
+TEST_F(RepositoryTest, UnknownVersionAndMissingRepositoryAreRefused) {
+  std::string config = *mem_.ReadWholeFile("/repo/config");
+  size_t at = config.find("\"version\": 1");
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, 12, "\"version\": 9");
+  ASSERT_TRUE(mem_.WriteFileDurably("/repo/config", config).ok());
+  OpenOptions options;
+  options.fs = &mem_;
+  auto opened = Repository::Open("/repo", options);
+  ASSERT_TRUE(absl::IsFailedPrecondition(opened.status())) << opened.status();
+  EXPECT_THAT(opened.status().message(), HasSubstr("format version 9"));
+  EXPECT_TRUE(absl::IsNotFound(Repository::Open("/nothing", options).status()));
+}
+
+TEST_F(RepositoryTest, InitRefusesBadChunkSizesAndExistingRepositories) {
+  InitOptions init;
+  init.fs = &mem_;
+  EXPECT_TRUE(absl::IsAlreadyExists(Repository::Init("/repo", init)));
+  init.chunk_size = 3u << 20;
+  EXPECT_TRUE(absl::IsInvalidArgument(Repository::Init("/other", init)));
+}
+
+TEST_F(RepositoryTest, DeleteThenGcFreesOnlyUnsharedChunks) {
+  std::string volume = MakeVolume(14);
+  auto first = WritePoint("web01", volume);
+  std::string other = volume;
+  other.replace(0, kChunk, MakeChunk(555, kChunk, 0));
+  auto second = WritePoint("web01", other);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE(repo_->DeleteRecoveryPoint(*first).ok());
+  auto gc = *repo_->CollectGarbage();
+  EXPECT_EQ(gc.chunks_deleted, 1u);
+  EXPECT_GT(gc.bytes_freed, kChunk);
+  EXPECT_EQ(ReadAll(*second, "vda"), other);
+  ExpectVerifyClean();
+  EXPECT_TRUE(absl::IsNotFound(repo_->GetRecoveryPoint(*first).status()));
+}
+
+TEST_F(RepositoryTest, GcBesideARunningBackupLosesNothing) {
+  std::string volume = MakeVolume(15);
+  auto old_point = WritePoint("web01", volume);
+  ASSERT_TRUE(old_point.ok());
+  // A backup starts, stores a new chunk and will reuse the old point's chunks...
+  auto writer = *repo_->BeginRecoveryPoint(Request("db01"));
+  auto out = *writer->AddVolume("vda", volume.size());
+  ASSERT_TRUE(out->PutChunk(0, MakeChunk(777, kChunk, 0)).ok());
+  ASSERT_TRUE(writer->Flush().ok());
+  // ...while the old point is deleted and gc runs. The old chunks predate the writer and nobody
+  // references them: gc may delete them, and the writer then stores them again. The chunk the
+  // writer stored itself is spared.
+  ASSERT_TRUE(repo_->DeleteRecoveryPoint(*old_point).ok());
+  auto gc = repo_->CollectGarbage();
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->chunks_deleted, 4u);
+  EXPECT_EQ(gc->chunks_spared, 1u);
+  for (uint64_t i = 1; i < out->chunk_count(); ++i) {
+    ASSERT_TRUE(out->PutChunk(i, volume.substr(i * kChunk, kChunk)).ok());
+  }
+  auto id = writer->Commit({});
+  ASSERT_TRUE(id.ok()) << id.status();
+  ExpectVerifyClean();
+  std::string expected = MakeChunk(777, kChunk, 0) + volume.substr(kChunk);
+  EXPECT_EQ(ReadAll(*id, "vda"), expected);
+}
+
+TEST_F(RepositoryTest, GcSparesChunksReusedAfterItStarted) {
+  std::string volume = MakeVolume(16);
+  auto old_point = WritePoint("web01", volume);
+  ASSERT_TRUE(old_point.ok());
+  ASSERT_TRUE(repo_->DeleteRecoveryPoint(*old_point).ok());
+  // The chunks are now garbage, older than any writer. A writer that dedups against one of them
+  // refreshes its timestamp, so the gc that follows spares it.
+  auto writer = *repo_->BeginRecoveryPoint(Request("web01"));
+  ASSERT_TRUE(PutVolume(writer.get(), "vda", volume).ok());
+  ASSERT_TRUE(writer->Flush().ok());
+  auto gc = *repo_->CollectGarbage();
+  EXPECT_EQ(gc.chunks_deleted, 0u);
+  EXPECT_EQ(gc.chunks_spared, 4u);
+  auto id = writer->Commit({});
+  ASSERT_TRUE(id.ok());
+  ExpectVerifyClean();
+  EXPECT_EQ(ReadAll(*id, "vda"), volume);
+}
+
+TEST_F(RepositoryTest, PruneKeepsWhatThePolicySays) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(*WritePoint("web01", MakeVolume(20)));
+  ASSERT_TRUE(WritePoint("db01", MakeVolume(21)).ok());
+  PrunePolicy policy;
+  policy.keep_last = 2;
+  auto dry = *repo_->Prune("web01", policy, /*dry_run=*/true);
+  EXPECT_EQ(dry.size(), 4u);
+  EXPECT_EQ(repo_->ListRecoveryPoints()->size(), 5u);
+  auto done = *repo_->Prune("web01", policy, /*dry_run=*/false);
+  auto left = *repo_->ListRecoveryPoints();
+  ASSERT_EQ(left.size(), 3u);
+  EXPECT_EQ(left[0].id, ids[2]);
+  EXPECT_EQ(left[1].id, ids[3]);
+  EXPECT_EQ(left[2].vm_name, "db01");
+  EXPECT_FALSE(done[3].keep);
+  EXPECT_TRUE(absl::IsNotFound(repo_->Prune("nobody", policy, true).status()));
+}
+
+TEST_F(RepositoryTest, IdPrefixesResolve) {
+  auto id = *WritePoint("web01", MakeVolume(22));
+  EXPECT_EQ(repo_->GetRecoveryPoint(id.substr(0, id.size() - 3))->id, id);
+  EXPECT_TRUE(absl::IsInvalidArgument(repo_->GetRecoveryPoint("../x").status()));
+}
+
+// --- faults -----------------------------------------------------------------------------------
+
+// After a power cut at any step of a commit, the repository verifies clean and the point is
+// either absent or complete and correct.
+TEST_F(RepositoryTest, PowerCutAtEveryStepOfACommit) {
+  std::string base = MakeVolume(30);
+  auto parent = WritePoint("web01", base);
+  ASSERT_TRUE(parent.ok());
+  std::string volume = MakeVolume(31);
+  volume.replace(0, kChunk, base.substr(0, kChunk));  // one deduplicated chunk
+  bool committed = false;
+  for (int64_t budget = 0; !committed; ++budget) {
+    ASSERT_LT(budget, 500) << "commit never finished";
+    FaultInjectionFileSystem faulty(&mem_);
+    Reopen(&faulty);
+    faulty.FailAfterMutations(budget);
+    std::string id;
+    {
+      auto writer = repo_->BeginRecoveryPoint(Request("web01"));
+      if (writer.ok()) {
+        Status status = PutVolume(writer->get(), "vda", volume);
+        auto commit = status.ok() ? (*writer)->Commit({}) : StatusOr<std::string>(status);
+        committed = commit.ok();
+        if (commit.ok()) id = *commit;
+      }
+    }
+    repo_.reset();
+    mem_.DropUnsyncedData();
+    Reopen();
+    SCOPED_TRACE(absl::StrCat("power cut after ", budget, " mutations"));
+    ExpectVerifyClean();
+    auto points = *repo_->ListRecoveryPoints();
+    ASSERT_GE(points.size(), 1u);
+    ASSERT_LE(points.size(), 2u);
+    if (points.size() == 2) {
+      EXPECT_EQ(ReadAll(points[1].id, "vda"), volume);
+      if (!committed) {
+        ASSERT_TRUE(repo_->DeleteRecoveryPoint(points[1].id).ok());
+      }
+    }
+    EXPECT_EQ(ReadAll(*parent, "vda"), base);
+    ASSERT_TRUE(repo_->CollectGarbage().ok());
+    ExpectVerifyClean();
+  }
+}
+
+TEST_F(RepositoryTest, NoSpaceFailsTheWriteCleanly) {
+  FaultInjectionFileSystem faulty(&mem_);
+  Reopen(&faulty);
+  faulty.InjectError(FsOp::kAppend, absl::ResourceExhaustedError("No space left on device"),
+                     "/chunks/", /*skip=*/2, /*count=*/-1);
+  auto id = WritePoint("web01", MakeVolume(40));
+  ASSERT_TRUE(absl::IsResourceExhausted(id.status())) << id.status();
+  EXPECT_THAT(id.status().message(), HasSubstr("No space left"));
+  faulty.ClearFaults();
+  EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
+  ExpectVerifyClean();
+  ASSERT_TRUE(repo_->CollectGarbage().ok());
+  EXPECT_TRUE(WritePoint("web01", MakeVolume(40)).ok());  // lock released, space back
+}
+
+TEST_F(RepositoryTest, ReadErrorIsReportedWithPointVolumeAndOffset) {
+  auto id = WritePoint("web01", MakeVolume(41));
+  ASSERT_TRUE(id.ok());
+  FaultInjectionFileSystem faulty(&mem_);
+  Reopen(&faulty);
+  faulty.InjectError(FsOp::kRead, absl::DataLossError("Input/output error"), "/chunks/");
+  auto reader = *repo_->OpenVolume(*id, "vda");
+  std::string buffer(10, 'x');
+  Status read = reader->ReadAt(kChunk, 10, buffer.data());
+  ASSERT_TRUE(absl::IsDataLoss(read)) << read;
+  EXPECT_THAT(read.message(), HasSubstr("offset 1048576"));
+  EXPECT_THAT(read.message(), HasSubstr("Input/output error"));
+  EXPECT_TRUE(reader->ReadAt(2 * kChunk, 10, buffer.data()).ok());  // zero chunk: no I/O
+  auto report = *repo_->Verify("");
+  EXPECT_EQ(report.problems.size(), 4u);
+}
+
+}  // namespace
+}  // namespace sp::repo

@@ -1,0 +1,491 @@
+// The write path: RecoveryPointWriter and VolumeWriter with a pool of worker threads that
+// detect zero chunks, hash, deduplicate, compress and store, under a bound on bytes in flight.
+#include <algorithm>
+#include <bitset>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "platform/clock.h"
+#include "repo/internal/chunk_codec.h"
+#include "repo/internal/layout.h"
+#include "repo/repository.h"
+
+namespace sp::repo {
+namespace {
+
+using internal::VolumeIndex;
+
+class WriterImpl;
+
+class VolumeWriterImpl final : public VolumeWriter {
+ public:
+  VolumeWriterImpl(WriterImpl* writer, std::string name, uint64_t size, uint32_t chunk_size,
+                   std::optional<VolumeIndex> parent)
+      : writer_(writer),
+        name_(std::move(name)),
+        size_(size),
+        chunk_size_(chunk_size),
+        count_(internal::ChunkCount(size, chunk_size)),
+        ids_(count_),
+        given_(count_, 0),
+        parent_(std::move(parent)) {}
+
+  Status PutChunk(uint64_t index, std::string data) override;
+  Status PutZero(uint64_t index) override;
+  Status ReuseParent(uint64_t index) override;
+  const std::string& name() const override { return name_; }
+  uint64_t size() const override { return size_; }
+  uint64_t chunk_count() const override { return count_; }
+
+  uint64_t ChunkLength(uint64_t index) const {
+    return std::min<uint64_t>(chunk_size_, size_ - index * chunk_size_);
+  }
+  // Called by workers, each index by exactly one of them.
+  void SetId(uint64_t index, const Digest& id) { ids_[index] = id; }
+  // The first position never given, or count_ when all were.
+  uint64_t FirstMissing() const {
+    return static_cast<uint64_t>(std::find(given_.begin(), given_.end(), 0) - given_.begin());
+  }
+  VolumeIndex Index() const { return VolumeIndex{chunk_size_, size_, ids_}; }
+
+  std::atomic<uint64_t> zero_chunks{0};
+  std::atomic<uint64_t> new_chunks{0};
+  std::atomic<uint64_t> new_stored_bytes{0};
+
+ private:
+  Status Claim(uint64_t index);
+
+  WriterImpl* const writer_;
+  const std::string name_;
+  const uint64_t size_;
+  const uint32_t chunk_size_;
+  const uint64_t count_;
+  std::vector<Digest> ids_;      // each element written by one worker or the producer
+  std::vector<uint8_t> given_;   // producer thread only
+  const std::optional<VolumeIndex> parent_;
+};
+
+struct Job {
+  VolumeWriterImpl* volume;
+  uint64_t index;
+  std::string data;
+};
+
+class WriterImpl final : public RecoveryPointWriter {
+ public:
+  WriterImpl(Repository* repo, RecoveryPointRequest request, std::string id,
+             std::unique_ptr<FileLock> vm_lock, std::unique_ptr<FileLock> pending_lock,
+             std::optional<Manifest> parent, std::optional<uint64_t> budget);
+  ~WriterImpl() override { Abort(); }
+
+  StatusOr<VolumeWriter*> AddVolume(absl::string_view name, uint64_t size) override;
+  StatusOr<std::string> Commit(const nlohmann::json& extras) override;
+  void Abort() override;
+  Status Flush() override { return Drain(); }
+  const std::string& id() const override { return id_; }
+  WriteStats stats() const override;
+
+  // The path for the producer: queue a chunk for the workers (blocks while memory is short).
+  Status Submit(Job job);
+  // Refreshes the timestamp of an existing chunk (keeps gc away) and notes its directory.
+  // NotFound when the chunk is gone.
+  Status TouchChunk(const Digest& id);
+  Status first_error();
+  Repository* repo() { return repo_; }
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> reused_chunks{0};
+
+ private:
+  void WorkerLoop();
+  Status Process(const Job& job);
+  Status StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::string_view data);
+  Status Drain();
+  void StopWorkers();
+  void NoteDirty(const Digest& id);
+  Status WriteIndexesAndManifest(const nlohmann::json& extras);
+  void RemoveFiles();
+
+  Repository* const repo_;
+  const RecoveryPointRequest request_;
+  const std::string id_;
+  const int64_t created_micros_;
+  std::unique_ptr<FileLock> vm_lock_;
+  std::unique_ptr<FileLock> pending_lock_;
+  const std::optional<Manifest> parent_;
+  const std::optional<uint64_t> budget_;  // stored bytes this point may add
+  uint64_t max_bytes_in_flight_;
+  std::vector<std::unique_ptr<VolumeWriterImpl>> volumes_;
+  bool finished_ = false;
+
+  std::mutex mutex_;
+  std::condition_variable work_ready_;  // queue_ non-empty or stopping_
+  std::condition_variable progress_;    // a job finished
+  std::deque<Job> queue_;               // guarded by mutex_
+  uint64_t bytes_in_flight_ = 0;        // guarded by mutex_; queued + being processed
+  int active_jobs_ = 0;                 // guarded by mutex_
+  bool stopping_ = false;               // guarded by mutex_
+  Status error_;                        // guarded by mutex_; the first error
+  std::bitset<256> dirty_dirs_;         // guarded by mutex_
+  std::atomic<uint64_t> stored_bytes_{0};
+  std::vector<std::thread> workers_;
+};
+
+std::string PendingPath(Repository* repo, absl::string_view id) {
+  return absl::StrCat(repo->path(), "/", internal::kPendingDir, "/", id);
+}
+
+// --- VolumeWriterImpl ------------------------------------------------------------------------
+
+Status VolumeWriterImpl::Claim(uint64_t index) {
+  SP_RETURN_IF_ERROR(writer_->first_error());
+  if (index >= count_) {
+    return absl::OutOfRangeError(absl::StrCat("volume '", name_, "' has ", count_,
+                                              " chunks; position ", index, " is past its end"));
+  }
+  if (given_[index]) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("volume '", name_, "': chunk ", index, " was given twice"));
+  }
+  given_[index] = 1;
+  return absl::OkStatus();
+}
+
+Status VolumeWriterImpl::PutChunk(uint64_t index, std::string data) {
+  if (index < count_ && data.size() != ChunkLength(index)) {
+    return absl::InvalidArgumentError(absl::StrCat("volume '", name_, "': chunk ", index, " is ",
+                                                   data.size(), " bytes, expected ",
+                                                   ChunkLength(index)));
+  }
+  SP_RETURN_IF_ERROR(Claim(index));
+  writer_->bytes_in += data.size();
+  return writer_->Submit(Job{this, index, std::move(data)});
+}
+
+Status VolumeWriterImpl::PutZero(uint64_t index) {
+  SP_RETURN_IF_ERROR(Claim(index));
+  ids_[index] = kZeroDigest;
+  ++zero_chunks;
+  return absl::OkStatus();
+}
+
+Status VolumeWriterImpl::ReuseParent(uint64_t index) {
+  if (!parent_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume '", name_, "' has no parent volume to reuse chunks from"));
+  }
+  if (index < count_ &&
+      (index >= parent_->chunks.size() ||
+       std::min<uint64_t>(chunk_size_, parent_->volume_size - index * chunk_size_) !=
+           ChunkLength(index))) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "volume '", name_, "': chunk ", index, " does not exist with the same size in the parent"));
+  }
+  SP_RETURN_IF_ERROR(Claim(index));
+  const Digest& id = parent_->chunks[index];
+  if (id == kZeroDigest) {
+    ++zero_chunks;
+  } else {
+    Status touched = writer_->TouchChunk(id);
+    if (absl::IsNotFound(touched)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "volume '", name_, "': chunk ", index, " of the parent point is no longer stored; "
+          "take a full capture instead of an incremental"));
+    }
+    SP_RETURN_IF_ERROR(touched);
+    ++writer_->reused_chunks;
+  }
+  ids_[index] = id;
+  return absl::OkStatus();
+}
+
+// --- WriterImpl: lifecycle --------------------------------------------------------------------
+
+WriterImpl::WriterImpl(Repository* repo, RecoveryPointRequest request, std::string id,
+                       std::unique_ptr<FileLock> vm_lock, std::unique_ptr<FileLock> pending_lock,
+                       std::optional<Manifest> parent, std::optional<uint64_t> budget)
+    : repo_(repo),
+      request_(std::move(request)),
+      id_(std::move(id)),
+      created_micros_(Clock::Real()->UnixMicros()),
+      vm_lock_(std::move(vm_lock)),
+      pending_lock_(std::move(pending_lock)),
+      parent_(std::move(parent)),
+      budget_(budget) {
+  int workers = repo->options().worker_threads;
+  if (workers <= 0) {
+    workers = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 2u, 8u));
+  }
+  uint64_t chunk = repo->config().chunk_size;
+  max_bytes_in_flight_ = repo->options().max_bytes_in_flight;
+  if (max_bytes_in_flight_ == 0) max_bytes_in_flight_ = 64ull << 20;
+  max_bytes_in_flight_ = std::max<uint64_t>(max_bytes_in_flight_, chunk * (static_cast<uint64_t>(workers) + 2));
+  for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+StatusOr<VolumeWriter*> WriterImpl::AddVolume(absl::string_view name, uint64_t size) {
+  if (finished_) return absl::FailedPreconditionError("recovery point already committed/aborted");
+  if (name.empty()) return absl::InvalidArgumentError("a volume needs a name");
+  for (const auto& volume : volumes_) {
+    if (volume->name() == name) {
+      return absl::InvalidArgumentError(absl::StrCat("volume '", name, "' was added twice"));
+    }
+  }
+  std::optional<VolumeIndex> parent_index;
+  if (parent_) {
+    if (const ManifestVolume* parent_volume = parent_->FindVolume(name)) {
+      SP_ASSIGN_OR_RETURN(parent_index, repo_->LoadIndex(*parent_, *parent_volume));
+    }
+  }
+  volumes_.push_back(std::make_unique<VolumeWriterImpl>(
+      this, std::string(name), size, repo_->config().chunk_size, std::move(parent_index)));
+  return volumes_.back().get();
+}
+
+void WriterImpl::StopWorkers() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    if (error_.ok()) error_ = absl::CancelledError("recovery point was aborted");
+  }
+  work_ready_.notify_all();
+  progress_.notify_all();
+  for (auto& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+void WriterImpl::RemoveFiles() {
+  FileSystem* fs = repo_->fs();
+  std::string dir = repo_->PointDir(id_);
+  if (auto names = fs->ListDir(dir); names.ok()) {
+    for (const auto& name : *names) fs->DeleteFile(JoinPath(dir, name)).IgnoreError();
+  }
+  fs->DeleteDir(dir).IgnoreError();
+  fs->DeleteFile(PendingPath(repo_, id_)).IgnoreError();
+}
+
+void WriterImpl::Abort() {
+  if (finished_) return;
+  finished_ = true;
+  StopWorkers();
+  RemoveFiles();
+  pending_lock_.reset();
+  vm_lock_.reset();
+}
+
+WriteStats WriterImpl::stats() const {
+  WriteStats stats;
+  for (const auto& volume : volumes_) {
+    stats.chunks += volume->chunk_count();
+    stats.zero_chunks += volume->zero_chunks;
+    stats.new_chunks += volume->new_chunks;
+  }
+  stats.reused_chunks = reused_chunks;
+  stats.bytes_in = bytes_in;
+  stats.stored_bytes = stored_bytes_;
+  return stats;
+}
+
+// --- WriterImpl: the worker pool --------------------------------------------------------------
+
+Status WriterImpl::first_error() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return error_;
+}
+
+Status WriterImpl::Submit(Job job) {
+  uint64_t size = job.data.size();
+  std::unique_lock<std::mutex> lock(mutex_);
+  progress_.wait(lock, [&] {
+    return !error_.ok() || bytes_in_flight_ == 0 || bytes_in_flight_ + size <= max_bytes_in_flight_;
+  });
+  if (!error_.ok()) return error_;
+  bytes_in_flight_ += size;
+  queue_.push_back(std::move(job));
+  lock.unlock();
+  work_ready_.notify_one();
+  return absl::OkStatus();
+}
+
+Status WriterImpl::Drain() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  progress_.wait(lock, [&] { return !error_.ok() || (queue_.empty() && active_jobs_ == 0); });
+  return error_;
+}
+
+void WriterImpl::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  while (true) {
+    work_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return;
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    uint64_t size = job.data.size();
+    ++active_jobs_;
+    bool skip = !error_.ok();
+    lock.unlock();
+    Status status = skip ? absl::OkStatus() : Process(job);
+    job.data = std::string();  // release the memory before admitting more
+    lock.lock();
+    --active_jobs_;
+    bytes_in_flight_ -= size;
+    if (!status.ok() && error_.ok()) error_ = status;
+    progress_.notify_all();
+  }
+}
+
+Status WriterImpl::Process(const Job& job) {
+  if (IsAllZero(job.data)) {
+    job.volume->SetId(job.index, kZeroDigest);
+    ++job.volume->zero_chunks;
+    return absl::OkStatus();
+  }
+  Digest id = repo_->codec().Id(job.data);
+  SP_RETURN_IF_ERROR(StoreChunk(job.volume, id, job.data));
+  job.volume->SetId(job.index, id);
+  return absl::OkStatus();
+}
+
+void WriterImpl::NoteDirty(const Digest& id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  dirty_dirs_.set(id[0]);
+}
+
+Status WriterImpl::TouchChunk(const Digest& id) {
+  SP_RETURN_IF_ERROR(repo_->fs()->Touch(repo_->ChunkPath(id)));
+  NoteDirty(id);
+  return absl::OkStatus();
+}
+
+Status WriterImpl::StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::string_view data) {
+  // Deduplication: an existing chunk gets a fresh timestamp so that a concurrent gc spares it.
+  Status touched = TouchChunk(id);
+  if (touched.ok()) {
+    ++reused_chunks;
+    return absl::OkStatus();
+  }
+  if (!absl::IsNotFound(touched)) return touched;
+  SP_ASSIGN_OR_RETURN(std::string object, repo_->codec().Encode(id, data));
+  uint64_t stored = stored_bytes_ += object.size();
+  if (budget_ && stored > *budget_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "VM '", request_.vm.name, "' reached its space limit while writing recovery point ", id_,
+        "; raise it with `stillpoint vm set-limit ", request_.vm.name,
+        " SIZE` or remove old points with `stillpoint repo prune ", request_.vm.name,
+        " --keep-last N`"));
+  }
+  SP_RETURN_IF_ERROR(repo_->fs()->WriteFileDurably(repo_->ChunkPath(id), object));
+  NoteDirty(id);
+  ++volume->new_chunks;
+  volume->new_stored_bytes += object.size();
+  return absl::OkStatus();
+}
+
+// --- WriterImpl: commit -----------------------------------------------------------------------
+
+StatusOr<std::string> WriterImpl::Commit(const nlohmann::json& extras) {
+  if (finished_) return absl::FailedPreconditionError("recovery point already committed/aborted");
+  Status status = Drain();
+  for (const auto& volume : volumes_) {
+    if (!status.ok()) break;
+    uint64_t missing = volume->FirstMissing();
+    if (missing < volume->chunk_count()) {
+      status = absl::FailedPreconditionError(absl::StrCat(
+          "volume '", volume->name(), "': chunk ", missing, " (offset ",
+          missing * repo_->config().chunk_size, ") was never written"));
+    }
+  }
+  if (status.ok()) status = WriteIndexesAndManifest(extras);
+  if (!status.ok()) {
+    Abort();
+    return Annotate(status, absl::StrCat("recovery point ", id_, " of VM '", request_.vm.name,
+                                         "' failed"));
+  }
+  finished_ = true;
+  StopWorkers();
+  repo_->fs()->DeleteFile(PendingPath(repo_, id_)).IgnoreError();
+  pending_lock_.reset();
+  vm_lock_.reset();
+  return id_;
+}
+
+Status WriterImpl::WriteIndexesAndManifest(const nlohmann::json& extras) {
+  FileSystem* fs = repo_->fs();
+  std::bitset<256> dirty;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    dirty = dirty_dirs_;
+  }
+  for (int fan = 0; fan < 256; ++fan) {
+    if (!dirty.test(static_cast<size_t>(fan))) continue;
+    SP_RETURN_IF_ERROR(fs->SyncDir(
+        absl::StrFormat("%s/%s/%02x", repo_->path(), internal::kChunksDir, fan)));
+  }
+  Manifest manifest;
+  manifest.id = id_;
+  manifest.vm_id = request_.vm.id;
+  manifest.vm_name = request_.vm.name;
+  manifest.name = request_.name.empty() ? request_.vm.name : request_.name;
+  manifest.description = request_.description;
+  manifest.parent_id = request_.parent_id;
+  manifest.created_micros = created_micros_;
+  manifest.chunk_size = repo_->config().chunk_size;
+  manifest.extras = extras.is_null() ? nlohmann::json::object() : extras;
+  std::string dir = repo_->PointDir(id_);
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    const VolumeWriterImpl& volume = *volumes_[i];
+    std::string bytes = internal::EncodeIndex(volume.Index());
+    ManifestVolume entry{volume.name(), volume.size(), absl::StrCat(i, ".idx"), Sha256(bytes),
+                         volume.chunk_count(), volume.zero_chunks, volume.new_chunks,
+                         volume.new_stored_bytes};
+    SP_RETURN_IF_ERROR(fs->WriteFileDurably(JoinPath(dir, entry.index_file), bytes));
+    manifest.volumes.push_back(std::move(entry));
+  }
+  SP_RETURN_IF_ERROR(fs->SyncDir(absl::StrCat(repo_->path(), "/", internal::kPointsDir)));
+  manifest.committed_micros = Clock::Real()->UnixMicros();
+  // The commit point: the manifest makes the recovery point exist.
+  return fs->WriteFileDurably(JoinPath(dir, internal::kManifestFile), EncodeManifest(manifest));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<RecoveryPointWriter>> Repository::BeginRecoveryPoint(
+    const RecoveryPointRequest& request) {
+  if (request.vm.id.empty()) return absl::InvalidArgumentError("a recovery point needs a VM id");
+  std::string vm_label = request.vm.name.empty() ? request.vm.id : request.vm.name;
+  auto vm_lock = fs()->TryLock(
+      absl::StrCat(path_, "/", internal::kLocksDir, "/", internal::VmLockName(request.vm.id)));
+  if (absl::IsFailedPrecondition(vm_lock.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another backup of VM '", vm_label, "' is running; wait for it to finish"));
+  }
+  if (!vm_lock.ok()) return vm_lock.status();
+  std::optional<Manifest> parent;
+  if (!request.parent_id.empty()) {
+    SP_ASSIGN_OR_RETURN(parent, GetRecoveryPoint(request.parent_id));
+    if (parent->chunk_size != config_.chunk_size) {
+      return absl::FailedPreconditionError("the parent point has another chunk size");
+    }
+  }
+  std::optional<uint64_t> budget;
+  if (request.space_limit_bytes) {
+    SP_RETURN_IF_ERROR(CheckSpace(request.vm, request.estimated_bytes, request.space_limit_bytes));
+    SP_ASSIGN_OR_RETURN(VmUsage usage, Usage(request.vm.id));
+    budget = *request.space_limit_bytes - std::min(usage.stored_bytes, *request.space_limit_bytes);
+  }
+  std::string id = internal::NewPointId(Clock::Real()->UnixMicros());
+  // Registering in pending/ first tells a concurrent gc when this writer started.
+  SP_ASSIGN_OR_RETURN(auto pending_lock, fs()->TryLock(absl::StrCat(
+                                             path_, "/", internal::kPendingDir, "/", id)));
+  SP_RETURN_IF_ERROR(fs()->CreateDir(PointDir(id)));
+  RecoveryPointRequest copy = request;
+  if (!parent) copy.parent_id.clear();
+  else copy.parent_id = parent->id;
+  return std::unique_ptr<RecoveryPointWriter>(
+      new WriterImpl(this, std::move(copy), std::move(id), *std::move(vm_lock),
+                     std::move(pending_lock), std::move(parent), budget));
+}
+
+}  // namespace sp::repo
