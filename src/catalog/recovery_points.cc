@@ -1,0 +1,140 @@
+#include "catalog/recovery_points.h"
+
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace sp::catalog {
+namespace {
+
+// Created on first use with IF NOT EXISTS, so that it needs no step in the catalog's own schema
+// list; a later change to this table adds a step there.
+constexpr char kSchema[] = R"sql(
+  CREATE TABLE IF NOT EXISTS recovery_points (
+    id TEXT PRIMARY KEY,
+    vm_uuid TEXT NOT NULL,
+    vm_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    parent_id TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    consistency TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    created_us INTEGER NOT NULL,
+    logical_bytes INTEGER NOT NULL,
+    new_stored_bytes INTEGER NOT NULL,
+    volumes TEXT NOT NULL DEFAULT ''
+  );
+  CREATE INDEX IF NOT EXISTS recovery_points_by_vm ON recovery_points (vm_uuid, created_us);
+  CREATE INDEX IF NOT EXISTS recovery_points_by_time ON recovery_points (created_us);
+)sql";
+
+constexpr char kColumns[] =
+    "id, vm_uuid, vm_name, name, description, parent_id, state, consistency, reason, created_us, "
+    "logical_bytes, new_stored_bytes, volumes";
+
+RecoveryPointRecord ReadRow(const Statement& row) {
+  RecoveryPointRecord record;
+  record.id = row.Text(0);
+  record.vm_uuid = row.Text(1);
+  record.vm_name = row.Text(2);
+  record.name = row.Text(3);
+  record.description = row.Text(4);
+  record.parent_id = row.Text(5);
+  record.state = row.Text(6);
+  record.consistency = row.Text(7);
+  record.reason = row.Text(8);
+  record.created_us = row.Int(9);
+  record.logical_bytes = row.Int(10);
+  record.new_stored_bytes = row.Int(11);
+  std::string volumes = row.Text(12);
+  if (!volumes.empty()) record.volumes = absl::StrSplit(volumes, '\n');
+  return record;
+}
+
+std::string TextField(const nlohmann::json& extras, const char* key) {
+  auto it = extras.find(key);
+  return it != extras.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+RecoveryPointRecord RecordFromManifest(const repo::Manifest& manifest) {
+  RecoveryPointRecord record;
+  record.id = manifest.id;
+  record.vm_uuid = manifest.vm_id;
+  record.vm_name = manifest.vm_name;
+  record.name = manifest.name;
+  record.description = manifest.description;
+  record.parent_id = manifest.parent_id;
+  record.state = "complete";
+  record.consistency = TextField(manifest.extras, "consistency");
+  record.reason = TextField(manifest.extras, "reason");
+  record.created_us = manifest.created_micros;
+  record.logical_bytes = static_cast<int64_t>(manifest.LogicalBytes());
+  for (const auto& volume : manifest.volumes) {
+    record.new_stored_bytes += static_cast<int64_t>(volume.new_stored_bytes);
+    record.volumes.push_back(volume.name);
+  }
+  return record;
+}
+
+StatusOr<std::unique_ptr<RecoveryPointIndex>> RecoveryPointIndex::Open(Database* db) {
+  SP_RETURN_IF_ERROR(db->Exec(kSchema));
+  return std::unique_ptr<RecoveryPointIndex>(new RecoveryPointIndex(db));
+}
+
+Status RecoveryPointIndex::Insert(const RecoveryPointRecord& record) {
+  SP_ASSIGN_OR_RETURN(
+      Statement statement,
+      db_->Prepare(absl::StrCat("INSERT OR REPLACE INTO recovery_points (", kColumns,
+                                ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+  statement.Bind(1, record.id).Bind(2, record.vm_uuid).Bind(3, record.vm_name);
+  statement.Bind(4, record.name).Bind(5, record.description).Bind(6, record.parent_id);
+  statement.Bind(7, record.state).Bind(8, record.consistency).Bind(9, record.reason);
+  statement.Bind(10, record.created_us).Bind(11, record.logical_bytes);
+  statement.Bind(12, record.new_stored_bytes).Bind(13, absl::StrJoin(record.volumes, "\n"));
+  return statement.Run();
+}
+
+Status RecoveryPointIndex::Upsert(const RecoveryPointRecord& record) { return Insert(record); }
+
+Status RecoveryPointIndex::Remove(const std::string& id) {
+  SP_ASSIGN_OR_RETURN(Statement statement,
+                      db_->Prepare("DELETE FROM recovery_points WHERE id = ?"));
+  statement.Bind(1, id);
+  return statement.Run();
+}
+
+StatusOr<RecoveryPointRecord> RecoveryPointIndex::Get(const std::string& id) {
+  SP_ASSIGN_OR_RETURN(
+      Statement statement,
+      db_->Prepare(absl::StrCat("SELECT ", kColumns, " FROM recovery_points WHERE id = ?")));
+  statement.Bind(1, id);
+  SP_ASSIGN_OR_RETURN(bool row, statement.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no recovery point ", id, " in the catalog"));
+  return ReadRow(statement);
+}
+
+StatusOr<std::vector<RecoveryPointRecord>> RecoveryPointIndex::List(const std::string& vm) {
+  std::string sql = absl::StrCat("SELECT ", kColumns, " FROM recovery_points",
+                                 vm.empty() ? "" : " WHERE vm_uuid = ? OR vm_name = ?",
+                                 " ORDER BY created_us, id");
+  SP_ASSIGN_OR_RETURN(Statement statement, db_->Prepare(sql));
+  if (!vm.empty()) statement.Bind(1, vm).Bind(2, vm);
+  std::vector<RecoveryPointRecord> records;
+  while (true) {
+    SP_ASSIGN_OR_RETURN(bool row, statement.Step());
+    if (!row) break;
+    records.push_back(ReadRow(statement));
+  }
+  return records;
+}
+
+Status RecoveryPointIndex::ReplaceAll(const std::vector<RecoveryPointRecord>& records) {
+  SP_ASSIGN_OR_RETURN(auto transaction, Transaction::Begin(db_));
+  SP_RETURN_IF_ERROR(db_->Exec("DELETE FROM recovery_points"));
+  for (const auto& record : records) SP_RETURN_IF_ERROR(Insert(record));
+  return transaction->Commit();
+}
+
+}  // namespace sp::catalog

@@ -1,0 +1,94 @@
+#include "catalog/recovery_points.h"
+
+#include <chrono>
+
+#include "absl/strings/str_format.h"
+#include "catalog/catalog.h"
+#include "gtest/gtest.h"
+#include "testing/temp_dir.h"
+
+namespace sp::catalog {
+namespace {
+
+RecoveryPointRecord Sample(int i, const std::string& vm) {
+  RecoveryPointRecord record;
+  record.id = absl::StrFormat("20261122T%06dZ-%08x", i % 240000, i);
+  record.vm_uuid = "uuid-" + vm;
+  record.vm_name = vm;
+  record.name = vm;
+  record.state = "complete";
+  record.consistency = i % 2 ? "application" : "crash";
+  record.reason = "2 filesystems frozen by guest agent";
+  record.created_us = 1'700'000'000'000'000 + i;
+  record.logical_bytes = 10LL << 30;
+  record.new_stored_bytes = 1 << 20;
+  record.volumes = {"root", "data"};
+  return record;
+}
+
+class RecoveryPointIndexTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto catalog = Catalog::Open(dir_.path() + "/catalog.db");
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    catalog_ = *std::move(catalog);
+    auto index = RecoveryPointIndex::Open(catalog_->db());
+    ASSERT_TRUE(index.ok()) << index.status();
+    index_ = *std::move(index);
+  }
+  sp::testing::TempDir dir_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<RecoveryPointIndex> index_;
+};
+
+TEST_F(RecoveryPointIndexTest, UpsertGetListRemove) {
+  ASSERT_TRUE(index_->Upsert(Sample(2, "web01")).ok());
+  ASSERT_TRUE(index_->Upsert(Sample(1, "db01")).ok());
+  auto got = index_->Get(Sample(2, "web01").id);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->volumes, (std::vector<std::string>{"root", "data"}));
+  EXPECT_EQ(got->consistency, "crash");
+  EXPECT_EQ(index_->List()->size(), 2u);
+  EXPECT_EQ(index_->List()->front().vm_name, "db01");  // oldest first
+  EXPECT_EQ(index_->List("web01")->size(), 1u);
+  EXPECT_EQ(index_->List("uuid-db01")->size(), 1u);
+  ASSERT_TRUE(index_->Remove(Sample(2, "web01").id).ok());
+  EXPECT_TRUE(absl::IsNotFound(index_->Get(Sample(2, "web01").id).status()));
+}
+
+TEST_F(RecoveryPointIndexTest, ReopeningKeepsRows) {
+  ASSERT_TRUE(index_->Upsert(Sample(1, "web01")).ok());
+  auto again = RecoveryPointIndex::Open(catalog_->db());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)->List()->size(), 1u);
+}
+
+TEST_F(RecoveryPointIndexTest, TenThousandPointsListWellUnderASecond) {
+  std::vector<RecoveryPointRecord> records;
+  for (int i = 0; i < 10000; ++i) records.push_back(Sample(i, i % 10 ? "web01" : "db01"));
+  ASSERT_TRUE(index_->ReplaceAll(records).ok());
+  auto start = std::chrono::steady_clock::now();
+  auto all = index_->List();
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 10000u);
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 300);
+  EXPECT_EQ(index_->List("db01")->size(), 1000u);
+}
+
+TEST(RecordFromManifestTest, TakesConsistencyAndSizes) {
+  repo::Manifest manifest;
+  manifest.id = "p1";
+  manifest.vm_id = "u";
+  manifest.vm_name = "web01";
+  manifest.extras = {{"consistency", "application"}, {"reason", "frozen"}};
+  manifest.volumes.push_back(repo::ManifestVolume{"root", 100, "0.idx", {}, 1, 0, 1, 40});
+  auto record = RecordFromManifest(manifest);
+  EXPECT_EQ(record.consistency, "application");
+  EXPECT_EQ(record.reason, "frozen");
+  EXPECT_EQ(record.logical_bytes, 100);
+  EXPECT_EQ(record.new_stored_bytes, 40);
+}
+
+}  // namespace
+}  // namespace sp::catalog
