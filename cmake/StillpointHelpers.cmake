@@ -51,3 +51,23 @@ function(sp_test name)
 endfunction()
 
 include(GoogleTest)
+
+option(STILLPOINT_FUZZ "Build fuzz targets with libFuzzer (needs clang)" OFF)
+
+# sp_fuzz_target(NAME SOURCES ... DEPS ... CORPUS dir...): a fuzz target (LLVMFuzzerTestOneInput).
+# Always registered with ctest as a regression test over its checked-in corpus; with
+# STILLPOINT_FUZZ=ON (and clang) it also becomes a libFuzzer binary `NAME_fuzzer`.
+function(sp_fuzz_target name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;CORPUS" ${ARGN})
+  add_executable(${name}_corpus ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus_main.cc)
+  target_link_libraries(${name}_corpus PRIVATE ${ARG_DEPS})
+  sp_apply_options(${name}_corpus)
+  add_test(NAME ${name}_corpus COMMAND ${name}_corpus ${ARG_CORPUS})
+  set_tests_properties(${name}_corpus PROPERTIES LABELS "unit;fuzz" TIMEOUT 120)
+  if(STILLPOINT_FUZZ)
+    add_executable(${name}_fuzzer ${ARG_SOURCES})
+    target_link_libraries(${name}_fuzzer PRIVATE ${ARG_DEPS})
+    target_compile_options(${name}_fuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_options(${name}_fuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
+  endif()
+endfunction()

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "absl/strings/escaping.h"
+#include "platform/json_guard.h"
 
 namespace sp::qga {
 namespace {
@@ -64,11 +65,12 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(absl::string_view path, std::s
   return std::make_unique<Client>(std::move(connection).value(), std::move(label));
 }
 
-Client::Client(std::unique_ptr<ByteStream> stream, std::string label)
+Client::Client(std::unique_ptr<ByteStream> stream, std::string label,
+               std::optional<int64_t> first_sync_id)
     : stream_(std::move(stream)),
       reader_(stream_.get()),
       label_(std::move(label)),
-      next_sync_id_(FreshSyncId()) {}
+      next_sync_id_(first_sync_id.value_or(FreshSyncId())) {}
 
 Status Client::TimeoutError(const std::string& command, Millis timeout) const {
   return absl::DeadlineExceededError(
@@ -111,6 +113,13 @@ Status Client::Sync(Millis timeout) {
 }
 
 StatusOr<json> Client::ReadReply(Deadline deadline, const std::string& command, Millis timeout) {
+  return GuardJson(
+      absl::StrCat(label_, ": guest agent reply to ", command),
+      [&]() -> StatusOr<json> { return ReadReplyUnguarded(deadline, command, timeout); });
+}
+
+StatusOr<json> Client::ReadReplyUnguarded(Deadline deadline, const std::string& command,
+                                          Millis timeout) {
   while (true) {
     auto line = reader_.ReadLine(deadline);
     if (!line.ok()) {
@@ -145,15 +154,15 @@ StatusOr<json> Client::ReadReply(Deadline deadline, const std::string& command, 
   }
 }
 
-StatusOr<json> Client::Execute(const std::string& command, const json& arguments,
-                               Millis timeout) {
+StatusOr<json> Client::Execute(const std::string& command, const json& arguments, Millis timeout) {
   Deadline deadline = Deadline::In(timeout);
   if (!synced_) {
     // The sync shares the command's time budget, so that the caller's timeout holds overall.
     auto left = Millis(std::max(1, deadline.PollTimeoutMs()));
     Status synced = Sync(left);
     if (!synced.ok()) {
-      if (synced.code() == absl::StatusCode::kDeadlineExceeded) return TimeoutError(command, timeout);
+      if (synced.code() == absl::StatusCode::kDeadlineExceeded)
+        return TimeoutError(command, timeout);
       return synced;
     }
   }
@@ -171,28 +180,35 @@ Status Client::Ping(Millis timeout) { return Execute("guest-ping", nullptr, time
 
 StatusOr<AgentInfo> Client::Info(Millis timeout) {
   SP_ASSIGN_OR_RETURN(json result, Execute("guest-info", nullptr, timeout));
-  AgentInfo info;
-  info.version = result.value("version", "");
-  for (const json& command : result.value("supported_commands", json::array())) {
-    if (command.value("enabled", false)) info.enabled_commands.push_back(command.value("name", ""));
-  }
-  return info;
+  return GuardJson(absl::StrCat(label_, ": guest-info"), [&]() -> StatusOr<AgentInfo> {
+    AgentInfo info;
+    info.version = result.value("version", "");
+    for (const json& command : result.value("supported_commands", json::array())) {
+      if (command.value("enabled", false))
+        info.enabled_commands.push_back(command.value("name", ""));
+    }
+    return info;
+  });
 }
 
 StatusOr<std::vector<Filesystem>> Client::GetFsinfo(Millis timeout) {
   SP_ASSIGN_OR_RETURN(json result, Execute("guest-get-fsinfo", nullptr, timeout));
-  std::vector<Filesystem> filesystems;
-  for (const json& entry : result) {
-    Filesystem fs;
-    fs.mountpoint = entry.value("mountpoint", "");
-    fs.type = entry.value("type", "");
-    fs.name = entry.value("name", "");
-    fs.total_bytes = entry.value("total-bytes", int64_t{-1});
-    fs.used_bytes = entry.value("used-bytes", int64_t{-1});
-    for (const json& disk : entry.value("disk", json::array())) fs.disks.push_back(ParseDisk(disk));
-    filesystems.push_back(std::move(fs));
-  }
-  return filesystems;
+  return GuardJson(absl::StrCat(label_, ": guest-get-fsinfo"),
+                   [&]() -> StatusOr<std::vector<Filesystem>> {
+                     std::vector<Filesystem> filesystems;
+                     for (const json& entry : result) {
+                       Filesystem fs;
+                       fs.mountpoint = entry.value("mountpoint", "");
+                       fs.type = entry.value("type", "");
+                       fs.name = entry.value("name", "");
+                       fs.total_bytes = entry.value("total-bytes", int64_t{-1});
+                       fs.used_bytes = entry.value("used-bytes", int64_t{-1});
+                       for (const json& disk : entry.value("disk", json::array()))
+                         fs.disks.push_back(ParseDisk(disk));
+                       filesystems.push_back(std::move(fs));
+                     }
+                     return filesystems;
+                   });
 }
 
 StatusOr<int> Client::Freeze(Millis timeout) {
@@ -223,7 +239,7 @@ StatusOr<int64_t> Client::Exec(const std::string& path, const std::vector<std::s
                                bool capture_output, Millis timeout) {
   json arguments = {{"path", path}, {"arg", args}, {"capture-output", capture_output}};
   SP_ASSIGN_OR_RETURN(json result, Execute("guest-exec", arguments, timeout));
-  if (!result.contains("pid")) {
+  if (!result.is_object() || !result.contains("pid") || !result["pid"].is_number_integer()) {
     return absl::InternalError(absl::StrCat(label_, ": guest-exec returned no pid"));
   }
   return result["pid"].get<int64_t>();
@@ -231,13 +247,15 @@ StatusOr<int64_t> Client::Exec(const std::string& path, const std::vector<std::s
 
 StatusOr<ExecResult> Client::ExecStatus(int64_t pid, Millis timeout) {
   SP_ASSIGN_OR_RETURN(json result, Execute("guest-exec-status", json{{"pid", pid}}, timeout));
-  ExecResult status;
-  status.exited = result.value("exited", false);
-  status.exit_code = JsonInt(result, "exitcode");
-  status.signal = JsonInt(result, "signal");
-  status.out = DecodeBase64(result, "out-data");
-  status.err = DecodeBase64(result, "err-data");
-  return status;
+  return GuardJson(absl::StrCat(label_, ": guest-exec-status"), [&]() -> StatusOr<ExecResult> {
+    ExecResult status;
+    status.exited = result.value("exited", false);
+    status.exit_code = JsonInt(result, "exitcode");
+    status.signal = JsonInt(result, "signal");
+    status.out = DecodeBase64(result, "out-data");
+    status.err = DecodeBase64(result, "err-data");
+    return status;
+  });
 }
 
 StatusOr<ExecResult> Client::Run(const std::string& path, const std::vector<std::string>& args,

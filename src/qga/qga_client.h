@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,10 @@ class Client {
   static StatusOr<std::unique_ptr<Client>> Connect(absl::string_view path, std::string label,
                                                    Millis timeout = kDefaultTimeout);
   // Same over an already connected stream (tests use this with fake peers). Takes ownership.
-  Client(std::unique_ptr<ByteStream> stream, std::string label);
+  // `first_sync_id` fixes the sync ids for reproducible tests; by default they are random, so
+  // that replies meant for an earlier client of the same channel never match.
+  Client(std::unique_ptr<ByteStream> stream, std::string label,
+         std::optional<int64_t> first_sync_id = std::nullopt);
 
   // guest-sync-delimited handshake; everything the agent sent before the fresh id's reply is
   // dropped. DeadlineExceeded when the agent does not answer in time.
@@ -100,6 +104,8 @@ class Client {
 
  private:
   StatusOr<json> ReadReply(Deadline deadline, const std::string& command, Millis timeout);
+  StatusOr<json> ReadReplyUnguarded(Deadline deadline, const std::string& command,
+                                    Millis timeout);
   Status TimeoutError(const std::string& command, Millis timeout) const;
 
   std::unique_ptr<ByteStream> stream_;

@@ -1,6 +1,7 @@
 #include "qmp/qmp_client.h"
 
 #include "absl/strings/cord.h"
+#include "platform/json_guard.h"
 
 namespace sp::qmp {
 namespace {
@@ -19,8 +20,8 @@ Event ParseEvent(const json& message) {
   if (message.contains("data")) event.data = message["data"];
   if (message.contains("timestamp") && message["timestamp"].is_object()) {
     const json& stamp = message["timestamp"];
-    event.unix_micros = stamp.value("seconds", int64_t{0}) * 1'000'000 +
-                        stamp.value("microseconds", int64_t{0});
+    event.unix_micros =
+        stamp.value("seconds", int64_t{0}) * 1'000'000 + stamp.value("microseconds", int64_t{0});
   }
   return event;
 }
@@ -48,6 +49,14 @@ StatusOr<std::unique_ptr<Client>> Client::Connect(absl::string_view path, std::s
 
 StatusOr<std::unique_ptr<Client>> Client::Handshake(std::unique_ptr<ByteStream> stream,
                                                     std::string label, Deadline deadline) {
+  std::string context = absl::StrCat(label, ": QMP greeting");
+  return GuardJson(context, [&]() -> StatusOr<std::unique_ptr<Client>> {
+    return HandshakeUnguarded(std::move(stream), std::move(label), deadline);
+  });
+}
+
+StatusOr<std::unique_ptr<Client>> Client::HandshakeUnguarded(std::unique_ptr<ByteStream> stream,
+                                                             std::string label, Deadline deadline) {
   std::unique_ptr<Client> client(new Client(std::move(stream), std::move(label)));
   SP_ASSIGN_OR_RETURN(std::optional<json> greeting,
                       client->ReadMessage(deadline, "the QMP greeting"));
@@ -86,14 +95,22 @@ StatusOr<std::optional<json>> Client::ReadMessage(Deadline deadline,
                                             line->substr(0, 200)));
   }
   if (message.contains("event")) {
-    events_.push_back(ParseEvent(message));
+    SP_ASSIGN_OR_RETURN(
+        Event event, GuardJson(label_, [&]() -> StatusOr<Event> { return ParseEvent(message); }));
+    events_.push_back(std::move(event));
     return std::optional<json>();
   }
   return std::optional<json>(std::move(message));
 }
 
-StatusOr<json> Client::Execute(const std::string& command, const json& arguments,
-                               Millis timeout) {
+StatusOr<json> Client::Execute(const std::string& command, const json& arguments, Millis timeout) {
+  return GuardJson(absl::StrCat(label_, ": reply to '", command, "'"), [&]() -> StatusOr<json> {
+    return ExecuteUnguarded(command, arguments, timeout);
+  });
+}
+
+StatusOr<json> Client::ExecuteUnguarded(const std::string& command, const json& arguments,
+                                        Millis timeout) {
   std::string id = absl::StrCat("sp-", next_id_++);
   json request = {{"execute", command}, {"id", id}};
   if (!arguments.is_null()) request["arguments"] = arguments;

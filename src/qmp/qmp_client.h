@@ -66,6 +66,10 @@ class Client {
 
  private:
   Client(std::unique_ptr<ByteStream> stream, std::string label);
+  static StatusOr<std::unique_ptr<Client>> HandshakeUnguarded(std::unique_ptr<ByteStream> stream,
+                                                              std::string label, Deadline deadline);
+  StatusOr<json> ExecuteUnguarded(const std::string& command, const json& arguments,
+                                  Millis timeout);
   // Reads one message; events are queued and return std::nullopt.
   StatusOr<std::optional<json>> ReadMessage(Deadline deadline, const std::string& waiting_for);
   Status Fail(const Status& status, const std::string& waiting_for) const;

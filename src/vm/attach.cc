@@ -1,6 +1,7 @@
 #include "vm/attach.h"
 
 #include "absl/strings/str_split.h"
+#include "platform/json_guard.h"
 
 namespace sp::vm {
 namespace {
@@ -19,11 +20,30 @@ std::string SerialOf(qmp::Client* qmp, const std::string& id) {
   return serial.ok() && serial->is_string() ? serial->get<std::string>() : "";
 }
 
+StatusOr<std::vector<catalog::VolumeRecord>> VolumesFromQueryBlock(qmp::Client* qmp,
+                                                                   const nlohmann::json& blocks);
+StatusOr<std::vector<catalog::VolumeRecord>> ChooseBoot(const std::string& label,
+                                                        std::vector<catalog::VolumeRecord> volumes,
+                                                        const std::string& boot_volume);
+
 }  // namespace
 
 StatusOr<std::vector<catalog::VolumeRecord>> DiscoverVolumes(qmp::Client* qmp,
                                                              const std::string& boot_volume) {
   SP_ASSIGN_OR_RETURN(nlohmann::json blocks, qmp->Execute("query-block"));
+  SP_ASSIGN_OR_RETURN(
+      std::vector<catalog::VolumeRecord> volumes,
+      GuardJson(absl::StrCat(qmp->label(), ": query-block"),
+                [&]() -> StatusOr<std::vector<catalog::VolumeRecord>> {
+                  return VolumesFromQueryBlock(qmp, blocks);
+                }));
+  return ChooseBoot(qmp->label(), std::move(volumes), boot_volume);
+}
+
+namespace {
+
+StatusOr<std::vector<catalog::VolumeRecord>> VolumesFromQueryBlock(qmp::Client* qmp,
+                                                                   const nlohmann::json& blocks) {
   std::vector<catalog::VolumeRecord> volumes;
   for (const nlohmann::json& block : blocks) {
     if (!block.contains("inserted")) continue;
@@ -39,9 +59,13 @@ StatusOr<std::vector<catalog::VolumeRecord>> DiscoverVolumes(qmp::Client* qmp,
     if (volume.name.empty() || volume.node_name.empty()) continue;
     volumes.push_back(std::move(volume));
   }
-  if (volumes.empty()) {
-    return absl::NotFoundError(absl::StrCat(qmp->label(), ": QEMU reports no disks"));
-  }
+  return volumes;
+}
+
+StatusOr<std::vector<catalog::VolumeRecord>> ChooseBoot(const std::string& label,
+                                                        std::vector<catalog::VolumeRecord> volumes,
+                                                        const std::string& boot_volume) {
+  if (volumes.empty()) return absl::NotFoundError(absl::StrCat(label, ": QEMU reports no disks"));
   if (boot_volume.empty()) {
     volumes.front().boot = true;
     return volumes;
@@ -52,8 +76,9 @@ StatusOr<std::vector<catalog::VolumeRecord>> DiscoverVolumes(qmp::Client* qmp,
   }
   std::string names;
   for (const auto& volume : volumes) absl::StrAppend(&names, names.empty() ? "" : ", ", volume.name);
-  return absl::NotFoundError(absl::StrCat(qmp->label(), ": no disk named '", boot_volume,
+  return absl::NotFoundError(absl::StrCat(label, ": no disk named '", boot_volume,
                                           "' (it has: ", names, ")"));
 }
 
+}  // namespace
 }  // namespace sp::vm
