@@ -103,9 +103,18 @@ query_kernel_package() {
 
 # Resolves the kernel package through apt, remembering the answer per state
 # of the apt lists (apt-cache takes about a second here, too slow for the
-# cached path).
+# cached path). Runs in a subshell: the lock it may take ends with it.
 resolve_kernel_package() {
     local memo_dir=$CACHE_ROOT/kernel-resolved memo resolved
+    memo=$memo_dir/$(apt_lists_stamp)
+    if [[ -s $memo ]]; then
+        cat "$memo"
+        return
+    fi
+    # Serialize with other runs: apt-get update must not run twice at once.
+    mkdir -p "$memo_dir"
+    exec 9>"$CACHE_ROOT/.lock"
+    flock -w 900 9 || die "timed out waiting for $CACHE_ROOT/.lock"
     memo=$memo_dir/$(apt_lists_stamp)
     if [[ -s $memo ]]; then
         cat "$memo"
@@ -119,7 +128,6 @@ resolve_kernel_package() {
         resolved=$(query_kernel_package) ||
             die "cannot resolve the package $KERNEL_META_PACKAGE depends on"
     fi
-    mkdir -p "$memo_dir"
     printf '%s\n' "$resolved" >"$memo.tmp.$$"
     mv -f "$memo.tmp.$$" "$memo"
     printf '%s\n' "$resolved"
@@ -133,7 +141,7 @@ input_hash() {
         printf 'busybox-static %s\n' "$(installed_version busybox-static)"
         printf 'qemu-guest-agent %s\n' "$(installed_version qemu-guest-agent)"
         (cd "$HERE" && find initramfs rootfs data -type f -print0 | sort -z |
-            xargs -0 stat -c '%n %a') | sed 's/^/mode /'
+            xargs -0 stat -c '%A %n') | sed -E 's/^...(.)...... /mode \1 /'
         for file in "$SELF" /bin/busybox $(agent_files); do
             printf '%s %s\n' "$file" "$(sha256sum <"$file" | cut -c1-64)"
         done
