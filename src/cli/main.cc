@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "cli/repo_commands.h"
 #include "cli/vm_commands.h"
 #include "vm/runtime.h"
 
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   root.set_version_flag("--version", "stillpoint 0.1.0");
   // Each module's commands register here.
   sp::cli::RegisterVmCommands(root, context);
+  sp::cli::RegisterRepoCommands(root, context);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,0 +1,406 @@
+#include "cli/repo_commands.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "catalog/recovery_points.h"
+#include "platform/clock.h"
+#include "repo/repository.h"
+#include "repo/units.h"
+
+namespace sp::cli {
+namespace {
+
+using repo::Repository;
+
+// Options every repository command shares.
+struct RepoFlags {
+  std::string path;      // --repo; empty = <state dir>/repo
+  std::string key_file;  // --key-file; empty = $STILLPOINT_KEY_FILE
+};
+
+CLI::App* FindOrAdd(CLI::App& parent, const std::string& name, const std::string& description) {
+  for (CLI::App* existing : parent.get_subcommands([](CLI::App*) { return true; })) {
+    if (existing->get_name() == name) return existing;
+  }
+  CLI::App* added = parent.add_subcommand(name, description);
+  added->require_subcommand(1);
+  return added;
+}
+
+void AddRepoFlags(CLI::App* command, RepoFlags& flags, Context& context) {
+  command->add_option("--repo", flags.path, "repository directory (default: <state dir>/repo)");
+  command->add_option("--key-file", flags.key_file,
+                      "key file of an encrypted repository (default: $STILLPOINT_KEY_FILE)");
+  command->add_flag("--json", context.json, "print JSON");
+}
+
+StatusOr<std::string> RepoPath(const RepoFlags& flags, Context& context) {
+  if (!flags.path.empty()) return flags.path;
+  SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+  return app->paths().repo;
+}
+
+std::string KeyFile(const RepoFlags& flags) {
+  if (!flags.key_file.empty()) return flags.key_file;
+  const char* env = std::getenv("STILLPOINT_KEY_FILE");
+  return env != nullptr ? env : "";
+}
+
+StatusOr<std::unique_ptr<Repository>> OpenRepo(const RepoFlags& flags, Context& context) {
+  SP_ASSIGN_OR_RETURN(std::string path, RepoPath(flags, context));
+  repo::OpenOptions options;
+  options.key_file = KeyFile(flags);
+  return Repository::Open(path, options);
+}
+
+StatusOr<std::unique_ptr<catalog::RecoveryPointIndex>> OpenIndex(Context& context) {
+  SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+  return catalog::RecoveryPointIndex::Open(app->catalog().db());
+}
+
+std::string Ratio(double value) { return absl::StrFormat("%.2fx", value); }
+
+// --- repo init / info / stats -----------------------------------------------------------------
+
+void AddInit(CLI::App& repo_cmd, Context& context) {
+  struct Flags {
+    std::string path, chunk_size = "4M", compression = "zstd:3", encryption = "none", key_file;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* init = repo_cmd.add_subcommand("init", "Create a repository");
+  init->add_option("path", flags->path, "directory (default: <state dir>/repo)");
+  init->add_option("--chunk-size", flags->chunk_size, "1M..16M, a power of two (default 4M)");
+  init->add_option("--compression", flags->compression, "zstd[:LEVEL] or none (default zstd:3)");
+  init->add_option("--encryption", flags->encryption, "none or aes-256-gcm");
+  init->add_option("--key-file", flags->key_file,
+                   "aes-256-gcm: key file (64 hex digits), created with a new key when missing");
+  init->add_flag("--json", context.json, "print JSON");
+  init->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      repo::InitOptions options;
+      SP_ASSIGN_OR_RETURN(uint64_t chunk, repo::ParseBytes(flags->chunk_size));
+      if (chunk > UINT32_MAX) return absl::InvalidArgumentError("--chunk-size: at most 16M");
+      options.chunk_size = static_cast<uint32_t>(chunk);
+      SP_ASSIGN_OR_RETURN(options.compression_level, repo::ParseCompression(flags->compression));
+      if (flags->encryption == "aes-256-gcm") {
+        if (flags->key_file.empty()) {
+          return absl::InvalidArgumentError(
+              "--encryption aes-256-gcm needs --key-file FILE (created with a new key when "
+              "missing; keep a copy: without it the repository cannot be read)");
+        }
+        options.encrypted = true;
+        options.key_file = flags->key_file;
+      } else if (flags->encryption != "none") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--encryption '", flags->encryption, "': choose none or aes-256-gcm"));
+      }
+      RepoFlags repo_flags{flags->path, flags->key_file};
+      SP_ASSIGN_OR_RETURN(std::string path, RepoPath(repo_flags, context));
+      SP_RETURN_IF_ERROR(Repository::Init(path, options));
+      if (context.json) {
+        PrintJson({{"path", path}, {"created", true}});
+      } else {
+        std::cout << "created repository " << path << " (chunks "
+                  << repo::FormatBytes(options.chunk_size) << ", compression "
+                  << flags->compression << ", encryption " << flags->encryption << ")\n";
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddInfoStats(CLI::App& repo_cmd, Context& context) {
+  auto flags = std::make_shared<RepoFlags>();
+  CLI::App* info = repo_cmd.add_subcommand("info", "Show the repository's configuration");
+  AddRepoFlags(info, *flags, context);
+  info->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
+      const repo::RepositoryConfig& config = repo->config();
+      nlohmann::json out = {{"path", repo->path()},
+                            {"id", config.id},
+                            {"format_version", config.version},
+                            {"chunk_size", config.chunk_size},
+                            {"compression", config.CompressionText()},
+                            {"encryption", config.EncryptionText()},
+                            {"created", FormatUnixMicros(config.created_micros)}};
+      if (context.json) {
+        PrintJson(out);
+        return absl::OkStatus();
+      }
+      Table table({"FIELD", "VALUE"});
+      for (const auto& [key, value] : out.items()) {
+        table.AddRow({key, value.is_string() ? value.get<std::string>() : value.dump()});
+      }
+      std::cout << table.Render();
+      return absl::OkStatus();
+    };
+  });
+  auto stats_flags = std::make_shared<RepoFlags>();
+  CLI::App* stats = repo_cmd.add_subcommand("stats", "Logical and stored bytes, dedup ratio");
+  AddRepoFlags(stats, *stats_flags, context);
+  stats->callback([stats_flags, &context] {
+    context.action = [stats_flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*stats_flags, context));
+      SP_ASSIGN_OR_RETURN(repo::RepositoryStats totals, repo->Stats());
+      if (context.json) {
+        PrintJson({{"recovery_points", totals.points},
+                   {"logical_bytes", totals.logical_bytes},
+                   {"stored_bytes", totals.stored_bytes},
+                   {"chunks", totals.chunk_count},
+                   {"dedup_ratio", totals.DedupRatio()}});
+        return absl::OkStatus();
+      }
+      Table table({"RECOVERY POINTS", "LOGICAL", "STORED", "CHUNKS", "RATIO"});
+      table.AddRow({absl::StrCat(totals.points), repo::FormatBytes(totals.logical_bytes),
+                    repo::FormatBytes(totals.stored_bytes), absl::StrCat(totals.chunk_count),
+                    Ratio(totals.DedupRatio())});
+      std::cout << table.Render();
+      return absl::OkStatus();
+    };
+  });
+}
+
+// --- verify / gc ------------------------------------------------------------------------------
+
+nlohmann::json VerifyToJson(const repo::VerifyReport& report) {
+  nlohmann::json problems = nlohmann::json::array();
+  for (const auto& problem : report.problems) {
+    problems.push_back({{"recovery_point", problem.point_id}, {"volume", problem.volume},
+                        {"offset", problem.offset}, {"chunk", problem.chunk_id},
+                        {"problem", problem.what}});
+  }
+  return {{"ok", report.ok()},           {"recovery_points", report.points},
+          {"volumes", report.volumes},   {"chunks_checked", report.chunks_checked},
+          {"bytes_checked", report.bytes_checked},
+          {"damaged_points", report.damaged_points}, {"problems", problems}};
+}
+
+void PrintVerify(const repo::VerifyReport& report) {
+  std::cout << "checked " << report.chunks_checked << " chunks ("
+            << repo::FormatBytes(report.bytes_checked) << ") of " << report.volumes
+            << " volumes in " << report.points << " recovery points\n";
+  for (const auto& damaged : report.damaged_points) std::cout << "DAMAGED  " << damaged << "\n";
+  if (!report.problems.empty()) {
+    Table table({"RECOVERY POINT", "VOLUME", "OFFSET", "CHUNK", "PROBLEM"});
+    for (const auto& problem : report.problems) {
+      table.AddRow({problem.point_id, problem.volume, absl::StrCat(problem.offset),
+                    problem.chunk_id.substr(0, 16), problem.what});
+    }
+    std::cout << table.Render();
+  }
+  if (report.ok()) std::cout << "no problems found\n";
+}
+
+void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
+  struct Flags : RepoFlags {
+    std::string point;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* verify = repo_cmd.add_subcommand("verify", "Re-read and re-hash every chunk");
+  verify->add_option("snapshot", flags->point, "only this recovery point (id or prefix)");
+  AddRepoFlags(verify, *flags, context);
+  verify->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
+      SP_ASSIGN_OR_RETURN(repo::VerifyReport report, repo->Verify(flags->point));
+      if (context.json) PrintJson(VerifyToJson(report));
+      else PrintVerify(report);
+      if (report.ok()) return absl::OkStatus();
+      return absl::DataLossError(absl::StrCat(
+          "verify found ", report.problems.size(), " bad chunk reference(s) and ",
+          report.damaged_points.size(), " damaged recovery point(s); the points named above "
+          "cannot be restored in full"));
+    };
+  });
+  auto gc_flags = std::make_shared<RepoFlags>();
+  CLI::App* gc = repo_cmd.add_subcommand("gc", "Delete chunks no recovery point uses");
+  AddRepoFlags(gc, *gc_flags, context);
+  gc->callback([gc_flags, &context] {
+    context.action = [gc_flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*gc_flags, context));
+      SP_ASSIGN_OR_RETURN(repo::GcReport report, repo->CollectGarbage());
+      if (context.json) {
+        PrintJson({{"chunks_in_use", report.chunks_in_use},
+                   {"chunks_deleted", report.chunks_deleted},
+                   {"bytes_freed", report.bytes_freed},
+                   {"chunks_spared", report.chunks_spared},
+                   {"incomplete_points_removed", report.incomplete_points_removed},
+                   {"temp_files_removed", report.temp_files_removed}});
+        return absl::OkStatus();
+      }
+      std::cout << "freed " << repo::FormatBytes(report.bytes_freed) << " in "
+                << report.chunks_deleted << " chunks; " << report.chunks_in_use
+                << " chunks in use";
+      if (report.chunks_spared > 0) {
+        std::cout << "; " << report.chunks_spared << " unused chunks kept (newer than this gc "
+                  << "or a running backup; the next gc frees them)";
+      }
+      if (report.incomplete_points_removed > 0) {
+        std::cout << "; removed " << report.incomplete_points_removed << " interrupted points";
+      }
+      std::cout << "\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+// --- prune / rebuild-catalog / snapshot delete -----------------------------------------------
+
+void AddPrune(CLI::App& repo_cmd, Context& context) {
+  struct Flags : RepoFlags {
+    std::string vm;
+    repo::PrunePolicy policy;
+    bool dry_run = false;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* prune = repo_cmd.add_subcommand("prune", "Remove a VM's recovery points by rules");
+  prune->add_option("vm", flags->vm, "VM name or UUID")->required();
+  prune->add_option("--keep-last", flags->policy.keep_last, "keep the N newest");
+  prune->add_option("--keep-hourly", flags->policy.keep_hourly, "newest of each of N hours");
+  prune->add_option("--keep-daily", flags->policy.keep_daily, "newest of each of N days");
+  prune->add_option("--keep-weekly", flags->policy.keep_weekly, "newest of each of N weeks");
+  prune->add_option("--keep-monthly", flags->policy.keep_monthly, "newest of each of N months");
+  prune->add_option("--keep-yearly", flags->policy.keep_yearly, "newest of each of N years");
+  prune->add_flag("--dry-run", flags->dry_run, "only print what would be kept and removed");
+  AddRepoFlags(prune, *flags, context);
+  prune->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
+      SP_ASSIGN_OR_RETURN(auto decisions, repo->Prune(flags->vm, flags->policy, flags->dry_run));
+      if (!flags->dry_run) {
+        SP_ASSIGN_OR_RETURN(auto index, OpenIndex(context));
+        for (const auto& decision : decisions) {
+          if (!decision.keep) SP_RETURN_IF_ERROR(index->Remove(decision.id));
+        }
+      }
+      if (context.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& d : decisions) {
+          out.push_back({{"id", d.id}, {"time", FormatUnixMicros(d.time_micros)},
+                         {"keep", d.keep}, {"reasons", d.reasons}});
+        }
+        PrintJson({{"dry_run", flags->dry_run}, {"decisions", out}});
+        return absl::OkStatus();
+      }
+      Table table({"RECOVERY POINT", "TIME", "ACTION", "WHY"});
+      for (const auto& d : decisions) {
+        table.AddRow({d.id, FormatUnixMicros(d.time_micros),
+                      d.keep ? "keep" : (flags->dry_run ? "would remove" : "removed"),
+                      d.keep ? absl::StrJoin(d.reasons, ", ") : "no rule keeps it"});
+      }
+      std::cout << table.Render();
+      if (!flags->dry_run) std::cout << "run `stillpoint repo gc` to free the space\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddRebuildCatalog(CLI::App& repo_cmd, Context& context) {
+  auto flags = std::make_shared<RepoFlags>();
+  CLI::App* rebuild = repo_cmd.add_subcommand(
+      "rebuild-catalog", "Rebuild the catalog's list of recovery points from the manifests");
+  AddRepoFlags(rebuild, *flags, context);
+  rebuild->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
+      SP_ASSIGN_OR_RETURN(auto manifests, repo->ListRecoveryPoints());
+      std::vector<catalog::RecoveryPointRecord> records;
+      for (const auto& manifest : manifests) records.push_back(catalog::RecordFromManifest(manifest));
+      SP_ASSIGN_OR_RETURN(auto index, OpenIndex(context));
+      SP_RETURN_IF_ERROR(index->ReplaceAll(records));
+      if (context.json) PrintJson({{"recovery_points", records.size()}});
+      else std::cout << "catalog now lists " << records.size() << " recovery points\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddSnapshotDelete(CLI::App& snapshot_cmd, Context& context) {
+  struct Flags : RepoFlags {
+    std::string id;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* remove = snapshot_cmd.add_subcommand("delete", "Delete a recovery point");
+  remove->add_option("id", flags->id, "recovery point id (or a unique prefix)")->required();
+  AddRepoFlags(remove, *flags, context);
+  remove->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
+      SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(flags->id));
+      SP_RETURN_IF_ERROR(repo->DeleteRecoveryPoint(manifest.id));
+      SP_ASSIGN_OR_RETURN(auto index, OpenIndex(context));
+      SP_RETURN_IF_ERROR(index->Remove(manifest.id));
+      if (context.json) {
+        PrintJson({{"deleted", manifest.id}});
+      } else {
+        std::cout << "deleted recovery point " << manifest.id << " of VM '" << manifest.vm_name
+                  << "'; run `stillpoint repo gc` to free its space\n";
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+// --- vm set-limit -----------------------------------------------------------------------------
+
+void AddSetLimit(CLI::App& vm_cmd, Context& context) {
+  struct Flags : RepoFlags {
+    std::string vm, size;
+  };
+  auto flags = std::make_shared<Flags>();
+  CLI::App* set_limit = vm_cmd.add_subcommand(
+      "set-limit", "Set the space a VM's recovery points may use (SIZE like 50G, or none)");
+  set_limit->add_option("vm", flags->vm, "VM name or UUID")->required();
+  set_limit->add_option("size", flags->size, "e.g. 500M, 50G, 2T, or none")->required();
+  AddRepoFlags(set_limit, *flags, context);
+  set_limit->callback([flags, &context] {
+    context.action = [flags, &context]() -> Status {
+      std::optional<int64_t> limit;
+      if (flags->size != "none") {
+        SP_ASSIGN_OR_RETURN(uint64_t bytes, repo::ParseBytes(flags->size));
+        limit = static_cast<int64_t>(bytes);
+      }
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(catalog::VmRecord vm, app->GetVm(flags->vm));
+      SP_RETURN_IF_ERROR(app->catalog().SetSpaceLimit(vm.id, limit));
+      uint64_t used = 0;
+      if (auto repo = OpenRepo(*flags, context); repo.ok()) {
+        if (auto usage = (*repo)->Usage(vm.uuid); usage.ok()) used = usage->stored_bytes;
+      }
+      if (context.json) {
+        PrintJson({{"vm", vm.name}, {"limit_bytes", limit ? nlohmann::json(*limit) : nullptr},
+                   {"used_bytes", used}});
+      } else {
+        std::cout << "VM '" << vm.name << "': space limit "
+                  << (limit ? repo::FormatBytes(static_cast<uint64_t>(*limit)) : "none")
+                  << ", recovery points use " << repo::FormatBytes(used) << "\n";
+        if (limit && used > static_cast<uint64_t>(*limit)) {
+          std::cout << "the VM is over its limit: new snapshots are refused until you prune "
+                       "(`stillpoint repo prune "
+                    << vm.name << " --keep-last N`) or raise the limit\n";
+        }
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+}  // namespace
+
+void RegisterRepoCommands(CLI::App& root, Context& context) {
+  CLI::App* repo_cmd = FindOrAdd(root, "repo", "The repository of recovery points");
+  AddInit(*repo_cmd, context);
+  AddInfoStats(*repo_cmd, context);
+  AddVerifyGc(*repo_cmd, context);
+  AddPrune(*repo_cmd, context);
+  AddRebuildCatalog(*repo_cmd, context);
+  AddSnapshotDelete(*FindOrAdd(root, "snapshot", "Take, list and delete recovery points"),
+                    context);
+  AddSetLimit(*FindOrAdd(root, "vm", "Define, run and inspect VMs"), context);
+}
+
+}  // namespace sp::cli
