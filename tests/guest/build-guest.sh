@@ -167,8 +167,8 @@ fetch_kernel_deb() {
         fi
         mv -f "$dl"/*.deb "$deb"
         rm -rf "$dl"
-        # Older versions of the same kernel are no longer needed.
-        find "$DEB_DIR" -maxdepth 1 -name "${name}_*.deb" ! -path "$deb" -delete
+        # Kernels that apt no longer resolves to are not needed any more.
+        find "$DEB_DIR" -maxdepth 1 -name 'linux-image-*.deb' ! -path "$deb" -delete
     fi
     printf '%s\n' "$deb"
 }
