@@ -32,7 +32,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 cmake --preset release >/dev/null
-cmake --build --preset release --target repo_ingest >&2
+cmake --build --preset release --target repo_ingest stillpoint >&2
 ingest="$top/build/release/bench/repo_ingest"
 
 if [ ! -f "$image" ]; then
@@ -74,8 +74,7 @@ measure() {
   echo "repo_bench: $name ${seconds[$name]} s, peak RSS ${rss[$name]} MiB" >&2
 }
 
-"$top/build/release/src/cli/stillpoint" repo init "$runs/sp-repo" >/dev/null 2>&1 ||
-  STILLPOINT_HOME="$runs/home" "$top/build/release/src/cli/stillpoint" repo init "$runs/sp-repo" >&2
+STILLPOINT_HOME="$runs/home" "$top/build/release/src/cli/stillpoint" repo init "$runs/sp-repo" >&2
 restic init --repo "$runs/restic" >/dev/null
 borg init --encryption none "$runs/borg" >/dev/null
 
