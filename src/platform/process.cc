@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <climits>
 #include <cstring>
 #include <fstream>
@@ -210,6 +211,21 @@ StatusOr<pid_t> ForkDetached(const std::string& log_path) {
     return absl::InternalError("could not start a detached process");
   }
   return detached;
+}
+
+StatusOr<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path,
+                              int inherit_fd) {
+  if (argv.empty()) return absl::InvalidArgumentError("spawn: empty command");
+  std::vector<std::string> owned = argv;
+  SP_ASSIGN_OR_RETURN(pid_t pid, ForkDetached(log_path));
+  if (pid != 0) return pid;
+  if (inherit_fd >= 0) ::fcntl(inherit_fd, F_SETFD, 0);
+  std::vector<char*> args;
+  for (std::string& arg : owned) args.push_back(arg.data());
+  args.push_back(nullptr);
+  ::execv(args[0], args.data());
+  std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
+  ::_exit(127);
 }
 
 StatusOr<std::string> SelfExecutable() {

@@ -66,6 +66,12 @@ Status SendSignal(pid_t pid, int signal);
 // needs to wait for it.
 StatusOr<pid_t> ForkDetached(const std::string& log_path);
 
+// Starts `argv` as a detached process (see ForkDetached) that keeps `inherit_fd` open across its
+// exec; every other descriptor of ours is closed-on-exec as usual. Returns its pid. An exec
+// failure is written to `log_path`.
+StatusOr<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path,
+                              int inherit_fd);
+
 // Absolute path of the running executable.
 StatusOr<std::string> SelfExecutable();
 

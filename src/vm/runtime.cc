@@ -1,12 +1,10 @@
 #include "vm/runtime.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstring>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -191,15 +189,10 @@ Status Runtime::Start(const VmRecord& vm) {
   }
   std::vector<std::string> argv = {program, kMonitorCommand, options_.catalog_path,
                                    options_.run_root, absl::StrCat(vm.id), absl::StrCat(pair[1])};
-  SP_ASSIGN_OR_RETURN(pid_t monitor, ForkDetached(paths.monitor_log));
-  if (monitor == 0) {
-    ::fcntl(pair[1], F_SETFD, 0);  // the report socket must survive the exec
-    std::vector<char*> args;
-    for (std::string& arg : argv) args.push_back(arg.data());
-    args.push_back(nullptr);
-    ::execv(args[0], args.data());
-    std::fprintf(stderr, "cannot run the VM monitor %s: %s\n", args[0], std::strerror(errno));
-    ::_exit(127);
+  Status spawned = SpawnDetached(argv, paths.monitor_log, pair[1]).status();
+  if (!spawned.ok()) {
+    ::close(pair[1]);
+    return spawned;
   }
   ::close(pair[1]);
   LineReader reader(&report);
