@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/catalog.h"
+#include "catalog/records_json.h"
 #include "platform/status.h"
 #include "vm/guest_filesystems.h"
 #include "vm/runtime.h"
@@ -75,8 +76,7 @@ class App {
   std::unique_ptr<vm::Runtime> runtime_;
 };
 
-// JSON forms used by --json output (and later the REST API).
-nlohmann::json VmToJson(const catalog::VmRecord& vm);
-nlohmann::json EventToJson(const catalog::EventRecord& event);
+using catalog::EventToJson;
+using catalog::VmToJson;
 
 }  // namespace sp::app
