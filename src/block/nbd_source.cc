@@ -1,0 +1,424 @@
+// BlockSource over libnbd: live QEMU exports and qemu-nbd for image files.
+//
+// Every libnbd call that talks to the server is issued asynchronously (nbd_aio_*) and driven by
+// nbd_poll with a deadline, so a server that stops answering costs at most the configured timeout.
+#include <libnbd.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "block/block_source.h"
+
+namespace sp::block {
+
+StatusOr<ReadTicket> BlockSource::StartRead(uint64_t offset, uint64_t length, char* buffer) {
+  SP_RETURN_IF_ERROR(ReadAt(offset, length, buffer));
+  finished_.push_back(next_ticket_);
+  return next_ticket_++;
+}
+
+StatusOr<std::vector<ReadTicket>> BlockSource::WaitForReads() {
+  std::vector<ReadTicket> done;
+  done.swap(finished_);
+  return done;
+}
+
+namespace {
+
+constexpr const char* kAllocationContext = "base:allocation";
+constexpr uint32_t kStateZero = 2;   // base:allocation: reads as zeros
+constexpr uint32_t kStateDirty = 1;  // qemu:dirty-bitmap: changed
+constexpr uint64_t kStatusWindow = 1u << 30;
+
+struct HandleCloser {
+  void operator()(nbd_handle* handle) const { nbd_close(handle); }
+};
+using Handle = std::unique_ptr<nbd_handle, HandleCloser>;
+
+// The status for libnbd's last error on this thread, prefixed with `what`.
+Status NbdStatus(absl::string_view what) {
+  const char* text = nbd_get_error();
+  std::string message = absl::StrCat(what, ": ", text != nullptr ? text : "unknown NBD error");
+  switch (nbd_get_errno()) {
+    case ENOENT:
+      return absl::NotFoundError(message);
+    case ETIMEDOUT:
+      return absl::DeadlineExceededError(message);
+    case EINVAL:
+    case ERANGE:
+    case ENOTSUP:
+      return absl::InvalidArgumentError(message);
+    case EIO:
+      return absl::DataLossError(message);
+    default:
+      return absl::UnavailableError(message);
+  }
+}
+
+// What one block-status request returned, per meta context. Shared with libnbd's callback so
+// that a reply arriving after we gave up never touches freed memory.
+struct StatusReply {
+  std::vector<uint32_t> allocation;  // (length, flags) pairs
+  std::vector<uint32_t> dirty;
+};
+
+int CollectExtents(void* user_data, const char* context, uint64_t, uint32_t* entries,
+                   size_t count, int*) {
+  auto* reply = static_cast<std::shared_ptr<StatusReply>*>(user_data);
+  auto& target = absl::string_view(context) == kAllocationContext ? (*reply)->allocation
+                                                                    : (*reply)->dirty;
+  target.assign(entries, entries + count);
+  return 0;
+}
+
+void FreeReply(void* user_data) { delete static_cast<std::shared_ptr<StatusReply>*>(user_data); }
+
+// Walks (length, flags) pairs of one context as a sequence of runs.
+class RunCursor {
+ public:
+  RunCursor(const std::vector<uint32_t>* pairs, uint64_t fallback_length)
+      : pairs_(pairs), fallback_(fallback_length) {}
+  bool done() const { return pairs_ ? index_ + 1 >= pairs_->size() : fallback_ == 0; }
+  uint64_t left() const { return pairs_ ? (*pairs_)[index_] - used_ : fallback_; }
+  uint32_t flags() const { return pairs_ ? (*pairs_)[index_ + 1] : 0; }
+  void Take(uint64_t bytes) {
+    if (!pairs_) {
+      fallback_ -= bytes;
+      return;
+    }
+    used_ += bytes;
+    if (used_ == (*pairs_)[index_]) {
+      index_ += 2;
+      used_ = 0;
+    }
+  }
+
+ private:
+  const std::vector<uint32_t>* pairs_;
+  uint64_t fallback_;
+  size_t index_ = 0;
+  uint64_t used_ = 0;
+};
+
+void AppendExtent(std::vector<Extent>& out, Extent extent) {
+  if (!out.empty() && out.back().zero == extent.zero && out.back().dirty == extent.dirty &&
+      out.back().offset + out.back().length == extent.offset) {
+    out.back().length += extent.length;
+  } else {
+    out.push_back(extent);
+  }
+}
+
+class NbdSource final : public BlockSource {
+ public:
+  NbdSource(Handle handle, std::string label, ConnectOptions options)
+      : handle_(std::move(handle)), label_(std::move(label)), options_(std::move(options)) {}
+
+  // Waits for the handshake, then learns the size, limits and negotiated contexts.
+  Status FinishConnect() {
+    SP_RETURN_IF_ERROR(PollUntil([&] { return nbd_aio_is_connecting(h()) == 0 &&
+                                              nbd_aio_is_negotiating(h()) == 0 &&
+                                              nbd_aio_is_created(h()) == 0; },
+                                 options_.connect_timeout, Context("connecting")));
+    if (nbd_aio_is_ready(h()) == 0) return Fail(NbdStatus(Context("connecting")));
+    int64_t size = nbd_get_size(h());
+    if (size < 0) return Fail(NbdStatus(Context("getting the size")));
+    size_ = static_cast<uint64_t>(size);
+    int64_t maximum = nbd_get_block_size(h(), LIBNBD_SIZE_MAXIMUM);
+    if (maximum > 0) max_read_ = std::min<uint64_t>(kMaxNbdRequest, static_cast<uint64_t>(maximum));
+    has_allocation_ = nbd_can_meta_context(h(), kAllocationContext) == 1;
+    if (!options_.dirty_bitmap.empty()) {
+      if (nbd_can_meta_context(h(), BitmapContext().c_str()) != 1) {
+        return absl::NotFoundError(absl::StrCat(label_, ": the server did not export dirty bitmap '",
+                                                options_.dirty_bitmap, "'"));
+      }
+      has_bitmap_ = true;
+    }
+    return absl::OkStatus();
+  }
+
+  std::string BitmapContext() const {
+    return absl::StrCat("qemu:dirty-bitmap:", options_.dirty_bitmap);
+  }
+
+  uint64_t size() const override { return size_; }
+  bool has_dirty_bitmap() const override { return has_bitmap_; }
+  uint64_t max_read_size() const override { return max_read_; }
+  const std::string& label() const override { return label_; }
+  size_t reads_in_flight() const override { return reads_.size(); }
+
+  StatusOr<std::vector<Extent>> Extents(uint64_t offset, uint64_t length) override {
+    SP_RETURN_IF_ERROR(CheckRange(offset, length, "reading extents"));
+    std::vector<Extent> out;
+    uint64_t end = offset + length;
+    for (uint64_t at = offset; at < end;) {
+      SP_ASSIGN_OR_RETURN(uint64_t covered, ExtentsOnce(at, std::min(end - at, kStatusWindow), out));
+      at += covered;
+    }
+    return out;
+  }
+
+  Status ReadAt(uint64_t offset, uint64_t length, char* buffer) override {
+    SP_RETURN_IF_ERROR(CheckRange(offset, length, "reading"));
+    std::map<int64_t, uint64_t> cookies;  // cookie → offset
+    for (uint64_t done = 0; done < length; done += max_read_) {
+      uint64_t piece = std::min(max_read_, length - done);
+      SP_ASSIGN_OR_RETURN(int64_t cookie, IssueRead(offset + done, piece, buffer + done));
+      cookies[cookie] = offset + done;
+    }
+    Status first_error;
+    SP_RETURN_IF_ERROR(PollUntil([&] { return Retire(cookies, nullptr, first_error); },
+                                 options_.io_timeout, AtOffset("reading", offset)));
+    return first_error;
+  }
+
+  StatusOr<ReadTicket> StartRead(uint64_t offset, uint64_t length, char* buffer) override {
+    SP_RETURN_IF_ERROR(CheckRange(offset, length, "reading"));
+    if (length > max_read_) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(label_, ": read of ", length, " bytes exceeds the limit of ", max_read_));
+    }
+    SP_ASSIGN_OR_RETURN(int64_t cookie, IssueRead(offset, length, buffer));
+    reads_[cookie] = offset;
+    return static_cast<ReadTicket>(cookie);
+  }
+
+  StatusOr<std::vector<ReadTicket>> WaitForReads() override {
+    std::vector<ReadTicket> done;
+    if (reads_.empty()) return done;
+    Status first_error;
+    SP_RETURN_IF_ERROR(PollUntil([&] { return Retire(reads_, &done, first_error); },
+                                 options_.io_timeout,
+                                 AtOffset("reading", reads_.begin()->second)));
+    SP_RETURN_IF_ERROR(first_error);
+    return done;
+  }
+
+ private:
+  nbd_handle* h() const { return handle_.get(); }
+
+  std::string Context(absl::string_view what) const { return absl::StrCat(label_, ": ", what); }
+  std::string AtOffset(absl::string_view what, uint64_t offset) const {
+    return absl::StrCat(label_, ": ", what, " at offset ", offset);
+  }
+
+  // Remembers the first fatal error: the connection cannot be trusted afterwards.
+  Status Fail(Status status) {
+    if (broken_.ok()) broken_ = status;
+    return status;
+  }
+
+  Status CheckRange(uint64_t offset, uint64_t length, absl::string_view what) const {
+    if (!broken_.ok()) return broken_;
+    if (offset > size_ || length > size_ - offset) {
+      return absl::OutOfRangeError(absl::StrCat(label_, ": ", what, " ", length, " bytes at offset ",
+                                                offset, " is past the end (size ", size_, ")"));
+    }
+    return absl::OkStatus();
+  }
+
+  StatusOr<int64_t> IssueRead(uint64_t offset, uint64_t length, char* buffer) {
+    int64_t cookie = nbd_aio_pread(h(), buffer, length, offset, NBD_NULL_COMPLETION, 0);
+    if (cookie < 0) return Fail(NbdStatus(AtOffset("reading", offset)));
+    return cookie;
+  }
+
+  // Retires finished commands among `cookies` (removing them, adding them to *done); true when
+  // at least one finished (or, without `done`, when all did). The first failure goes to `error`.
+  bool Retire(std::map<int64_t, uint64_t>& cookies, std::vector<ReadTicket>* done,
+              Status& error) {
+    for (auto it = cookies.begin(); it != cookies.end();) {
+      int state = nbd_aio_command_completed(h(), static_cast<uint64_t>(it->first));
+      if (state == 0) {
+        ++it;
+        continue;
+      }
+      if (state < 0 && error.ok()) error = NbdStatus(AtOffset("reading", it->second));
+      if (done != nullptr) done->push_back(static_cast<ReadTicket>(it->first));
+      it = cookies.erase(it);
+    }
+    return done != nullptr ? !done->empty() : cookies.empty();
+  }
+
+  // Drives the connection until `finished()` or the deadline. DeadlineExceeded (and the source
+  // is broken) when the server did not answer in time.
+  Status PollUntil(const std::function<bool()>& finished, Millis timeout,
+                   const std::string& what) {
+    Deadline deadline = Deadline::In(timeout);
+    while (!finished()) {
+      if (!broken_.ok()) return broken_;
+      if (nbd_aio_is_dead(h()) == 1 || nbd_aio_is_closed(h()) == 1) {
+        return Fail(absl::UnavailableError(absl::StrCat(what, ": the NBD connection is closed")));
+      }
+      if (deadline.Expired()) {
+        return Fail(absl::DeadlineExceededError(absl::StrCat(
+            what, ": the NBD server did not answer within ", timeout.count(), " ms")));
+      }
+      if (nbd_poll(h(), std::max(1, deadline.PollTimeoutMs())) < 0) {
+        return Fail(NbdStatus(what));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // One block-status request from `offset`: appends the extents it describes (at most `length`
+  // bytes) to `out` and returns how many bytes they cover.
+  StatusOr<uint64_t> ExtentsOnce(uint64_t offset, uint64_t length, std::vector<Extent>& out) {
+    if (!has_allocation_ && !has_bitmap_) {
+      AppendExtent(out, {offset, length, false, true});
+      return length;
+    }
+    auto reply = std::make_shared<StatusReply>();
+    nbd_extent_callback callback{CollectExtents, new std::shared_ptr<StatusReply>(reply),
+                                 FreeReply};
+    int64_t cookie = nbd_aio_block_status(h(), length, offset, callback, NBD_NULL_COMPLETION, 0);
+    if (cookie < 0) return Fail(NbdStatus(AtOffset("reading extents", offset)));
+    Status error;
+    std::map<int64_t, uint64_t> pending{{cookie, offset}};
+    SP_RETURN_IF_ERROR(PollUntil([&] { return Retire(pending, nullptr, error); },
+                                 options_.io_timeout,
+                                 AtOffset("reading extents", offset)));
+    if (!error.ok()) return Annotate(error, "block status");
+    return MergeReply(*reply, offset, length, out);
+  }
+
+  // Merges the contexts' runs into extents where both are known.
+  StatusOr<uint64_t> MergeReply(const StatusReply& reply, uint64_t offset, uint64_t length,
+                                std::vector<Extent>& out) const {
+    RunCursor allocation(has_allocation_ ? &reply.allocation : nullptr, length);
+    RunCursor dirty(has_bitmap_ ? &reply.dirty : nullptr, length);
+    uint64_t covered = 0;
+    while (covered < length && !allocation.done() && !dirty.done()) {
+      uint64_t run = std::min({allocation.left(), dirty.left(), length - covered});
+      if (run == 0) break;
+      bool zero = has_allocation_ && (allocation.flags() & kStateZero) != 0;
+      bool is_dirty = !has_bitmap_ || (dirty.flags() & kStateDirty) != 0;
+      AppendExtent(out, {offset + covered, run, zero, is_dirty});
+      allocation.Take(run);
+      dirty.Take(run);
+      covered += run;
+    }
+    if (covered == 0) {
+      return absl::InternalError(AtOffset("the NBD server returned no extents", offset));
+    }
+    return covered;
+  }
+
+  Handle handle_;
+  std::string label_;
+  ConnectOptions options_;
+  uint64_t size_ = 0;
+  uint64_t max_read_ = kMaxNbdRequest;
+  bool has_allocation_ = false;
+  bool has_bitmap_ = false;
+  Status broken_;
+  std::map<int64_t, uint64_t> reads_;  // StartRead cookies in flight → offset
+};
+
+StatusOr<Handle> NewHandle(const ConnectOptions& options, absl::string_view label) {
+  Handle handle(nbd_create());
+  if (!handle) return NbdStatus(absl::StrCat(label, ": creating an NBD handle"));
+  if (nbd_add_meta_context(handle.get(), kAllocationContext) < 0) {
+    return NbdStatus(absl::StrCat(label, ": requesting extents"));
+  }
+  if (!options.dirty_bitmap.empty()) {
+    std::string context = absl::StrCat("qemu:dirty-bitmap:", options.dirty_bitmap);
+    if (nbd_add_meta_context(handle.get(), context.c_str()) < 0) {
+      return NbdStatus(absl::StrCat(label, ": requesting dirty bitmap"));
+    }
+  }
+  return handle;
+}
+
+std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Turns qemu-nbd's complaint about an image into a status with a meaning.
+Status ImageOpenError(const std::string& label, const std::string& qemu_nbd_output,
+                      const Status& nbd_error) {
+  std::string output(absl::StripAsciiWhitespace(qemu_nbd_output));
+  if (output.empty()) return nbd_error;
+  if (absl::StrContains(output, "lock")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        label, " is in use by another process (a running VM?); stop it or capture it live: ",
+        output));
+  }
+  if (absl::StrContains(output, "No such file")) {
+    return absl::NotFoundError(absl::StrCat(label, ": ", output));
+  }
+  if (absl::StrContains(absl::AsciiStrToLower(output), "bitmap")) {
+    return absl::NotFoundError(absl::StrCat(label, ": ", output));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(label, ": qemu-nbd cannot open it: ", output));
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<BlockSource>> ConnectNbdUnix(const std::string& socket_path,
+                                                      const std::string& export_name,
+                                                      const ConnectOptions& options) {
+  std::string label = options.label.empty()
+                          ? absl::StrCat("NBD export '", export_name, "' at ", socket_path)
+                          : options.label;
+  struct stat info;
+  if (::stat(socket_path.c_str(), &info) != 0) {
+    return absl::NotFoundError(absl::StrCat(label, ": no NBD socket at ", socket_path));
+  }
+  SP_ASSIGN_OR_RETURN(Handle handle, NewHandle(options, label));
+  if (nbd_set_export_name(handle.get(), export_name.c_str()) < 0 ||
+      nbd_aio_connect_unix(handle.get(), socket_path.c_str()) < 0) {
+    return NbdStatus(absl::StrCat(label, ": connecting"));
+  }
+  auto source = std::make_unique<NbdSource>(std::move(handle), label, options);
+  SP_RETURN_IF_ERROR(source->FinishConnect());
+  return std::unique_ptr<BlockSource>(std::move(source));
+}
+
+StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path,
+                                                 const std::string& format,
+                                                 const ConnectOptions& options) {
+  std::string label = options.label.empty() ? absl::StrCat("image ", path) : options.label;
+  struct stat info;
+  if (::stat(path.c_str(), &info) != 0) {
+    return absl::NotFoundError(absl::StrCat(label, ": image file ", path, " does not exist"));
+  }
+  // qemu-nbd's stderr goes to a private file so that its reason for refusing can be reported.
+  const char* tmp = ::getenv("TMPDIR");
+  std::string log_path = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                                      "/sp-qemu-nbd-XXXXXX");
+  int log_fd = ::mkstemp(log_path.data());
+  if (log_fd < 0) return ErrnoStatus(errno, absl::StrCat(label, ": creating ", log_path));
+  ::close(log_fd);
+  absl::Cleanup remove_log = [&] { ::unlink(log_path.c_str()); };
+
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec 2>\"$0\"; exec qemu-nbd \"$@\"",
+                                   log_path, "--read-only", "--format=" + format};
+  if (!options.dirty_bitmap.empty()) argv.push_back("--bitmap=" + options.dirty_bitmap);
+  argv.push_back("--");
+  argv.push_back(path);
+  std::vector<char*> args;
+  for (std::string& arg : argv) args.push_back(arg.data());
+  args.push_back(nullptr);
+
+  SP_ASSIGN_OR_RETURN(Handle handle, NewHandle(options, label));
+  if (nbd_aio_connect_systemd_socket_activation(handle.get(), args.data()) < 0) {
+    return NbdStatus(absl::StrCat(label, ": starting qemu-nbd"));
+  }
+  auto source = std::make_unique<NbdSource>(std::move(handle), label, options);
+  Status connected = source->FinishConnect();
+  if (!connected.ok()) return ImageOpenError(label, ReadWholeFile(log_path), connected);
+  return std::unique_ptr<BlockSource>(std::move(source));
+}
+
+}  // namespace sp::block

@@ -1,0 +1,161 @@
+#include "block/stream.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <vector>
+
+namespace sp::block {
+namespace {
+
+constexpr uint32_t kChunk = 64 * 1024;
+
+// An in-memory volume whose extents are given explicitly; reads through the synchronous default.
+class FakeSource final : public BlockSource {
+ public:
+  FakeSource(std::string bytes, std::vector<Extent> extents, bool bitmap)
+      : bytes_(std::move(bytes)), extents_(std::move(extents)), bitmap_(bitmap) {}
+  uint64_t size() const override { return bytes_.size(); }
+  bool has_dirty_bitmap() const override { return bitmap_; }
+  uint64_t max_read_size() const override { return 16 * 1024; }  // forces split reads
+  const std::string& label() const override { return label_; }
+  StatusOr<std::vector<Extent>> Extents(uint64_t offset, uint64_t length) override {
+    std::vector<Extent> out;
+    for (Extent extent : extents_) {
+      uint64_t begin = std::max(extent.offset, offset);
+      uint64_t end = std::min(extent.offset + extent.length, offset + length);
+      if (begin < end) out.push_back({begin, end - begin, extent.zero, extent.dirty});
+    }
+    return out;
+  }
+  Status ReadAt(uint64_t offset, uint64_t length, char* buffer) override {
+    if (fail_at_ >= offset && fail_at_ < offset + length) {
+      return absl::DataLossError(absl::StrCat("read failed at offset ", offset));
+    }
+    bytes_.copy(buffer, length, offset);
+    bytes_read_ += length;
+    return absl::OkStatus();
+  }
+
+  std::string bytes_;
+  std::vector<Extent> extents_;
+  bool bitmap_;
+  std::string label_ = "fake";
+  uint64_t bytes_read_ = 0;
+  uint64_t fail_at_ = UINT64_MAX;
+};
+
+struct Received {
+  std::vector<uint64_t> order;
+  std::map<uint64_t, std::pair<ChunkKind, std::string>> chunks;
+};
+
+ChunkSink Collect(Received& received) {
+  return [&received](uint64_t index, ChunkKind kind, std::string data) {
+    received.order.push_back(index);
+    received.chunks[index] = {kind, std::move(data)};
+    return absl::OkStatus();
+  };
+}
+
+// 5.5 chunks: chunk 0 data, 1 hole, 2 data but all zero bytes, 3 data (clean in the bitmap),
+// 4 data (dirty), 5 short data.
+FakeSource MakeVolume(bool bitmap) {
+  std::string bytes(5 * kChunk + kChunk / 2, '\0');
+  std::fill_n(bytes.begin(), kChunk, 'a');
+  std::fill_n(bytes.begin() + 3 * kChunk, kChunk, 'c');
+  std::fill_n(bytes.begin() + 4 * kChunk + 100, 10, 'd');
+  std::fill_n(bytes.begin() + 5 * kChunk, kChunk / 2, 'e');
+  std::vector<Extent> extents = {
+      {0, kChunk, false, true},
+      {kChunk, kChunk, true, false},
+      {2 * kChunk, kChunk, false, true},
+      {3 * kChunk, kChunk, false, !bitmap},
+      {4 * kChunk, 4096, false, false},
+      {4 * kChunk + 4096, 4096, false, true},
+      {4 * kChunk + 8192, kChunk + kChunk / 2 - 8192, false, false},
+  };
+  return FakeSource(std::move(bytes), std::move(extents), bitmap);
+}
+
+TEST(StreamVolumeTest, FullStreamClassifiesChunksInIndexOrder) {
+  FakeSource source = MakeVolume(false);
+  Received received;
+  auto stats = StreamVolume(source, kChunk, {}, Collect(received));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(received.order, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(received.chunks[0].first, ChunkKind::kData);
+  EXPECT_EQ(received.chunks[0].second, std::string(kChunk, 'a'));
+  EXPECT_EQ(received.chunks[1].first, ChunkKind::kZero);
+  EXPECT_EQ(received.chunks[1].second, "");
+  EXPECT_EQ(received.chunks[2].first, ChunkKind::kZero);  // read, found all zero
+  EXPECT_EQ(received.chunks[3].first, ChunkKind::kData);
+  EXPECT_EQ(received.chunks[5].first, ChunkKind::kData);
+  EXPECT_EQ(received.chunks[5].second, std::string(kChunk / 2, 'e'));
+  EXPECT_EQ(stats->chunk_count, 6u);
+  EXPECT_EQ(stats->data_chunks, 4u);
+  EXPECT_EQ(stats->zero_chunks, 2u);
+  EXPECT_EQ(stats->bytes_read, 4 * kChunk + kChunk / 2);
+  EXPECT_EQ(stats->bytes_zero, 2u * kChunk);
+  EXPECT_EQ(source.bytes_read_, stats->bytes_read);
+}
+
+TEST(StreamVolumeTest, IncrementalReusesCleanChunks) {
+  FakeSource source = MakeVolume(true);
+  Received received;
+  StreamOptions options;
+  options.incremental = true;
+  auto stats = StreamVolume(source, kChunk, options, Collect(received));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(received.chunks[0].first, ChunkKind::kData);
+  EXPECT_EQ(received.chunks[1].first, ChunkKind::kZero);
+  EXPECT_EQ(received.chunks[3].first, ChunkKind::kReuseParent);
+  EXPECT_EQ(received.chunks[4].first, ChunkKind::kData);
+  EXPECT_EQ(received.chunks[4].second.substr(100, 10), std::string(10, 'd'));
+  EXPECT_EQ(received.chunks[5].first, ChunkKind::kReuseParent);
+  EXPECT_EQ(stats->reused_chunks, 2u);
+  EXPECT_EQ(stats->bytes_reused, kChunk + kChunk / 2);
+}
+
+TEST(StreamVolumeTest, ReadErrorNamesOffsetAndStops) {
+  FakeSource source = MakeVolume(false);
+  source.fail_at_ = 3 * kChunk + 5;
+  Received received;
+  auto stats = StreamVolume(source, kChunk, {}, Collect(received));
+  ASSERT_FALSE(stats.ok());
+  EXPECT_NE(stats.status().message().find("offset 196608"), std::string::npos) << stats.status();
+}
+
+TEST(StreamVolumeTest, SinkErrorStopsTheStream) {
+  FakeSource source = MakeVolume(false);
+  int calls = 0;
+  auto stats = StreamVolume(source, kChunk, {}, [&](uint64_t, ChunkKind, std::string) {
+    return ++calls == 2 ? absl::ResourceExhaustedError("full") : absl::OkStatus();
+  });
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(StreamVolumeTest, ProgressAfterEveryChunk) {
+  FakeSource source = MakeVolume(false);
+  std::vector<uint64_t> done;
+  auto stats = StreamVolume(
+      source, kChunk, {}, [](uint64_t, ChunkKind, std::string) { return absl::OkStatus(); },
+      [&](const StreamStats& progress) { done.push_back(progress.chunks_done); });
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(done, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(StreamVolumeTest, IsAllZero) {
+  std::string bytes(1000, '\0');
+  EXPECT_TRUE(IsAllZero(bytes.data(), bytes.size()));
+  EXPECT_TRUE(IsAllZero(bytes.data(), 0));
+  bytes[999] = 1;
+  EXPECT_FALSE(IsAllZero(bytes.data(), bytes.size()));
+  bytes[999] = 0;
+  bytes[0] = 1;
+  EXPECT_FALSE(IsAllZero(bytes.data(), bytes.size()));
+}
+
+}  // namespace
+}  // namespace sp::block
