@@ -1,5 +1,8 @@
 #include "repo/internal/format.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gtest/gtest.h"
 #include "repo/internal/chunk_codec.h"
 #include "repo/manifest.h"
@@ -101,6 +104,33 @@ TEST(CompressionTest, ParsesLevels) {
   EXPECT_EQ(*ParseCompression("zstd:9"), 9);
   EXPECT_FALSE(ParseCompression("zstd:0").ok());
   EXPECT_FALSE(ParseCompression("lz4").ok());
+}
+
+}  // namespace
+}  // namespace sp::repo
+
+namespace sp::repo {
+namespace {
+
+std::string CorpusFile(const std::string& name) {
+  std::ifstream in(std::string(SP_FUZZ_CORPUS_ROOT) + "/" + name, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+// The seeds of the fuzz corpora mean what their names say.
+TEST(FuzzSeedTest, ValidSeedsDecodeAndBrokenOnesDoNot) {
+  EXPECT_TRUE(DecodeManifest(CorpusFile("repo_manifest/valid")).ok());
+  EXPECT_TRUE(internal::DecodeIndex(CorpusFile("repo_index/valid-3-chunks")).ok());
+  for (const char* name : {"repo_manifest/tampered", "repo_manifest/path-escape",
+                           "repo_manifest/future-version", "repo_manifest/wrong-type"}) {
+    EXPECT_TRUE(absl::IsDataLoss(DecodeManifest(CorpusFile(name)).status())) << name;
+  }
+  for (const char* name : {"repo_index/bad-checksum", "repo_index/count-overflow",
+                           "repo_index/zero-chunk-size", "repo_index/truncated"}) {
+    EXPECT_TRUE(absl::IsDataLoss(internal::DecodeIndex(CorpusFile(name)).status())) << name;
+  }
 }
 
 }  // namespace

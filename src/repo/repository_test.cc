@@ -1,10 +1,19 @@
 #include "repo/repository.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "repo/internal/layout.h"
+#include "testing/temp_dir.h"
 
 namespace sp::repo {
 namespace {
@@ -481,6 +490,112 @@ TEST_F(RepositoryTest, ReadErrorIsReportedWithPointVolumeAndOffset) {
   EXPECT_TRUE(reader->ReadAt(2 * kChunk, 10, buffer.data()).ok());  // zero chunk: no I/O
   auto report = *repo_->Verify("");
   EXPECT_EQ(report.problems.size(), 4u);
+}
+
+// --- real files -------------------------------------------------------------------------------
+
+size_t CountChunkFiles(const std::string& repo) {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(repo + "/chunks")) {
+    if (entry.is_regular_file() && !internal::IsTempName(entry.path().filename().string())) {
+      ++count;
+    }
+  }
+  return count;
+}
+
+TEST(RepositoryProcessTest, WriterKilledMidWriteLeavesAVerifiableRepository) {
+  sp::testing::TempDir dir;
+  std::string path = dir.path() + "/repo";
+  InitOptions init;
+  init.chunk_size = kChunk;
+  ASSERT_TRUE(Repository::Init(path, init).ok());
+  RecoveryPointRequest request;
+  request.vm = VmIdentity{"uuid-web01", "web01"};
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto repo = Repository::Open(path, OpenOptions{});
+    if (!repo.ok()) ::_exit(1);
+    auto writer = (*repo)->BeginRecoveryPoint(request);
+    if (!writer.ok()) ::_exit(2);
+    auto volume = (*writer)->AddVolume("vda", 100000ull * kChunk);
+    for (uint64_t i = 0; volume.ok(); ++i) {
+      if (!(*volume)->PutChunk(i, MakeChunk(i, kChunk, 0)).ok()) ::_exit(3);
+    }
+    ::_exit(4);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (CountChunkFiles(path) < 5 && std::chrono::steady_clock::now() < deadline) {
+    ASSERT_EQ(::waitpid(child, nullptr, WNOHANG), 0) << "the writer exited early";
+    std::this_thread::yield();
+  }
+  ::kill(child, SIGKILL);
+  int wait_status = 0;
+  ASSERT_EQ(::waitpid(child, &wait_status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wait_status));
+
+  OpenOptions options;
+  options.timestamp_slack_micros = 0;
+  auto repo = *Repository::Open(path, options);
+  EXPECT_TRUE(repo->ListRecoveryPoints()->empty());
+  EXPECT_TRUE(repo->Verify("")->ok());
+  // The dead writer's lock died with it: the VM can be backed up again.
+  EXPECT_TRUE(repo->BeginRecoveryPoint(request).ok());
+  auto gc = repo->CollectGarbage();
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_GE(gc->chunks_deleted, 5u);
+  EXPECT_EQ(gc->incomplete_points_removed, 1u);
+  EXPECT_EQ(CountChunkFiles(path), 0u);
+  EXPECT_TRUE(repo->Verify("")->ok());
+}
+
+TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
+  sp::testing::TempDir dir;
+  std::string path = dir.path() + "/repo";
+  InitOptions init;
+  init.chunk_size = kChunk;
+  init.encrypted = true;
+  init.key_file = dir.path() + "/key";
+  ASSERT_TRUE(Repository::Init(path, init).ok());
+  OpenOptions options;
+  options.key_file = init.key_file;
+  auto repo = *Repository::Open(path, options);
+  EXPECT_TRUE(repo->config().encrypted);
+  std::string secret(kChunk, '\0');
+  std::string marker = "confidential payroll data ";
+  for (size_t i = 0; i + marker.size() <= secret.size(); i += marker.size()) {
+    secret.replace(i, marker.size(), marker);
+  }
+  RecoveryPointRequest request;
+  request.vm = VmIdentity{"uuid-web01", "web01"};
+  auto writer = *repo->BeginRecoveryPoint(request);
+  auto volume = *writer->AddVolume("vda", kChunk);
+  ASSERT_TRUE(volume->PutChunk(0, secret).ok());
+  auto id = writer->Commit({});
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto reader = *repo->OpenVolume(*id, "vda");
+  std::string back(kChunk, 'x');
+  ASSERT_TRUE(reader->ReadAt(0, kChunk, back.data()).ok());
+  EXPECT_EQ(back, secret);
+  EXPECT_TRUE(repo->Verify("")->ok());
+  auto index = *repo->LoadIndex(*repo->GetRecoveryPoint(*id), repo->GetRecoveryPoint(*id)->volumes[0]);
+  EXPECT_NE(index.chunks[0], Sha256(secret));  // keyed ids
+  std::string object = *repo->fs()->ReadWholeFile(repo->ChunkPath(index.chunks[0]));
+  EXPECT_EQ(object.find("payroll"), std::string::npos);
+
+  auto without_key = Repository::Open(path, OpenOptions{});
+  EXPECT_TRUE(absl::IsFailedPrecondition(without_key.status()));
+  EXPECT_THAT(without_key.status().message(), HasSubstr("encrypted"));
+  std::string other_key = dir.path() + "/other";
+  {
+    std::ofstream out(other_key);
+    out << std::string(64, 'a') << "\n";
+  }
+  options.key_file = other_key;
+  auto wrong_key = Repository::Open(path, options);
+  EXPECT_TRUE(absl::IsFailedPrecondition(wrong_key.status()));
+  EXPECT_THAT(wrong_key.status().message(), HasSubstr("is not the key"));
 }
 
 }  // namespace

@@ -105,7 +105,8 @@ StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view object) {
 }
 
 uint64_t ChunkCount(uint64_t size, uint32_t chunk_size) {
-  return chunk_size == 0 ? 0 : (size + chunk_size - 1) / chunk_size;
+  if (chunk_size == 0) return 0;
+  return size / chunk_size + (size % chunk_size != 0 ? 1 : 0);  // no overflow near 2^64
 }
 
 std::string EncodeIndex(const VolumeIndex& index) {
