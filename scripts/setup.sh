@@ -15,7 +15,7 @@ packages=(
   libnbd-dev nlohmann-json3-dev libzstd-dev libssl-dev libsqlite3-dev libcli11-dev libabsl-dev
   libgtest-dev libgmock-dev
   # QEMU, image tools and the pieces of the test guest
-  qemu-system-x86 qemu-utils qemu-guest-agent busybox-static e2fsprogs cpio zstd
+  qemu-system-x86 qemu-utils qemu-guest-agent busybox-static e2fsprogs cpio zstd fdisk
 )
 
 missing=()
