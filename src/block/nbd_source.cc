@@ -9,14 +9,13 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <fstream>
 #include <functional>
-#include <iterator>
 #include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "block/block_source.h"
+#include "platform/files.h"
 
 namespace sp::block {
 
@@ -339,11 +338,6 @@ StatusOr<Handle> NewHandle(const ConnectOptions& options, absl::string_view labe
   return handle;
 }
 
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
 // Turns qemu-nbd's complaint about an image into a status with a meaning.
 Status ImageOpenError(const std::string& label, const std::string& qemu_nbd_output,
                       const Status& nbd_error) {
@@ -417,7 +411,7 @@ StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path,
   }
   auto source = std::make_unique<NbdSource>(std::move(handle), label, options);
   Status connected = source->FinishConnect();
-  if (!connected.ok()) return ImageOpenError(label, ReadWholeFile(log_path), connected);
+  if (!connected.ok()) return ImageOpenError(label, ReadFile(log_path).value_or(""), connected);
   return std::unique_ptr<BlockSource>(std::move(source));
 }
 
