@@ -89,9 +89,10 @@ Status Restore(const std::string& repo_path, const std::string& point, const std
   }
   std::string data;
   for (uint64_t i = 0;; ++i) {
-    SP_ASSIGN_OR_RETURN(bool more, stream->Next(&data));
+    bool zero = false;
+    SP_ASSIGN_OR_RETURN(bool more, stream->Next(&data, &zero));
     if (!more) break;
-    if (reader->IsZeroChunk(i)) continue;  // leave a hole
+    if (zero) continue;  // leave a hole
     uint64_t offset = i * reader->chunk_size();
     for (size_t done = 0; done < data.size();) {
       ssize_t count = ::pwrite(fd.get(), data.data() + done, data.size() - done,

@@ -98,25 +98,30 @@ Status VolumeReaderImpl::ReadAt(uint64_t offset, uint64_t length, char* buffer) 
   return absl::OkStatus();
 }
 
-// Keeps up to kWindow chunks being read and decoded ahead of the consumer.
+// Keeps up to kWindow stored chunks being read and decoded ahead of the consumer; zero chunks
+// need no work and do not count.
 class VolumeStreamImpl final : public VolumeStream {
  public:
   explicit VolumeStreamImpl(std::unique_ptr<VolumeReader> reader) : reader_(std::move(reader)) {}
   ~VolumeStreamImpl() override {
-    for (auto& pending : window_) pending.wait();
+    for (auto& pending : window_) {
+      if (pending.chunk.valid()) pending.chunk.wait();
+    }
   }
 
-  StatusOr<bool> Next(std::string* data) override {
-    while (next_to_start_ < reader_->chunk_count() && window_.size() < kWindow) {
-      uint64_t index = next_to_start_++;
-      const VolumeReader* reader = reader_.get();
-      window_.push_back(std::async(std::launch::async, [reader, index] {
-        return reader->ReadChunk(index);
-      }));
-    }
+  StatusOr<bool> Next(std::string* data, bool* is_zero) override {
+    Fill();
     if (window_.empty()) return false;
-    StatusOr<std::string> chunk = window_.front().get();
+    Pending next = std::move(window_.front());
     window_.pop_front();
+    if (is_zero != nullptr) *is_zero = next.zero;
+    if (next.zero) {
+      if (is_zero != nullptr) data->clear();
+      else data->assign(ChunkLength(next.index), '\0');
+      return true;
+    }
+    --reading_;
+    StatusOr<std::string> chunk = next.chunk.get();
     if (!chunk.ok()) return chunk.status();
     *data = *std::move(chunk);
     return true;
@@ -124,9 +129,39 @@ class VolumeStreamImpl final : public VolumeStream {
 
  private:
   static constexpr size_t kWindow = 4;
+  static constexpr size_t kMaxQueued = 4096;
+
+  struct Pending {
+    uint64_t index;
+    bool zero;
+    std::future<StatusOr<std::string>> chunk;  // not valid for a zero chunk
+  };
+
+  uint64_t ChunkLength(uint64_t index) const {
+    return std::min<uint64_t>(reader_->chunk_size(),
+                              reader_->size() - index * reader_->chunk_size());
+  }
+
+  void Fill() {
+    while (next_to_start_ < reader_->chunk_count() && reading_ < kWindow &&
+           window_.size() < kMaxQueued) {
+      uint64_t index = next_to_start_++;
+      if (reader_->IsZeroChunk(index)) {
+        window_.push_back(Pending{index, true, {}});
+        continue;
+      }
+      const VolumeReader* reader = reader_.get();
+      window_.push_back(Pending{index, false, std::async(std::launch::async, [reader, index] {
+                                  return reader->ReadChunk(index);
+                                })});
+      ++reading_;
+    }
+  }
+
   std::unique_ptr<VolumeReader> reader_;
   uint64_t next_to_start_ = 0;
-  std::deque<std::future<StatusOr<std::string>>> window_;
+  size_t reading_ = 0;  // entries of window_ with a chunk being read
+  std::deque<Pending> window_;
 };
 
 }  // namespace

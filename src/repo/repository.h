@@ -171,7 +171,9 @@ class VolumeStream {
  public:
   virtual ~VolumeStream() = default;
   // The next chunk's bytes in *data; false at the end. Errors as VolumeReader::ReadAt.
-  virtual StatusOr<bool> Next(std::string* data) = 0;
+  // With `is_zero` given, a zero chunk sets *is_zero and leaves *data empty (no bytes are made:
+  // the caller writes a hole); without it zero chunks come as zeros.
+  virtual StatusOr<bool> Next(std::string* data, bool* is_zero = nullptr) = 0;
 };
 
 struct VerifyProblem {
