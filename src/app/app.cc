@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "platform/files.h"
 #include "vm/attach.h"
 #include "vm/machine.h"
@@ -35,7 +37,7 @@ StatusOr<StatePaths> ResolveStatePaths() {
 
 App::App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog,
          const std::string& monitor_program)
-    : paths_(std::move(paths)), catalog_(std::move(catalog)) {
+    : paths_(std::move(paths)), catalog_(std::move(catalog)), monitor_program_(monitor_program) {
   vm::RuntimeOptions options;
   options.monitor_program = monitor_program;
   options.catalog_path = paths_.catalog;
@@ -165,6 +167,83 @@ StatusOr<std::vector<vm::MountedFilesystem>> App::GuestFilesystems(const std::st
   SP_ASSIGN_OR_RETURN(auto agent, Agent(vm, timeout));
   SP_ASSIGN_OR_RETURN(auto filesystems, agent->GetFsinfo(timeout));
   return vm::MapFilesystems(vm, filesystems);
+}
+
+const std::vector<std::pair<std::string, std::string>>& App::SettingDefaults() {
+  static const auto* defaults = new std::vector<std::pair<std::string, std::string>>{
+      {"snapshots.enabled", "true"},
+      {"capture.freeze_deadline_ms", "5000"},
+      {"capture.agent_timeout_ms", "2000"},
+  };
+  return *defaults;
+}
+
+StatusOr<std::string> App::GetSetting(const std::string& key) {
+  for (const auto& [known, fallback] : SettingDefaults()) {
+    if (known != key) continue;
+    SP_ASSIGN_OR_RETURN(std::optional<std::string> value, catalog_->GetSetting(key));
+    return value.value_or(fallback);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown setting '", key, "'; `stillpoint config list` shows them"));
+}
+
+Status App::SetSetting(const std::string& key, const std::string& value) {
+  SP_RETURN_IF_ERROR(GetSetting(key).status());
+  if (key == "snapshots.enabled" && value != "true" && value != "false") {
+    return absl::InvalidArgumentError("snapshots.enabled takes true or false");
+  }
+  if (absl::EndsWith(key, "_ms")) {
+    int64_t ms = 0;
+    if (!absl::SimpleAtoi(value, &ms) || ms < 100 || ms > 600'000) {
+      return absl::InvalidArgumentError(absl::StrCat(key, " takes milliseconds, 100..600000"));
+    }
+  }
+  SP_RETURN_IF_ERROR(catalog_->SetSetting(key, value));
+  (void)catalog_->AddEvent(nullptr, "config.set", absl::StrCat(key, " = ", value));
+  return absl::OkStatus();
+}
+
+StatusOr<repo::Repository*> App::Repo() {
+  if (repo_) return repo_.get();
+  repo::OpenOptions options;
+  if (const char* key = std::getenv("STILLPOINT_KEY_FILE")) options.key_file = key;
+  auto opened = repo::Repository::Open(paths_.repo, options);
+  if (opened.status().code() == absl::StatusCode::kNotFound) {
+    SP_RETURN_IF_ERROR(repo::Repository::Init(paths_.repo, repo::InitOptions{}));
+    (void)catalog_->AddEvent(nullptr, "repo.created",
+                             absl::StrCat("default repository created at ", paths_.repo));
+    opened = repo::Repository::Open(paths_.repo, options);
+  }
+  SP_RETURN_IF_ERROR(opened.status());
+  repo_ = std::move(opened).value();
+  return repo_.get();
+}
+
+StatusOr<capture::CaptureResult> App::CreateSnapshot(capture::CaptureRequest request,
+                                                     const capture::ProgressFn& progress) {
+  SP_ASSIGN_OR_RETURN(std::string enabled, GetSetting("snapshots.enabled"));
+  if (enabled != "true") {
+    return absl::FailedPreconditionError(
+        "snapshots are disabled system-wide; `stillpoint config set snapshots.enabled true` "
+        "enables them");
+  }
+  int64_t deadline_ms = 0, agent_ms = 0;
+  SP_ASSIGN_OR_RETURN(std::string deadline, GetSetting("capture.freeze_deadline_ms"));
+  SP_ASSIGN_OR_RETURN(std::string agent, GetSetting("capture.agent_timeout_ms"));
+  if (absl::SimpleAtoi(deadline, &deadline_ms) && request.freeze_deadline == Millis(0)) {
+    request.freeze_deadline = Millis(deadline_ms);
+  }
+  if (absl::SimpleAtoi(agent, &agent_ms)) request.agent_timeout = Millis(agent_ms);
+  SP_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
+  capture::CaptureContext context;
+  context.catalog = catalog_.get();
+  context.runtime = runtime_.get();
+  context.repo = repo;
+  context.catalog_path = paths_.catalog;
+  context.work_dir = paths_.run_root + "/capture";
+  context.program = monitor_program_;
+  return capture::CaptureVm(context, request, progress);
 }
 
 }  // namespace sp::app

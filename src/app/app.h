@@ -9,10 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capture/capture.h"
 #include "catalog/catalog.h"
 #include "catalog/records_json.h"
 #include "platform/status.h"
 #include "vm/guest_filesystems.h"
+#include "repo/repository.h"
 #include "vm/runtime.h"
 
 namespace sp::app {
@@ -63,6 +65,20 @@ class App {
   StatusOr<std::vector<vm::MountedFilesystem>> GuestFilesystems(const std::string& name,
                                                                 Millis timeout);
 
+  // The default repository (<home>/repo), created with default settings on first use. An
+  // encrypted one needs its key file in STILLPOINT_KEY_FILE.
+  StatusOr<repo::Repository*> Repo();
+
+  // Takes a snapshot (see capture::CaptureVm). FailedPrecondition when snapshots are disabled.
+  StatusOr<capture::CaptureResult> CreateSnapshot(capture::CaptureRequest request,
+                                                  const capture::ProgressFn& progress);
+
+  // System-wide settings (`stillpoint config`): the known keys, their values or defaults.
+  static const std::vector<std::pair<std::string, std::string>>& SettingDefaults();
+  StatusOr<std::string> GetSetting(const std::string& key);
+  // InvalidArgument for an unknown key or a value the key does not take.
+  Status SetSetting(const std::string& key, const std::string& value);
+
   catalog::Catalog& catalog() { return *catalog_; }
   vm::Runtime& runtime() { return *runtime_; }
   const StatePaths& paths() const { return paths_; }
@@ -74,6 +90,8 @@ class App {
   StatePaths paths_;
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<vm::Runtime> runtime_;
+  std::unique_ptr<repo::Repository> repo_;
+  std::string monitor_program_;
 };
 
 using catalog::EventToJson;

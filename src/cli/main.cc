@@ -3,19 +3,27 @@
 #include <iostream>
 
 #include "cli/context.h"
+#include "capture/thaw_guard.h"
 #include "cli/repo_commands.h"
+#include "cli/snapshot_commands.h"
 #include "cli/vm_commands.h"
 #include "vm/runtime.h"
 
 int main(int argc, char** argv) {
   // A VM's monitor runs as a hidden command of this binary (see vm/runtime.h).
+  // So does the thaw guard of a capture (see capture/thaw_guard.h).
   if (argc > 1 && std::string(argv[1]) == sp::vm::kMonitorCommand) sp::vm::MonitorMain(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == sp::capture::kThawGuardCommand) {
+    sp::capture::ThawGuardMain(argc, argv);
+  }
   sp::cli::Context context;
   CLI::App root("stillpoint: application-consistent snapshots of QEMU/KVM VMs", "stillpoint");
   root.require_subcommand(1);
   root.set_version_flag("--version", "stillpoint 0.1.0");
   // Each module's commands register here.
   sp::cli::RegisterVmCommands(root, context);
+  sp::cli::RegisterSnapshotCommands(root, context);
+  sp::cli::RegisterConfigCommands(root, context);
   sp::cli::RegisterRepoCommands(root, context);
   try {
     root.parse(argc, argv);

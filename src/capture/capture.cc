@@ -1,0 +1,595 @@
+#include "capture/capture.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_join.h"
+#include "block/block_source.h"
+#include "block/fs_probe.h"
+#include "block/stream.h"
+#include "capture/live_cut.h"
+#include "capture/thaw_guard.h"
+#include "catalog/recovery_points.h"
+#include "catalog/records_json.h"
+#include "platform/files.h"
+#include "vm/guest_filesystems.h"
+#include "vm/images.h"
+
+namespace sp::capture {
+namespace {
+
+using catalog::PowerState;
+using catalog::VmRecord;
+using catalog::VolumeRecord;
+using nlohmann::json;
+
+std::string Label(const VmRecord& vm) { return absl::StrCat("VM '", vm.name, "'"); }
+
+StatusOr<std::vector<VolumeRecord>> SelectVolumes(const VmRecord& vm,
+                                                  const std::vector<std::string>& wanted) {
+  if (wanted.empty()) return vm.volumes;
+  std::vector<VolumeRecord> selected;
+  for (const std::string& name : wanted) {
+    const VolumeRecord* volume = vm.FindVolume(name);
+    if (volume == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& v : vm.volumes) names.push_back(v.name);
+      return absl::NotFoundError(absl::StrCat(Label(vm), " has no volume '", name,
+                                              "' (it has: ", absl::StrJoin(names, ", "), ")"));
+    }
+    if (std::none_of(selected.begin(), selected.end(),
+                     [&](const VolumeRecord& v) { return v.name == name; })) {
+      selected.push_back(*volume);
+    }
+  }
+  const VolumeRecord* boot = vm.BootVolume();
+  if (boot != nullptr && std::none_of(selected.begin(), selected.end(),
+                                      [&](const VolumeRecord& v) { return v.boot; })) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the boot volume '", boot->name, "' of ", Label(vm),
+        " is always captured; add --volume ", boot->name));
+  }
+  return selected;
+}
+
+Power PowerOf(const VmRecord& vm) {
+  switch (vm.state) {
+    case PowerState::kRunning:
+      return Power::kRunning;
+    case PowerState::kStoppedClean:
+      return Power::kStoppedClean;
+    case PowerState::kStoppedDirty:
+      return vm.origin == "managed" ? Power::kStoppedDirty : Power::kStoppedUnknown;
+    case PowerState::kDefined:
+      return Power::kStoppedUnknown;
+  }
+  return Power::kStoppedUnknown;
+}
+
+// A fault to inject for tests of the thaw guard: STILLPOINT_FAULT=hang-while-frozen.
+bool FaultRequested(const char* fault) {
+  const char* value = std::getenv("STILLPOINT_FAULT");
+  return value != nullptr && std::string(value) == fault;
+}
+
+struct VolumeWork {
+  VolumeRecord record;
+  uint64_t size = 0;
+  uint64_t estimate = 0;  // upper bound of what it may add to the repository
+  bool incremental = false;
+  std::string prev_bitmap;
+  std::string new_bitmap;
+  std::string drive_path;
+  std::string note;  // why a full read, when an incremental was possible in principle
+};
+
+class Capture {
+ public:
+  Capture(const CaptureContext& context, const CaptureRequest& request,
+          const ProgressFn& progress)
+      : context_(context), request_(request), progress_(progress) {}
+
+  StatusOr<CaptureResult> Run();
+
+ private:
+  Status Resolve();
+  Status InspectLive();
+  Status InspectStopped();
+  Status ProbeAgent();
+  Status PlanIncremental();
+  Status Begin();
+  StatusOr<CaptureResult> RunLive();
+  StatusOr<CaptureResult> RunStopped();
+  Status FreezeAndCut(LiveCut* cut);
+  Status StreamVolume(block::BlockSource* source, VolumeWork& work);
+  void TruthCheck(block::BlockSource* source, const VolumeWork& work);
+  StatusOr<CaptureResult> Commit();
+  Status Fail(const Status& status);
+  json Extras() const;
+  std::string Short() const { return writer_ ? writer_->id().substr(0, 12) : "new"; }
+
+  const CaptureContext& context_;
+  const CaptureRequest& request_;
+  const ProgressFn& progress_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+
+  VmRecord vm_;
+  Policy policy_ = Policy::kPreferApp;
+  Power power_ = Power::kRunning;
+  std::vector<VolumeWork> volumes_;
+  std::unique_ptr<qmp::Client> qmp_;
+  std::unique_ptr<qga::Client> agent_;
+  AgentFinding agent_finding_;
+  std::vector<qga::Filesystem> guest_filesystems_;
+  Plan plan_;
+  std::optional<repo::Manifest> parent_;
+  std::unique_ptr<repo::RecoveryPointWriter> writer_;
+  std::unique_ptr<catalog::RecoveryPointIndex> index_;
+  CaptureResult result_;
+  json ext4_ = json::array();
+  std::vector<std::string> dirty_journals_;
+  uint64_t all_done_ = 0;
+};
+
+Status Capture::Resolve() {
+  SP_ASSIGN_OR_RETURN(VmRecord found, context_.catalog->FindVm(request_.vm));
+  SP_ASSIGN_OR_RETURN(vm_, context_.runtime->Refresh(found));
+  SP_ASSIGN_OR_RETURN(std::vector<VolumeRecord> selected, SelectVolumes(vm_, request_.volumes));
+  if (request_.policy) {
+    policy_ = *request_.policy;
+  } else {
+    SP_ASSIGN_OR_RETURN(policy_, ParsePolicy(vm_.policy));
+  }
+  power_ = PowerOf(vm_);
+  for (VolumeRecord& record : selected) {
+    VolumeWork work;
+    work.record = std::move(record);
+    volumes_.push_back(std::move(work));
+  }
+  result_.vm_name = vm_.name;
+  result_.power_state = catalog::PowerStateName(vm_.state);
+  return absl::OkStatus();
+}
+
+Status Capture::ProbeAgent() {
+  if (!vm_.agent) {
+    agent_finding_.problem = "the VM has no guest agent channel";
+    return absl::OkStatus();
+  }
+  if (policy_ == Policy::kCrashOnly) return absl::OkStatus();
+  Millis timeout = request_.agent_timeout;
+  auto agent = context_.runtime->ConnectAgent(vm_, timeout);
+  Status answered = agent.ok() ? (*agent)->Sync(timeout) : agent.status();
+  if (answered.ok()) answered = (*agent)->Ping(timeout);
+  if (!answered.ok()) {
+    agent_finding_.problem = answered.code() == absl::StatusCode::kDeadlineExceeded
+                                 ? absl::StrCat("guest agent did not answer within ",
+                                                timeout.count(), " ms")
+                                 : absl::StrCat("guest agent unreachable: ", answered.message());
+    return absl::OkStatus();
+  }
+  agent_ = std::move(agent).value();
+  agent_finding_.answers = true;
+  auto info = agent_->Info(timeout);
+  if (!info.ok()) {
+    agent_finding_.problem = absl::StrCat("guest-info failed: ", info.status().message());
+    return absl::OkStatus();
+  }
+  agent_finding_.version = info->version;
+  if (!info->Supports("guest-fsfreeze-freeze")) {
+    agent_finding_.problem = absl::StrCat("guest agent ", info->version,
+                                          " has guest-fsfreeze-freeze disabled");
+    return absl::OkStatus();
+  }
+  auto state = agent_->FreezeStatus(timeout);
+  if (state.ok() && *state == qga::FreezeState::kFrozen) {
+    agent_finding_.problem = "the guest's filesystems are already frozen by someone else";
+    return absl::OkStatus();
+  }
+  auto filesystems = agent_->GetFsinfo(timeout);
+  if (filesystems.ok()) guest_filesystems_ = *filesystems;
+  agent_finding_.can_freeze = true;
+  return absl::OkStatus();
+}
+
+Status Capture::PlanIncremental() {
+  SP_ASSIGN_OR_RETURN(index_, catalog::RecoveryPointIndex::Open(context_.catalog->db()));
+  SP_ASSIGN_OR_RETURN(auto points, index_->List(vm_.uuid));
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    if (it->state != "complete") continue;
+    auto manifest = context_.repo->GetRecoveryPoint(it->id);
+    if (manifest.ok()) parent_ = std::move(manifest).value();
+    break;
+  }
+  for (VolumeWork& work : volumes_) {
+    bool qcow2 = work.record.format == "qcow2";
+    if (!qcow2) work.note = absl::StrCat(work.record.name, ": raw image, no dirty bitmap: full");
+    if (power_ != Power::kRunning || !qcow2) continue;
+    std::string bitmap;
+    if (parent_ && parent_->FindVolume(work.record.name) != nullptr) {
+      for (const json& volume : parent_->extras.value("volumes", json::array())) {
+        if (volume.is_object() && volume.value("name", "") == work.record.name) {
+          bitmap = volume.value("bitmap", "");
+        }
+      }
+    }
+    if (request_.force_full) {
+      work.note = absl::StrCat(work.record.name, ": full requested");
+    } else if (!parent_) {
+      work.note = absl::StrCat(work.record.name, ": first snapshot: full");
+    } else if (bitmap.empty()) {
+      work.note = absl::StrCat(work.record.name, ": previous point has no dirty bitmap: full");
+    } else {
+      SP_ASSIGN_OR_RETURN(std::string problem,
+                          CheckBitmap(qmp_.get(), work.record.node_name, bitmap));
+      if (problem.empty()) {
+        work.incremental = true;
+        work.prev_bitmap = bitmap;
+      } else {
+        work.note = absl::StrCat(work.record.name, ": ", problem, ": full");
+      }
+    }
+    // Bitmaps of ours that no longer serve as a base only cost the guest's writes.
+    SP_ASSIGN_OR_RETURN(std::vector<std::string> own, OwnBitmaps(qmp_.get(), work.record.node_name));
+    for (const std::string& stale : own) {
+      if (stale == work.prev_bitmap) continue;
+      (void)qmp_->Execute("block-dirty-bitmap-remove",
+                          {{"node", work.record.node_name}, {"name", stale}});
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status Capture::Begin() {
+  repo::RecoveryPointRequest request;
+  request.vm = {vm_.uuid, vm_.name};
+  request.name = request_.name.empty() ? vm_.name : request_.name;
+  request.description = request_.description;
+  bool any_incremental = std::any_of(volumes_.begin(), volumes_.end(),
+                                     [](const VolumeWork& w) { return w.incremental; });
+  if (any_incremental) request.parent_id = parent_->id;
+  for (const VolumeWork& work : volumes_) request.estimated_bytes += work.estimate;
+  request.space_limit_bytes = vm_.space_limit_bytes
+                                  ? std::optional<uint64_t>(static_cast<uint64_t>(*vm_.space_limit_bytes))
+                                  : std::nullopt;
+  SP_ASSIGN_OR_RETURN(writer_, context_.repo->BeginRecoveryPoint(request));
+  catalog::RecoveryPointRecord record;
+  record.id = writer_->id();
+  record.vm_uuid = vm_.uuid;
+  record.vm_name = vm_.name;
+  record.name = request.name;
+  record.description = request.description;
+  record.parent_id = request.parent_id;
+  record.state = "in-progress";
+  record.created_us = context_.catalog->clock()->UnixMicros();
+  for (const VolumeWork& work : volumes_) {
+    record.volumes.push_back(work.record.name);
+    record.logical_bytes += static_cast<int64_t>(work.size);
+  }
+  SP_RETURN_IF_ERROR(index_->Upsert(record));
+  for (VolumeWork& work : volumes_) {
+    if (power_ == Power::kRunning && work.record.format == "qcow2") {
+      work.new_bitmap = absl::StrCat(kBitmapPrefix, writer_->id());
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Sizes, allocation and the QOM path of each disk of a running VM, from query-block.
+Status Capture::InspectLive() {
+  SP_ASSIGN_OR_RETURN(qmp_, context_.runtime->ConnectQmp(vm_));
+  SP_ASSIGN_OR_RETURN(json blocks, qmp_->Execute("query-block"));
+  for (VolumeWork& work : volumes_) {
+    for (const json& block : blocks) {
+      const json& inserted = block.value("inserted", json::object());
+      if (inserted.value("node-name", "") != work.record.node_name) continue;
+      const json& image = inserted.value("image", json::object());
+      work.size = image.value("virtual-size", uint64_t{0});
+      work.estimate = image.value("actual-size", work.size);
+      work.drive_path = block.value("qdev", "");
+    }
+    if (work.size == 0 || work.drive_path.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          Label(vm_), ": QEMU has no disk with format node '", work.record.node_name,
+          "' for volume '", work.record.name, "' (was the VM reconfigured? re-attach it)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+Status Capture::InspectStopped() {
+  for (VolumeWork& work : volumes_) {
+    SP_ASSIGN_OR_RETURN(vm::ImageInfo info, vm::InspectImage(work.record.path));
+    work.size = info.virtual_size;
+    SP_ASSIGN_OR_RETURN(uint64_t file_size, FileSize(work.record.path));
+    work.estimate = std::min(file_size, info.virtual_size);
+  }
+  return absl::OkStatus();
+}
+
+Status Capture::FreezeAndCut(LiveCut* cut) {
+  if (!plan_.freeze) {
+    SP_ASSIGN_OR_RETURN(CutTimings timings, cut->Cut());
+    result_.timings.qmp_ms = timings.qmp_ms;
+    result_.timings.paused_ms = timings.paused_ms;
+    return absl::OkStatus();
+  }
+  ThawGuardOptions guard_options;
+  guard_options.program = context_.program;
+  SP_ASSIGN_OR_RETURN(vm::RunPaths paths, context_.runtime->PathsFor(vm_));
+  guard_options.qga_socket = vm_.origin == "managed" ? paths.qga_socket : vm_.qga_socket;
+  guard_options.vm_name = vm_.name;
+  guard_options.vm_id = vm_.id;
+  guard_options.catalog_path = context_.catalog_path;
+  guard_options.log_path = absl::StrCat(context_.work_dir, "/guard-", Short(), ".log");
+  guard_options.deadline = request_.freeze_deadline;
+  SP_ASSIGN_OR_RETURN(auto guard, ThawGuard::Start(guard_options));
+  auto frozen_at = std::chrono::steady_clock::now();
+  auto frozen = agent_->Freeze(request_.freeze_deadline);
+  result_.timings.freeze_ms = MillisSince(frozen_at);
+  if (!frozen.ok()) {
+    (void)agent_->Thaw(request_.agent_timeout);  // a failed freeze may have frozen some
+    agent_.reset();  // leave the agent to the guard should it still need to thaw
+    (void)guard->Release();
+    if (policy_ == Policy::kRequireApp) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          Label(vm_), ": the guest agent could not freeze (", frozen.status().message(),
+          ") and policy require-app forbids a crash-consistent point; nothing was kept"));
+    }
+    plan_ = {Consistency::kCrash, false,
+             absl::StrCat("guest agent could not freeze: ", frozen.status().message())};
+    return FreezeAndCut(cut);
+  }
+  if (FaultRequested("hang-while-frozen")) {
+    std::fprintf(stderr, "stillpoint: fault injected: hanging while the guest is frozen\n");
+    while (true) std::this_thread::sleep_for(Millis(1000));
+  }
+  auto timings = cut->Cut();
+  auto thaw_at = std::chrono::steady_clock::now();
+  auto thawed = agent_->Thaw(request_.freeze_deadline);
+  result_.timings.thaw_ms = MillisSince(thaw_at);
+  result_.timings.frozen_window_ms = MillisSince(frozen_at);
+  if (!thawed.ok()) {
+    agent_.reset();
+    return absl::InternalError(absl::StrCat(Label(vm_), ": thaw failed (",
+                                            thawed.status().message(),
+                                            "); the thaw guard takes over"));
+  }
+  SP_RETURN_IF_ERROR(guard->Release());
+  SP_RETURN_IF_ERROR(timings.status());
+  result_.timings.qmp_ms = timings->qmp_ms;
+  result_.timings.paused_ms = timings->paused_ms;
+  plan_.reason = absl::StrCat(*frozen, " filesystem(s) frozen by guest agent ",
+                              agent_finding_.version);
+  return absl::OkStatus();
+}
+
+Status Capture::StreamVolume(block::BlockSource* source, VolumeWork& work) {
+  SP_ASSIGN_OR_RETURN(repo::VolumeWriter * volume,
+                      writer_->AddVolume(work.record.name, source->size()));
+  const uint32_t chunk_size = context_.repo->config().chunk_size;
+  block::StreamOptions options;
+  options.incremental = work.incremental;
+  uint64_t base = all_done_;
+  auto sink = [&](uint64_t index, block::ChunkKind kind, std::string data) -> Status {
+    switch (kind) {
+      case block::ChunkKind::kZero:
+        return volume->PutZero(index);
+      case block::ChunkKind::kReuseParent:
+        return volume->ReuseParent(index);
+      case block::ChunkKind::kData:
+        return volume->PutChunk(index, std::move(data));
+    }
+    return absl::InternalError("unknown chunk kind");
+  };
+  uint64_t total = 0;
+  for (const VolumeWork& w : volumes_) total += w.size;
+  auto report = [&](const block::StreamStats& done) {
+    uint64_t volume_done = std::min(done.volume_size, done.chunks_done * chunk_size);
+    all_done_ = base + volume_done;
+    if (progress_) progress_({work.record.name, volume_done, total, all_done_});
+  };
+  SP_ASSIGN_OR_RETURN(block::StreamStats stats,
+                      block::StreamVolume(*source, chunk_size, options, sink, report));
+  result_.read_bytes += stats.bytes_read;
+  all_done_ = base + source->size();
+  return absl::OkStatus();
+}
+
+// An application-consistent point must show it: every ext4 journal in it must be clean.
+void Capture::TruthCheck(block::BlockSource* source, const VolumeWork& work) {
+  auto found = block::ProbeExt4(*source);
+  if (!found.ok()) return;
+  for (const block::Ext4Info& fs : *found) {
+    ext4_.push_back({{"volume", work.record.name}, {"where", fs.where}, {"offset", fs.offset},
+                     {"kind", fs.kind}, {"label", fs.label}, {"uuid", fs.uuid},
+                     {"needs_recovery", fs.needs_recovery}});
+    if (fs.needs_recovery) {
+      dirty_journals_.push_back(absl::StrCat("volume '", work.record.name, "' (", fs.where, ")"));
+    }
+  }
+}
+
+json Capture::Extras() const {
+  json volumes = json::array();
+  for (const VolumeWork& work : volumes_) {
+    volumes.push_back({{"name", work.record.name}, {"size", work.size},
+                       {"boot", work.record.boot}, {"format", work.record.format},
+                       {"serial", work.record.serial}, {"incremental", work.incremental},
+                       {"bitmap", work.new_bitmap}});
+  }
+  json filesystems = json::array();
+  for (const auto& fs : vm::MapFilesystems(vm_, guest_filesystems_)) {
+    filesystems.push_back({{"mountpoint", fs.mountpoint}, {"type", fs.type},
+                           {"volumes", fs.volumes}});
+  }
+  const CaptureTimings& t = result_.timings;
+  return {{"consistency", ConsistencyName(result_.consistency)},
+          {"reason", result_.reason},
+          {"power_state", result_.power_state},
+          {"policy", PolicyName(policy_)},
+          {"agent_version", agent_finding_.version},
+          {"incremental", result_.incremental},
+          {"notes", result_.notes},
+          {"timings_ms", {{"preflight", t.preflight_ms}, {"prepare", t.prepare_ms},
+                          {"freeze", t.freeze_ms}, {"qmp", t.qmp_ms}, {"paused", t.paused_ms},
+                          {"thaw", t.thaw_ms}, {"frozen_window", t.frozen_window_ms},
+                          {"stream", t.stream_ms}}},
+          {"bytes", {{"logical", result_.logical_bytes}, {"read", result_.read_bytes}}},
+          {"volumes", volumes},
+          {"guest_filesystems", filesystems},
+          {"ext4", ext4_},
+          {"vm", catalog::VmToJson(vm_)}};
+}
+
+StatusOr<CaptureResult> Capture::Commit() {
+  result_.consistency = plan_.target;
+  result_.reason = plan_.reason;
+  if (plan_.target == Consistency::kApplication && !dirty_journals_.empty()) {
+    result_.consistency = Consistency::kCrash;
+    result_.reason = absl::StrCat(plan_.reason, ", but ext4 needs journal recovery on ",
+                                  absl::StrJoin(dirty_journals_, ", "),
+                                  ": downgraded to crash-consistent");
+  } else if (power_ == Power::kStoppedUnknown) {
+    result_.consistency = ext4_.empty() ? Consistency::kCrash : Consistency::kApplication;
+    result_.reason = ext4_.empty()
+                         ? "VM was stopped outside stillpoint and no filesystem shows how"
+                         : absl::StrCat("VM was stopped outside stillpoint; all ", ext4_.size(),
+                                        " ext4 journal(s) are clean");
+  }
+  if (result_.consistency == Consistency::kCrash && policy_ == Policy::kRequireApp) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        Label(vm_), ": policy require-app, but the point would be crash-consistent (",
+        result_.reason, "); nothing was kept"));
+  }
+  for (const VolumeWork& work : volumes_) {
+    result_.logical_bytes += work.size;
+    result_.incremental = result_.incremental || work.incremental;
+    if (!work.note.empty()) result_.notes.push_back(work.note);
+  }
+  result_.timings.total_ms = MillisSince(start_);
+  SP_ASSIGN_OR_RETURN(result_.point_id, writer_->Commit(Extras()));
+  repo::WriteStats stats = writer_->stats();
+  result_.new_bytes = stats.stored_bytes;
+  result_.reused_bytes = result_.logical_bytes - std::min(result_.logical_bytes, stats.bytes_in);
+  auto manifest = context_.repo->GetRecoveryPoint(result_.point_id);
+  if (manifest.ok()) (void)index_->Upsert(catalog::RecordFromManifest(*manifest));
+  (void)context_.catalog->AddEvent(
+      &vm_, "snapshot.created",
+      absl::StrCat("recovery point ", result_.point_id, ": ",
+                   ConsistencyName(result_.consistency), "-consistent (", result_.reason, ")"));
+  return result_;
+}
+
+Status Capture::Fail(const Status& status) {
+  Status reported = status;
+  if (writer_) {
+    std::string id = writer_->id();
+    writer_->Abort();
+    auto now = context_.runtime->Refresh(vm_);
+    if (power_ == Power::kRunning && now.ok() && now->state != PowerState::kRunning) {
+      reported = absl::AbortedError(absl::StrCat(
+          Label(vm_), " stopped during the capture (", now->state_reason,
+          "); the point was discarded (", status.message(), ")"));
+    }
+    if (index_) {
+      auto record = index_->Get(id);
+      if (record.ok()) {
+        record->state = "failed";
+        record->reason = std::string(reported.message());
+        (void)index_->Upsert(*record);
+      }
+    }
+  }
+  (void)context_.catalog->AddEvent(&vm_, "snapshot.failed", std::string(reported.message()));
+  return reported;
+}
+
+StatusOr<CaptureResult> Capture::RunLive() {
+  SP_RETURN_IF_ERROR(InspectLive());
+  SP_RETURN_IF_ERROR(ProbeAgent());
+  SP_ASSIGN_OR_RETURN(plan_, Decide(policy_, power_, agent_finding_, vm_.name));
+  if (!plan_.freeze) agent_.reset();
+  SP_RETURN_IF_ERROR(PlanIncremental());
+  result_.timings.preflight_ms = MillisSince(start_);
+  SP_RETURN_IF_ERROR(Begin());
+  auto prepare_at = std::chrono::steady_clock::now();
+  std::string work = absl::StrCat(context_.work_dir, "/", Short());
+  LiveCut cut(qmp_.get(), work, work + ".nbd");
+  std::vector<VolumeCut> cuts;
+  for (const VolumeWork& w : volumes_) {
+    cuts.push_back({w.record.name, w.record.node_name, w.drive_path, w.size, w.prev_bitmap,
+                    w.new_bitmap});
+  }
+  SP_RETURN_IF_ERROR(CheckUnixSocketPath(cut.nbd_socket()));
+  SP_RETURN_IF_ERROR(cut.Prepare(std::move(cuts)));
+  result_.timings.prepare_ms = MillisSince(prepare_at);
+  SP_RETURN_IF_ERROR(FreezeAndCut(&cut));
+  agent_.reset();
+  SP_RETURN_IF_ERROR(cut.Export());
+  auto stream_at = std::chrono::steady_clock::now();
+  for (VolumeWork& w : volumes_) {
+    block::ConnectOptions options;
+    options.dirty_bitmap = w.prev_bitmap;
+    options.label = absl::StrCat("volume '", w.record.name, "' of ", Label(vm_));
+    SP_ASSIGN_OR_RETURN(auto source, block::ConnectNbdUnix(cut.nbd_socket(), w.record.name, options));
+    SP_RETURN_IF_ERROR(StreamVolume(source.get(), w));
+    if (plan_.target == Consistency::kApplication) TruthCheck(source.get(), w);
+  }
+  result_.timings.stream_ms = MillisSince(stream_at);
+  SP_ASSIGN_OR_RETURN(CaptureResult result, Commit());
+  Status torn_down = cut.Teardown(true);
+  if (!torn_down.ok()) result_.notes.push_back(std::string(torn_down.message()));
+  return result;
+}
+
+StatusOr<CaptureResult> Capture::RunStopped() {
+  SP_RETURN_IF_ERROR(InspectStopped());
+  SP_ASSIGN_OR_RETURN(plan_, Decide(policy_, power_, agent_finding_, vm_.name));
+  SP_RETURN_IF_ERROR(PlanIncremental());
+  result_.timings.preflight_ms = MillisSince(start_);
+  SP_RETURN_IF_ERROR(Begin());
+  auto stream_at = std::chrono::steady_clock::now();
+  for (VolumeWork& w : volumes_) {
+    block::ConnectOptions options;
+    options.label = absl::StrCat("volume '", w.record.name, "' of ", Label(vm_));
+    SP_ASSIGN_OR_RETURN(auto source, block::OpenImage(w.record.path, w.record.format, options));
+    SP_RETURN_IF_ERROR(StreamVolume(source.get(), w));
+    if (plan_.target == Consistency::kApplication) TruthCheck(source.get(), w);
+  }
+  result_.timings.stream_ms = MillisSince(stream_at);
+  return Commit();
+}
+
+StatusOr<CaptureResult> Capture::Run() {
+  SP_RETURN_IF_ERROR(Resolve());
+  SP_RETURN_IF_ERROR(MakeDirs(context_.work_dir, 0700));
+  auto result = power_ == Power::kRunning ? RunLive() : RunStopped();
+  if (!result.ok()) return Fail(result.status());
+  return result;
+}
+
+}  // namespace
+
+json CaptureResult::ToJson() const {
+  return {{"id", point_id}, {"vm", vm_name},
+          {"consistency", ConsistencyName(consistency)}, {"reason", reason},
+          {"power_state", power_state}, {"incremental", incremental}, {"notes", notes},
+          {"timings_ms", {{"preflight", timings.preflight_ms}, {"prepare", timings.prepare_ms},
+                          {"freeze", timings.freeze_ms}, {"qmp", timings.qmp_ms},
+                          {"paused", timings.paused_ms}, {"thaw", timings.thaw_ms},
+                          {"frozen_window", timings.frozen_window_ms},
+                          {"stream", timings.stream_ms}, {"total", timings.total_ms}}},
+          {"bytes", {{"logical", logical_bytes}, {"read", read_bytes}, {"new", new_bytes},
+                     {"reused", reused_bytes}}}};
+}
+
+StatusOr<CaptureResult> CaptureVm(const CaptureContext& context, const CaptureRequest& request,
+                                  const ProgressFn& progress) {
+  Capture capture(context, request, progress);
+  return capture.Run();
+}
+
+}  // namespace sp::capture

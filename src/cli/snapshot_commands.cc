@@ -1,0 +1,261 @@
+#include "cli/snapshot_commands.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "catalog/recovery_points.h"
+
+namespace sp::cli {
+namespace {
+
+CLI::App* Subcommand(CLI::App& parent, const std::string& name, const std::string& help) {
+  for (CLI::App* existing : parent.get_subcommands({})) {
+    if (existing->get_name() == name) return existing;
+  }
+  CLI::App* added = parent.add_subcommand(name, help);
+  added->require_subcommand(1);
+  return added;
+}
+
+// A one-line progress display on a terminal: bytes, MB/s, ETA. Silent when stderr is no tty.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(::isatty(STDERR_FILENO) == 1) {}
+  void Update(const capture::Progress& progress) {
+    if (!tty_) return;
+    double elapsed = MillisSince(start_) / 1000.0;
+    if (elapsed - last_ < 0.2 && progress.all_done_bytes < progress.total_bytes) return;
+    last_ = elapsed;
+    double rate = elapsed > 0 ? static_cast<double>(progress.all_done_bytes) / elapsed : 0;
+    double left = rate > 0 ? static_cast<double>(progress.total_bytes - progress.all_done_bytes) / rate
+                           : 0;
+    std::fprintf(stderr, "\r  %-10s %10s / %-10s %7.1f MB/s  ETA %4.0f s ",
+                 progress.volume.c_str(),
+                 FormatBytes(static_cast<int64_t>(progress.all_done_bytes)).c_str(),
+                 FormatBytes(static_cast<int64_t>(progress.total_bytes)).c_str(), rate / 1e6, left);
+    shown_ = true;
+  }
+  ~ProgressLine() {
+    if (shown_) std::fprintf(stderr, "\n");
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+  double last_ = -1;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+void PrintResult(const capture::CaptureResult& result) {
+  const capture::CaptureTimings& t = result.timings;
+  std::cout << "recovery point " << result.point_id << " of VM '" << result.vm_name << "'\n"
+            << "consistency:   " << capture::ConsistencyName(result.consistency) << " — "
+            << result.reason << "\n"
+            << "power state:   " << result.power_state << "\n"
+            << "kind:          " << (result.incremental ? "incremental" : "full") << "\n";
+  if (t.frozen_window_ms > 0) {
+    std::cout << absl::StrFormat(
+        "frozen window: %.0f ms (freeze %.0f ms, point-in-time cut %.1f ms, thaw %.0f ms)\n",
+        t.frozen_window_ms, t.freeze_ms, t.qmp_ms, t.thaw_ms);
+  } else if (t.qmp_ms > 0) {
+    std::cout << absl::StrFormat("cut:           %.1f ms (vCPUs paused %.1f ms)\n", t.qmp_ms,
+                                 t.paused_ms);
+  }
+  std::cout << "size:          " << FormatBytes(static_cast<int64_t>(result.logical_bytes))
+            << ", read " << FormatBytes(static_cast<int64_t>(result.read_bytes)) << ", new "
+            << FormatBytes(static_cast<int64_t>(result.new_bytes)) << "\n"
+            << absl::StrFormat("time:          %.1f s\n", t.total_ms / 1000);
+  for (const std::string& note : result.notes) std::cout << "note:          " << note << "\n";
+}
+
+struct CreateArgs {
+  capture::CaptureRequest request;
+  std::string consistency;
+  int64_t freeze_deadline_ms = 0;
+};
+
+void AddCreate(CLI::App& snapshot, Context& context) {
+  auto args = std::make_shared<CreateArgs>();
+  CLI::App* create = snapshot.add_subcommand("create", "Take a snapshot of a VM");
+  create->add_option("vm", args->request.vm, "VM name or UUID")->required();
+  create->add_option("--name", args->request.name, "name of the point (default: the VM's name)");
+  create->add_option("--description", args->request.description, "free text");
+  create->add_option("--volume", args->request.volumes,
+                     "capture only these volumes (repeatable; the boot volume is required)");
+  create->add_option("--consistency", args->consistency,
+                     "require-app, prefer-app or crash-only (default: the VM's policy)");
+  create->add_flag("--full", args->request.force_full, "read everything, not only changes");
+  create->add_option("--freeze-deadline-ms", args->freeze_deadline_ms,
+                     "longest the guest may stay frozen (default: capture.freeze_deadline_ms)");
+  create->add_flag("--json", context.json, "print the result as JSON");
+  create->callback([args, &context] {
+    context.action = [args, &context]() -> Status {
+      capture::CaptureRequest request = args->request;
+      if (!args->consistency.empty()) {
+        SP_ASSIGN_OR_RETURN(request.policy, capture::ParsePolicy(args->consistency));
+      }
+      request.freeze_deadline = Millis(args->freeze_deadline_ms);
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      auto progress = std::make_shared<ProgressLine>();
+      auto result = app->CreateSnapshot(
+          request, [progress](const capture::Progress& p) { progress->Update(p); });
+      progress.reset();
+      SP_RETURN_IF_ERROR(result.status());
+      if (context.json) {
+        PrintJson(result->ToJson());
+      } else {
+        PrintResult(*result);
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+nlohmann::json RecordToJson(const catalog::RecoveryPointRecord& record) {
+  return {{"id", record.id}, {"name", record.name}, {"vm", record.vm_name},
+          {"vm_uuid", record.vm_uuid}, {"created", FormatUnixMicros(record.created_us)},
+          {"state", record.state}, {"consistency", record.consistency},
+          {"reason", record.reason}, {"parent", record.parent_id},
+          {"logical_bytes", record.logical_bytes}, {"new_bytes", record.new_stored_bytes},
+          {"volumes", record.volumes}, {"description", record.description}};
+}
+
+void AddList(CLI::App& snapshot, Context& context) {
+  auto vm = std::make_shared<std::string>();
+  CLI::App* list = snapshot.add_subcommand("list", "List recovery points (of one VM)");
+  list->add_option("vm", *vm, "VM name or UUID");
+  list->add_flag("--json", context.json, "print JSON");
+  list->callback([vm, &context] {
+    context.action = [vm, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app->catalog().db()));
+      std::string key = *vm;
+      if (!key.empty()) {
+        SP_ASSIGN_OR_RETURN(catalog::VmRecord record, app->catalog().FindVm(key));
+        key = record.uuid;
+      }
+      SP_ASSIGN_OR_RETURN(auto points, index->List(key));
+      if (context.json) {
+        nlohmann::json out = nlohmann::json::array();
+        for (const auto& point : points) out.push_back(RecordToJson(point));
+        PrintJson(out);
+        return absl::OkStatus();
+      }
+      Table table({"ID", "NAME", "VM", "TIME", "STATE", "CONSISTENCY", "NEW", "TOTAL"});
+      for (const auto& point : points) {
+        table.AddRow({point.id, point.name, point.vm_name,
+                      FormatUnixMicros(point.created_us).substr(0, 19), point.state,
+                      point.consistency, FormatBytes(point.new_stored_bytes),
+                      FormatBytes(point.logical_bytes)});
+      }
+      std::cout << table.Render();
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddShow(CLI::App& snapshot, Context& context) {
+  auto id = std::make_shared<std::string>();
+  CLI::App* show = snapshot.add_subcommand("show", "Show a recovery point in full");
+  show->add_option("id", *id, "recovery point id (or a unique prefix)")->required();
+  show->add_flag("--json", context.json, "print JSON");
+  show->callback([id, &context] {
+    context.action = [id, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
+      auto manifest = repo->GetRecoveryPoint(*id);
+      if (!manifest.ok()) {
+        // Failed and in-progress points live only in the catalog.
+        SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app->catalog().db()));
+        SP_ASSIGN_OR_RETURN(auto points, index->List(""));
+        for (const auto& point : points) {
+          if (point.id.rfind(*id, 0) != 0 || point.state == "complete") continue;
+          if (context.json) {
+            PrintJson(RecordToJson(point));
+          } else {
+            std::cout << "id:     " << point.id << "\nvm:     " << point.vm_name
+                      << "\nstate:  " << point.state << "\nreason: " << point.reason << "\n";
+          }
+          return absl::OkStatus();
+        }
+        return manifest.status();
+      }
+      nlohmann::json out = {{"id", manifest->id}, {"vm", manifest->vm_name},
+                            {"vm_uuid", manifest->vm_id}, {"name", manifest->name},
+                            {"description", manifest->description},
+                            {"parent", manifest->parent_id},
+                            {"created", FormatUnixMicros(manifest->created_micros)},
+                            {"committed", FormatUnixMicros(manifest->committed_micros)},
+                            {"chunk_size", manifest->chunk_size}};
+      for (auto& [key, value] : manifest->extras.items()) out[key] = value;
+      if (context.json) {
+        PrintJson(out);
+      } else {
+        std::cout << out.dump(2) << "\n";
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+}  // namespace
+
+void RegisterSnapshotCommands(CLI::App& root, Context& context) {
+  CLI::App* snapshot = Subcommand(root, "snapshot", "Take, list and delete recovery points");
+  AddCreate(*snapshot, context);
+  AddList(*snapshot, context);
+  AddShow(*snapshot, context);
+}
+
+void RegisterConfigCommands(CLI::App& root, Context& context) {
+  CLI::App* config = Subcommand(root, "config", "System-wide settings");
+  CLI::App* list = config->add_subcommand("list", "Show every setting");
+  list->add_flag("--json", context.json, "print JSON");
+  list->callback([&context] {
+    context.action = [&context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      nlohmann::json out = nlohmann::json::object();
+      Table table({"SETTING", "VALUE"});
+      for (const auto& [key, fallback] : app::App::SettingDefaults()) {
+        SP_ASSIGN_OR_RETURN(std::string value, app->GetSetting(key));
+        out[key] = value;
+        table.AddRow({key, value});
+      }
+      if (context.json) {
+        PrintJson(out);
+      } else {
+        std::cout << table.Render();
+      }
+      return absl::OkStatus();
+    };
+  });
+  auto key = std::make_shared<std::string>();
+  auto value = std::make_shared<std::string>();
+  CLI::App* get = config->add_subcommand("get", "Show one setting");
+  get->add_option("key", *key, "setting")->required();
+  get->callback([key, &context] {
+    context.action = [key, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(std::string current, app->GetSetting(*key));
+      std::cout << current << "\n";
+      return absl::OkStatus();
+    };
+  });
+  CLI::App* set = config->add_subcommand("set", "Change a setting");
+  set->add_option("key", *key, "setting")->required();
+  set->add_option("value", *value, "new value")->required();
+  set->callback([key, value, &context] {
+    context.action = [key, value, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_RETURN_IF_ERROR(app->SetSetting(*key, *value));
+      std::cout << *key << " = " << *value << "\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+}  // namespace sp::cli
