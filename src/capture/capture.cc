@@ -68,7 +68,8 @@ Power PowerOf(const VmRecord& vm) {
   return Power::kStoppedUnknown;
 }
 
-// A fault to inject for tests of the thaw guard: STILLPOINT_FAULT=hang-while-frozen.
+// Faults to inject for tests: STILLPOINT_FAULT=hang-while-frozen (the thaw guard must act),
+// STILLPOINT_FAULT=slow-stream (100 ms per chunk, so a test can pull the VM away mid-stream).
 bool FaultRequested(const char* fault) {
   const char* value = std::getenv("STILLPOINT_FAULT");
   return value != nullptr && std::string(value) == fault;
@@ -373,7 +374,9 @@ Status Capture::StreamVolume(block::BlockSource* source, VolumeWork& work) {
   block::StreamOptions options;
   options.incremental = work.incremental;
   uint64_t base = all_done_;
+  bool slow = FaultRequested("slow-stream");
   auto sink = [&](uint64_t index, block::ChunkKind kind, std::string data) -> Status {
+    if (slow) std::this_thread::sleep_for(Millis(100));
     switch (kind) {
       case block::ChunkKind::kZero:
         return volume->PutZero(index);
