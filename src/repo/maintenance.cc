@@ -299,6 +299,16 @@ Status Collector::Mark() {
 
 Status Collector::RemoveIncompletePoint(const std::string& name) {
   std::string dir = repo_->PointDir(name);
+  // A writer registers in pending/ before it creates its point directory: one that started
+  // after ScanPending is still alive when its pending file is locked.
+  std::string pending = JoinPath(At(internal::kPendingDir), name);
+  std::unique_ptr<FileLock> dead_writer;
+  if (fs_->Exists(pending)) {
+    auto lock = fs_->TryLock(pending);
+    if (absl::IsFailedPrecondition(lock.status())) return absl::OkStatus();
+    SP_RETURN_IF_ERROR(lock.status());
+    dead_writer = *std::move(lock);
+  }
   SP_ASSIGN_OR_RETURN(auto files, fs_->ListDir(dir));
   for (const std::string& file : files) {
     auto info = fs_->Stat(JoinPath(dir, file));
@@ -308,6 +318,7 @@ Status Collector::RemoveIncompletePoint(const std::string& name) {
     SP_RETURN_IF_ERROR(fs_->DeleteFile(JoinPath(dir, file)));
   }
   SP_RETURN_IF_ERROR(fs_->DeleteDir(dir));
+  if (dead_writer) fs_->DeleteFile(pending).IgnoreError();
   ++report_.incomplete_points_removed;
   return absl::OkStatus();
 }

@@ -389,6 +389,16 @@ TEST_F(RepositoryTest, GcSparesChunksReusedAfterItStarted) {
   EXPECT_EQ(ReadAll(*id, "vda"), volume);
 }
 
+TEST_F(RepositoryTest, GcLeavesTheDirectoryOfAWriterThatStartedDuringItAlone) {
+  // Simulates the interleaving: gc has scanned pending/ already when a writer registers and
+  // creates its (still empty) point directory.
+  auto writer = *repo_->BeginRecoveryPoint(Request("web01"));
+  auto gc = *repo_->CollectGarbage();
+  EXPECT_EQ(gc.incomplete_points_removed, 0u);
+  ASSERT_TRUE(PutVolume(writer.get(), "vda", MakeVolume(17)).ok());
+  EXPECT_TRUE(writer->Commit({}).ok());
+}
+
 TEST_F(RepositoryTest, PruneKeepsWhatThePolicySays) {
   std::vector<std::string> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(*WritePoint("web01", MakeVolume(20)));
