@@ -2,7 +2,7 @@
 
 set(STILLPOINT_WARNINGS
     -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor
-    -Wold-style-cast -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+    -Wold-style-cast -Woverloaded-virtual -Wimplicit-fallthrough)
 
 function(sp_apply_options target)
   target_compile_options(${target} PRIVATE ${STILLPOINT_WARNINGS})
