@@ -136,9 +136,9 @@ StatusOr<VerifyReport> Repository::Verify(absl::string_view point_id) {
   std::atomic<uint64_t> bytes{0};
   auto check = [&] {
     for (size_t i = next++; i < ids.size(); i = next++) {
-      auto object = fs()->ReadWholeFile(ChunkPath(ids[i]));
+      auto file = fs()->NewRandomAccessFile(ChunkPath(ids[i]));
       StatusOr<std::string> plain =
-          object.ok() ? codec().Decode(*object, ids[i]) : StatusOr<std::string>(object.status());
+          file.ok() ? codec().ReadAndDecode(**file, ids[i]) : StatusOr<std::string>(file.status());
       if (plain.ok()) {
         bytes += plain->size();
         continue;

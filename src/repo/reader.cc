@@ -53,10 +53,10 @@ StatusOr<std::string> VolumeReaderImpl::ReadChunk(uint64_t index) const {
   if (index >= index_.chunks.size()) return absl::OutOfRangeError("chunk index past the end");
   const Digest& id = index_.chunks[index];
   if (id == kZeroDigest) return std::string(ChunkLength(index), '\0');
-  auto object = repo_->fs()->ReadWholeFile(repo_->ChunkPath(id));
-  if (absl::IsNotFound(object.status())) return Damaged(index, "chunk is missing");
-  if (!object.ok()) return Damaged(index, object.status().message());
-  auto plain = repo_->codec().Decode(*object, id);
+  auto file = repo_->fs()->NewRandomAccessFile(repo_->ChunkPath(id));
+  if (absl::IsNotFound(file.status())) return Damaged(index, "chunk is missing");
+  if (!file.ok()) return Damaged(index, file.status().message());
+  auto plain = repo_->codec().ReadAndDecode(**file, id);
   if (!plain.ok()) return Damaged(index, plain.status().message());
   if (plain->size() != ChunkLength(index)) return Damaged(index, "chunk has the wrong length");
   return plain;

@@ -132,14 +132,32 @@ StatusOr<std::string> ChunkCodec::Encode(const Digest& id, absl::string_view pla
 
 StatusOr<std::string> ChunkCodec::Decode(absl::string_view object,
                                          const Digest& expected_id) const {
-  SP_ASSIGN_OR_RETURN(ChunkHeader header, DecodeChunkHeader(object));
+  if (object.size() < kChunkHeaderSize) return absl::DataLossError("chunk object truncated");
+  return DecodeParts(object.substr(0, kChunkHeaderSize),
+                     std::string(object.substr(kChunkHeaderSize)), expected_id);
+}
+
+StatusOr<std::string> ChunkCodec::ReadAndDecode(const RandomAccessFile& file,
+                                                const Digest& expected_id) const {
+  char header[kChunkHeaderSize];
+  SP_ASSIGN_OR_RETURN(uint64_t size, file.Size());
+  SP_ASSIGN_OR_RETURN(size_t got, file.Read(0, sizeof(header), header));
+  if (got != sizeof(header) || size < kChunkHeaderSize) {
+    return absl::DataLossError("chunk object truncated");
+  }
+  std::string payload(size - kChunkHeaderSize, '\0');
+  SP_ASSIGN_OR_RETURN(got, file.Read(kChunkHeaderSize, payload.size(), payload.data()));
+  if (got != payload.size()) return absl::DataLossError("chunk object truncated");
+  return DecodeParts(absl::string_view(header, sizeof(header)), std::move(payload), expected_id);
+}
+
+StatusOr<std::string> ChunkCodec::DecodeParts(absl::string_view header_bytes, std::string payload,
+                                              const Digest& expected_id) const {
+  SP_ASSIGN_OR_RETURN(ChunkHeader header, DecodeChunkHeader(header_bytes, payload.size()));
   if (header.id != expected_id) return absl::DataLossError("chunk object holds another chunk id");
-  absl::string_view body = object.substr(kChunkHeaderSize);
-  std::string opened;
   if (header.cipher == Cipher::kAes256Gcm) {
     if (!keys_) return absl::DataLossError("chunk is encrypted but the repository is not");
-    SP_ASSIGN_OR_RETURN(opened, Open(*keys_, object.substr(0, kChunkHeaderSize), body));
-    body = opened;
+    SP_ASSIGN_OR_RETURN(payload, Open(*keys_, header_bytes, payload));
   } else if (keys_) {
     return absl::DataLossError("chunk is not encrypted in an encrypted repository");
   }
@@ -147,13 +165,13 @@ StatusOr<std::string> ChunkCodec::Decode(absl::string_view object,
   if (header.codec == Codec::kZstd) {
     plain.resize(header.plain_size);
     size_t size = ZSTD_decompressDCtx(ThreadDecompressContext(), plain.data(), plain.size(),
-                                      body.data(), body.size());
+                                      payload.data(), payload.size());
     if (ZSTD_isError(size) || size != header.plain_size) {
       return absl::DataLossError("chunk does not decompress");
     }
   } else {
-    if (body.size() != header.plain_size) return absl::DataLossError("raw chunk has wrong size");
-    plain.assign(body.data(), body.size());
+    if (payload.size() != header.plain_size) return absl::DataLossError("raw chunk has wrong size");
+    plain = std::move(payload);
   }
   if (Id(plain) != expected_id) return absl::DataLossError("chunk checksum mismatch");
   return plain;

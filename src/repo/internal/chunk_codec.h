@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "platform/file_system.h"
 #include "platform/status.h"
 #include "repo/internal/format.h"
 
@@ -33,10 +34,16 @@ class ChunkCodec {
   // The plaintext in `object`, checked against `expected_id`: DataLoss on any mismatch.
   // Thread-safe.
   StatusOr<std::string> Decode(absl::string_view object, const Digest& expected_id) const;
+  // Like Decode, reading the object from `file`; a raw chunk is read straight into the result.
+  StatusOr<std::string> ReadAndDecode(const RandomAccessFile& file,
+                                      const Digest& expected_id) const;
 
   bool encrypted() const { return keys_.has_value(); }
 
  private:
+  StatusOr<std::string> DecodeParts(absl::string_view header_bytes, std::string payload,
+                                    const Digest& expected_id) const;
+
   int level_;
   std::optional<ChunkKeys> keys_;
 };

@@ -104,6 +104,27 @@ StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view object) {
   return header;
 }
 
+StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view header, uint64_t payload_size) {
+  if (header.size() != kChunkHeaderSize) return absl::DataLossError("chunk header truncated");
+  ChunkHeader decoded;
+  absl::string_view probe = header;
+  if (std::memcmp(probe.data(), kChunkMagic, 4) != 0 ||
+      static_cast<uint8_t>(probe[4]) != kChunkVersion || static_cast<uint8_t>(probe[5]) > 1 ||
+      static_cast<uint8_t>(probe[6]) > 1) {
+    return absl::DataLossError("not a chunk object of a known version (bad header)");
+  }
+  decoded.codec = static_cast<Codec>(probe[5]);
+  decoded.cipher = static_cast<Cipher>(probe[6]);
+  decoded.plain_size = GetLittle32(probe.data() + 8);
+  decoded.payload_size = GetLittle32(probe.data() + 12);
+  std::memcpy(decoded.id.data(), probe.data() + 16, decoded.id.size());
+  if (decoded.payload_size != payload_size) {
+    return absl::DataLossError(absl::StrCat("chunk object: payload is ", payload_size,
+                                            " bytes, header says ", decoded.payload_size));
+  }
+  return decoded;
+}
+
 uint64_t ChunkCount(uint64_t size, uint32_t chunk_size) {
   if (chunk_size == 0) return 0;
   return size / chunk_size + (size % chunk_size != 0 ? 1 : 0);  // no overflow near 2^64

@@ -47,6 +47,8 @@ struct ChunkHeader {
 std::string EncodeChunkHeader(const ChunkHeader& header);
 // Decodes the header at the start of `object` and checks that the payload size matches.
 StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view object);
+// Decodes a header alone (kChunkHeaderSize bytes) and checks it announces `payload_size` bytes.
+StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view header, uint64_t payload_size);
 
 inline constexpr char kIndexMagic[4] = {'S', 'P', 'I', 'X'};
 inline constexpr uint32_t kIndexVersion = 1;
