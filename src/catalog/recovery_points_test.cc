@@ -72,7 +72,8 @@ TEST_F(RecoveryPointIndexTest, TenThousandPointsListWellUnderASecond) {
   auto elapsed = std::chrono::steady_clock::now() - start;
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 10000u);
-  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 300);
+  // Typically tens of milliseconds; the bound leaves room for a loaded machine and debug builds.
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count(), 900);
   EXPECT_EQ(index_->List("db01")->size(), 1000u);
 }
 
