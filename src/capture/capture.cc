@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_join.h"
@@ -26,6 +27,11 @@ using catalog::VolumeRecord;
 using nlohmann::json;
 
 std::string Label(const VmRecord& vm) { return absl::StrCat("VM '", vm.name, "'"); }
+
+// The QOM path of a disk's block backend, as stillpoint names the disks of the VMs it launches.
+std::string DrivePath(const VolumeRecord& volume) {
+  return absl::StrCat("/machine/peripheral/", volume.name, "/virtio-backend");
+}
 
 StatusOr<std::vector<VolumeRecord>> SelectVolumes(const VmRecord& vm,
                                                   const std::vector<std::string>& wanted) {
@@ -101,6 +107,7 @@ class Capture {
   Status ProbeAgent();
   Status PlanIncremental();
   Status Begin();
+  Status MarkAbandoned();
   StatusOr<CaptureResult> RunLive();
   StatusOr<CaptureResult> RunStopped();
   Status FreezeAndCut(LiveCut* cut);
@@ -109,7 +116,13 @@ class Capture {
   StatusOr<CaptureResult> Commit();
   Status Fail(const Status& status);
   json Extras() const;
-  std::string Short() const { return writer_ ? writer_->id().substr(0, 12) : "new"; }
+  // Names this capture's scratch files: the VM (so that leftovers of an interrupted capture of
+  // the same VM can be found) and the point.
+  std::string WorkName() const {
+    std::string id = writer_ ? writer_->id() : "new";
+    return absl::StrCat(vm_.uuid.substr(0, 8), "-", id.substr(id.size() > 8 ? id.size() - 8 : 0));
+  }
+  Status CleanUpInterrupted();
 
   const CaptureContext& context_;
   const CaptureRequest& request_;
@@ -232,13 +245,19 @@ Status Capture::PlanIncremental() {
         work.note = absl::StrCat(work.record.name, ": ", problem, ": full");
       }
     }
-    // Bitmaps of ours that no longer serve as a base only cost the guest's writes.
-    SP_ASSIGN_OR_RETURN(std::vector<std::string> own, OwnBitmaps(qmp_.get(), work.record.node_name));
-    for (const std::string& stale : own) {
-      if (stale == work.prev_bitmap) continue;
-      (void)qmp_->Execute("block-dirty-bitmap-remove",
-                          {{"node", work.record.node_name}, {"name", stale}});
-    }
+  }
+  return absl::OkStatus();
+}
+
+// We hold the VM's writer lock now, so any other in-progress point of this VM belongs to a
+// capture process that ended without finishing (killed, or its host restarted).
+Status Capture::MarkAbandoned() {
+  SP_ASSIGN_OR_RETURN(auto points, index_->List(vm_.uuid));
+  for (catalog::RecoveryPointRecord& point : points) {
+    if (point.state != "in-progress" || point.id == writer_->id()) continue;
+    point.state = "failed";
+    point.reason = "the capture process ended before finishing (killed?)";
+    SP_RETURN_IF_ERROR(index_->Upsert(point));
   }
   return absl::OkStatus();
 }
@@ -256,6 +275,7 @@ Status Capture::Begin() {
                                   ? std::optional<uint64_t>(static_cast<uint64_t>(*vm_.space_limit_bytes))
                                   : std::nullopt;
   SP_ASSIGN_OR_RETURN(writer_, context_.repo->BeginRecoveryPoint(request));
+  SP_RETURN_IF_ERROR(MarkAbandoned());
   catalog::RecoveryPointRecord record;
   record.id = writer_->id();
   record.vm_uuid = vm_.uuid;
@@ -285,7 +305,12 @@ Status Capture::InspectLive() {
   for (VolumeWork& work : volumes_) {
     for (const json& block : blocks) {
       const json& inserted = block.value("inserted", json::object());
-      if (inserted.value("node-name", "") != work.record.node_name) continue;
+      // By its node, or (when an interrupted capture left the drive on its filter) by the path
+      // stillpoint gives the disks of the VMs it launches.
+      if (inserted.value("node-name", "") != work.record.node_name &&
+          block.value("qdev", "") != DrivePath(work.record)) {
+        continue;
+      }
       const json& image = inserted.value("image", json::object());
       work.size = image.value("virtual-size", uint64_t{0});
       work.estimate = image.value("actual-size", work.size);
@@ -310,6 +335,44 @@ Status Capture::InspectStopped() {
   return absl::OkStatus();
 }
 
+// A capture of this VM killed before its teardown leaves nodes in QEMU and scratch files behind;
+// we hold the VM's writer lock, so none of that is in use any more.
+Status Capture::CleanUpInterrupted() {
+  std::vector<VolumeCut> all;
+  for (const VolumeRecord& record : vm_.volumes) {
+    all.push_back({record.name, record.node_name, DrivePath(record), 0, "", ""});
+  }
+  for (const VolumeWork& work : volumes_) {
+    all.push_back({work.record.name, work.record.node_name, work.drive_path, 0, "", ""});
+  }
+  SP_ASSIGN_OR_RETURN(bool leftovers, CleanLeftovers(qmp_.get(), all));
+  // Bitmaps of ours that no longer serve as a base only cost the guest's writes.
+  for (const VolumeWork& work : volumes_) {
+    if (work.record.format != "qcow2") continue;
+    SP_ASSIGN_OR_RETURN(std::vector<std::string> own,
+                        OwnBitmaps(qmp_.get(), work.record.node_name));
+    for (const std::string& stale : own) {
+      if (stale == work.prev_bitmap || stale == work.new_bitmap) continue;
+      SP_RETURN_IF_ERROR(qmp_->Execute("block-dirty-bitmap-remove",
+                                       {{"node", work.record.node_name}, {"name", stale}})
+                             .status());
+    }
+  }
+  std::string prefix = vm_.uuid.substr(0, 8) + "-";
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(context_.work_dir, ignored)) {
+    if (entry.path().filename().string().rfind(prefix, 0) != 0) continue;
+    std::filesystem::remove_all(entry.path(), ignored);
+    leftovers = true;
+  }
+  if (leftovers) {
+    result_.notes.push_back("cleaned up after an interrupted capture of this VM");
+    (void)context_.catalog->AddEvent(&vm_, "snapshot.cleanup",
+                                     "removed what an interrupted capture left in QEMU and on disk");
+  }
+  return absl::OkStatus();
+}
+
 Status Capture::FreezeAndCut(LiveCut* cut) {
   if (!plan_.freeze) {
     SP_ASSIGN_OR_RETURN(CutTimings timings, cut->Cut());
@@ -324,7 +387,7 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
   guard_options.vm_name = vm_.name;
   guard_options.vm_id = vm_.id;
   guard_options.catalog_path = context_.catalog_path;
-  guard_options.log_path = absl::StrCat(context_.work_dir, "/guard-", Short(), ".log");
+  guard_options.log_path = absl::StrCat(context_.work_dir, "/guard-", WorkName(), ".log");
   guard_options.deadline = request_.freeze_deadline;
   SP_ASSIGN_OR_RETURN(auto guard, ThawGuard::Start(guard_options));
   auto frozen_at = std::chrono::steady_clock::now();
@@ -519,7 +582,8 @@ StatusOr<CaptureResult> Capture::RunLive() {
   result_.timings.preflight_ms = MillisSince(start_);
   SP_RETURN_IF_ERROR(Begin());
   auto prepare_at = std::chrono::steady_clock::now();
-  std::string work = absl::StrCat(context_.work_dir, "/", Short());
+  SP_RETURN_IF_ERROR(CleanUpInterrupted());
+  std::string work = absl::StrCat(context_.work_dir, "/", WorkName());
   LiveCut cut(qmp_.get(), work, work + ".nbd");
   std::vector<VolumeCut> cuts;
   for (const VolumeWork& w : volumes_) {

@@ -32,9 +32,55 @@ StatusOr<std::string> CheckBitmap(qmp::Client* qmp, const std::string& node,
     }
     if (!bitmap.value("persistent", false)) return std::string("its dirty bitmap is not persistent");
     if (bitmap.value("busy", false)) return std::string("its dirty bitmap is busy");
+    if (!bitmap.value("recording", false)) {
+      return std::string("its dirty bitmap stopped recording (an earlier capture was interrupted)");
+    }
     return std::string();
   }
   return std::string("the dirty bitmap of the previous point is gone (QEMU restarted?)");
+}
+
+StatusOr<bool> CleanLeftovers(qmp::Client* qmp, const std::vector<VolumeCut>& volumes) {
+  bool found = false;
+  SP_ASSIGN_OR_RETURN(json exports, qmp->Execute("query-block-exports", nullptr, kQmpTimeout));
+  for (const json& entry : exports) {
+    std::string id = entry.is_object() ? entry.value("id", "") : "";
+    if (id.rfind("sp-", 0) != 0) continue;
+    found = true;
+    SP_RETURN_IF_ERROR(qmp->Execute("block-export-del", {{"id", id}}, kQmpTimeout).status());
+    SP_RETURN_IF_ERROR(qmp->WaitForEvent("BLOCK_EXPORT_DELETED", Deadline::In(kQmpTimeout),
+                                         [&](const qmp::Event& event) {
+                                           return event.data.value("id", "") == id;
+                                         })
+                           .status());
+  }
+  if (found) (void)qmp->Execute("nbd-server-stop", nullptr, kQmpTimeout);
+  SP_ASSIGN_OR_RETURN(json blocks, qmp->Execute("query-block", nullptr, kQmpTimeout));
+  for (const VolumeCut& volume : volumes) {
+    for (const json& block : blocks) {
+      if (block.value("qdev", "") != volume.drive_path) continue;
+      std::string node = block.value("inserted", json::object()).value("node-name", "");
+      if (node.rfind("sp-", 0) != 0) continue;
+      found = true;
+      SP_RETURN_IF_ERROR(qmp->Execute("qom-set",
+                                      {{"path", volume.drive_path},
+                                       {"property", "drive"},
+                                       {"value", volume.format_node}},
+                                      kQmpTimeout)
+                             .status());
+    }
+  }
+  SP_ASSIGN_OR_RETURN(json nodes, qmp->Execute("query-named-block-nodes", {{"flat", true}},
+                                               kQmpTimeout));
+  for (const char* kind : {"sp-s", "sp-c", "sp-t"}) {
+    for (const json& entry : nodes) {
+      std::string name = entry.is_object() ? entry.value("node-name", "") : "";
+      if (name.rfind(kind, 0) != 0) continue;
+      found = true;
+      SP_RETURN_IF_ERROR(qmp->Execute("blockdev-del", {{"node-name", name}}, kQmpTimeout).status());
+    }
+  }
+  return found;
 }
 
 StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::string& node) {

@@ -76,6 +76,11 @@ class LiveCut {
 StatusOr<std::string> CheckBitmap(qmp::Client* qmp, const std::string& node,
                                   const std::string& name);
 
+// Removes what an interrupted capture (killed before its teardown) left in QEMU: exports, the
+// NBD server, drives switched to a copy-before-write filter, and stillpoint's nodes. `volumes`
+// gives each disk's format node and QOM drive path. Returns true when something was left over.
+StatusOr<bool> CleanLeftovers(qmp::Client* qmp, const std::vector<VolumeCut>& volumes);
+
 // Names of stillpoint's own bitmaps ("stillpoint-...") on `node`.
 StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::string& node);
 

@@ -301,6 +301,17 @@ TEST_F(CaptureTest, KilledCaptureWhileFrozenIsThawedByTheGuard) {
   std::vector<std::string> hook = HookLines(vm);
   ASSERT_FALSE(hook.empty());
   EXPECT_TRUE(absl::StartsWith(hook.back(), "thaw ")) << absl::StrJoin(hook, "\n");
+  // The next capture of the VM works, and records the killed one as failed.
+  auto next = Snapshot("web01");
+  ASSERT_TRUE(next.ok()) << next.status();
+  auto index = catalog::RecoveryPointIndex::Open(world_.app().catalog().db());
+  ASSERT_TRUE(index.ok());
+  auto points = (*index)->List();
+  ASSERT_TRUE(points.ok());
+  ASSERT_EQ(points->size(), 2u);
+  EXPECT_EQ((*points)[0].state, "failed");
+  EXPECT_TRUE(Contains((*points)[0].reason, "ended before finishing")) << (*points)[0].reason;
+  EXPECT_EQ((*points)[1].state, "complete");
 }
 
 TEST_F(CaptureTest, HungCaptureIsKilledAndTheGuestThawedAtTheDeadline) {
