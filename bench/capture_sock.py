@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Socket helpers for bench/capture_bench.sh: talk to a VM's guest agent or QMP socket directly.
+
+  capture_sock.py qga-freeze-thaw QGA_SOCKET
+      One bare guest-fsfreeze-freeze + guest-fsfreeze-thaw on a fresh connection (after the
+      guest-sync-delimited handshake, which is not timed). Prints one JSON line:
+      {"freeze_ms": F, "thaw_ms": T, "round_trip_ms": F+T, "frozen": N}
+
+  capture_sock.py qmp-scatter QMP_SOCKET DEVICE SIZE_BYTES TOTAL_BYTES WRITE_BYTES SEED
+      Writes TOTAL_BYTES to the running VM's disk DEVICE (qdev id) as TOTAL/WRITE writes of
+      WRITE_BYTES at distinct random WRITE_BYTES-aligned offsets, through QEMU's block layer
+      (HMP `qemu-io -d DEVICE "write -P ..."`), so the VM's dirty bitmaps see them as guest
+      writes. Prints {"writes": n, "bytes": b, "chunks_4m": distinct 4 MiB chunks touched, "ms": t}.
+
+Each connection is closed before returning: QEMU and the agent serve one client at a time.
+"""
+import json
+import random
+import socket
+import sys
+import time
+
+
+def connect(path, timeout=30.0):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    sock.connect(path)
+    return sock
+
+
+class Lines:
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def read_json(self):
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl >= 0:
+                line, self.buf = self.buf[:nl], self.buf[nl + 1:]
+                line = line.replace(b"\xff", b"").strip()
+                if line:
+                    return json.loads(line)
+                continue
+            data = self.sock.recv(65536)
+            if not data:
+                raise RuntimeError("peer closed the connection")
+            self.buf += data
+
+
+def command(sock, lines, execute, arguments=None):
+    msg = {"execute": execute}
+    if arguments is not None:
+        msg["arguments"] = arguments
+    sock.sendall(json.dumps(msg).encode() + b"\n")
+    while True:
+        reply = lines.read_json()
+        if "return" in reply:
+            return reply["return"]
+        if "error" in reply:
+            raise RuntimeError(f"{execute}: {reply['error']}")
+        # QMP events: skip
+
+
+def qga_freeze_thaw(path):
+    sock = connect(path)
+    lines = Lines(sock)
+    token = random.randrange(1, 2**31)
+    sock.sendall(b"\xff" + json.dumps(
+        {"execute": "guest-sync-delimited", "arguments": {"id": token}}).encode() + b"\n")
+    while True:  # drop stale replies a previous client left in the channel
+        reply = lines.read_json()
+        if reply.get("return") == token:
+            break
+    start = time.perf_counter()
+    frozen = command(sock, lines, "guest-fsfreeze-freeze")
+    mid = time.perf_counter()
+    command(sock, lines, "guest-fsfreeze-thaw")
+    end = time.perf_counter()
+    sock.close()
+    freeze_ms, thaw_ms = (mid - start) * 1e3, (end - mid) * 1e3
+    print(json.dumps({"freeze_ms": freeze_ms, "thaw_ms": thaw_ms,
+                      "round_trip_ms": freeze_ms + thaw_ms, "frozen": frozen}))
+
+
+def qmp_scatter(path, device, size, total, write, seed):
+    rng = random.Random(seed)
+    count = total // write
+    offsets = rng.sample(range(size // write), count)
+    sock = connect(path, timeout=120.0)
+    lines = Lines(sock)
+    lines.read_json()  # greeting
+    command(sock, lines, "qmp_capabilities")
+    start = time.perf_counter()
+    for index, slot in enumerate(offsets):
+        pattern = 1 + (seed * 31 + index) % 254
+        out = command(sock, lines, "human-monitor-command", {
+            "command-line": f'qemu-io -d /machine/peripheral/{device}/virtio-backend "write -P {pattern} {slot * write} {write}"'})
+        if "error" in out.lower() or "failed" in out.lower():
+            raise RuntimeError(f"qemu-io: {out.strip()}")
+    elapsed = (time.perf_counter() - start) * 1e3
+    sock.close()
+    chunks = {slot * write // (4 << 20) for slot in offsets}
+    if write > (4 << 20):
+        chunks = {c for slot in offsets
+                  for c in range(slot * write >> 22, (slot * write + write - 1 >> 22) + 1)}
+    print(json.dumps({"writes": count, "bytes": count * write, "chunks_4m": len(chunks),
+                      "ms": elapsed}))
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "qga-freeze-thaw":
+        qga_freeze_thaw(argv[2])
+    elif len(argv) == 8 and argv[1] == "qmp-scatter":
+        qmp_scatter(argv[2], argv[3], *(int(a) for a in argv[4:8]))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
