@@ -114,7 +114,8 @@ StatusOr<RepositoryConfig> DecodeConfig(const std::string& path, absl::string_vi
 StatusOr<std::string> LoadMasterKey(const std::string& key_file, bool create) {
   if (key_file.empty()) {
     return absl::FailedPreconditionError(
-        "the repository is encrypted: give its key file with --key-file");
+        "the repository is encrypted: give its key file with --key-file FILE or "
+        "$STILLPOINT_KEY_FILE");
   }
   if (create && !PathExists(key_file)) {
     unsigned char key[32];
