@@ -1,4 +1,6 @@
-// `stillpoint vm agent ping|info|fsinfo|freeze|thaw|status NAME`: admin access to a guest agent.
+// `stillpoint vm agent ping|info|fsinfo|freeze|thaw|status|exec NAME`: admin access to a guest
+// agent.
+#include <cstdlib>
 #include <iostream>
 
 #include "absl/strings/str_join.h"
@@ -119,6 +121,43 @@ Status FreezeStatus(qga::Client* agent, const catalog::VmRecord& vm, Millis time
   return absl::OkStatus();
 }
 
+struct ExecArgs {
+  std::string name;
+  std::vector<std::string> command;
+  double timeout_s = 60;
+};
+
+// `vm agent exec NAME -- CMD...`: runs a command in the guest (guest-exec), prints its output and
+// exits with its exit code (1 when it was killed by a signal).
+void AddExec(CLI::App& agent_cmd, Context& context) {
+  auto args = std::make_shared<ExecArgs>();
+  CLI::App* exec = agent_cmd.add_subcommand("exec", "Run a command in the guest (admin use)");
+  exec->add_option("name", args->name, "VM name or UUID")->required();
+  exec->add_option("command", args->command, "program and arguments, after --")->required();
+  exec->add_option("--timeout", args->timeout_s, "seconds the command may run")
+      ->capture_default_str();
+  exec->add_flag("--json", context.json, "print JSON");
+  exec->callback([args, &context] {
+    context.action = [args, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(catalog::VmRecord vm, app->GetVm(args->name));
+      Millis timeout(static_cast<int64_t>(args->timeout_s * 1000));
+      SP_ASSIGN_OR_RETURN(auto agent, app->Agent(vm, Millis(10'000)));
+      std::vector<std::string> rest(args->command.begin() + 1, args->command.end());
+      SP_ASSIGN_OR_RETURN(qga::ExecResult result, agent->Run(args->command[0], rest, timeout));
+      if (context.json) {
+        PrintJson({{"vm", vm.name}, {"exit_code", result.exit_code}, {"signal", result.signal},
+                   {"stdout", result.out}, {"stderr", result.err}});
+      } else {
+        std::cout << result.out << std::flush;
+        std::cerr << result.err << std::flush;
+      }
+      if (result.exit_code == 0) return absl::OkStatus();
+      std::exit(result.exit_code > 0 ? result.exit_code : 1);
+    };
+  });
+}
+
 }  // namespace
 
 void RegisterAgentCommands(CLI::App& vm_cmd, Context& context) {
@@ -132,6 +171,7 @@ void RegisterAgentCommands(CLI::App& vm_cmd, Context& context) {
   AddAgentCommand(*agent, context, "thaw", "Thaw the guest's filesystems", Thaw);
   AddAgentCommand(*agent, context, "status", "Whether the guest's filesystems are frozen",
                   FreezeStatus);
+  AddExec(*agent, context);
 }
 
 }  // namespace sp::cli

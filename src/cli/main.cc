@@ -5,6 +5,7 @@
 #include "cli/context.h"
 #include "capture/thaw_guard.h"
 #include "cli/repo_commands.h"
+#include "cli/restore_commands.h"
 #include "cli/snapshot_commands.h"
 #include "cli/vm_commands.h"
 #include "vm/runtime.h"
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   sp::cli::RegisterSnapshotCommands(root, context);
   sp::cli::RegisterConfigCommands(root, context);
   sp::cli::RegisterRepoCommands(root, context);
+  sp::cli::RegisterRestoreCommands(root, context);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,0 +1,312 @@
+#include "cli/restore_commands.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "catalog/recovery_points.h"
+#include "restore/export.h"
+#include "restore/restore.h"
+#include "restore/serve.h"
+
+namespace sp::cli {
+namespace {
+
+CLI::App* Subcommand(CLI::App& parent, const std::string& name, const std::string& help) {
+  for (CLI::App* existing : parent.get_subcommands({})) {
+    if (existing->get_name() == name) return existing;
+  }
+  CLI::App* added = parent.add_subcommand(name, help);
+  added->require_subcommand(1);
+  return added;
+}
+
+std::string Bytes(uint64_t bytes) { return FormatBytes(static_cast<int64_t>(bytes)); }
+
+nlohmann::json VolumesToJson(const std::vector<restore::VolumeResult>& volumes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& volume : volumes) {
+    out.push_back({{"name", volume.name}, {"path", volume.path}, {"size", volume.stats.size},
+                   {"data_bytes", volume.stats.data_bytes},
+                   {"zero_bytes", volume.stats.zero_bytes}, {"ms", volume.stats.millis}});
+  }
+  return out;
+}
+
+void PrintVolumes(const std::vector<restore::VolumeResult>& volumes) {
+  for (const auto& volume : volumes) {
+    std::cout << absl::StrFormat("  %-8s %s  (%s, %s written, %s left as holes, %.1f s)\n",
+                                 volume.name, volume.path, Bytes(volume.stats.size),
+                                 Bytes(volume.stats.data_bytes), Bytes(volume.stats.zero_bytes),
+                                 volume.stats.millis / 1000);
+  }
+}
+
+// Keeps the catalog's index of recovery points in step with the repository.
+Status IndexPoint(app::App& app, const repo::Manifest& manifest) {
+  SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app.catalog().db()));
+  return index->Upsert(catalog::RecordFromManifest(manifest));
+}
+
+struct CreateArgs {
+  std::string point;
+  std::string name;
+  std::string dir;
+  bool start = false;
+};
+
+void AddCreateFromSnapshot(CLI::App& vm_cmd, Context& context) {
+  auto args = std::make_shared<CreateArgs>();
+  CLI::App* create = vm_cmd.add_subcommand(
+      "create-from-snapshot", "Make a new VM (new UUID and MACs) from a recovery point");
+  create->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")
+      ->required();
+  create->add_option("--name", args->name, "name of the new VM")->required();
+  create->add_option("--dir", args->dir,
+                     "directory for its images (default: <state dir>/images/<name>)");
+  create->add_flag("--start", args->start, "start the new VM");
+  create->add_flag("--json", context.json, "print JSON");
+  create->callback([args, &context] {
+    context.action = [args, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
+      restore::NewVmRequest request;
+      request.point_id = args->point;
+      request.name = args->name;
+      request.dir = args->dir.empty() ? app->paths().home + "/images/" + args->name : args->dir;
+      SP_ASSIGN_OR_RETURN(restore::NewVmResult result,
+                          restore::CreateVmFromPoint(
+                              *repo, app->catalog(), request,
+                              [app](catalog::VmRecord draft) { return app->DefineVm(draft); }));
+      (void)app->catalog().AddEvent(&result.vm, "vm.created-from-snapshot",
+                                    "created from recovery point " + result.point_id);
+      if (args->start) SP_RETURN_IF_ERROR(app->StartVm(result.vm.name));
+      if (context.json) {
+        PrintJson({{"vm", app::VmToJson(result.vm)}, {"point", result.point_id},
+                   {"volumes", VolumesToJson(result.volumes)}, {"started", args->start}});
+        return absl::OkStatus();
+      }
+      std::vector<std::string> macs;
+      for (const auto& nic : result.vm.nics) macs.push_back(nic.mac);
+      std::cout << "VM '" << result.vm.name << "' created from recovery point "
+                << result.point_id << "\nuuid: " << result.vm.uuid
+                << "\nmacs: " << (macs.empty() ? "(no NICs)" : absl::StrJoin(macs, ", "))
+                << "\nvolumes:\n";
+      PrintVolumes(result.volumes);
+      if (args->start) std::cout << "started\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+struct RestoreArgs {
+  std::string vm;
+  std::string point;
+  std::vector<std::string> volumes;
+};
+
+void AddRestore(CLI::App& vm_cmd, Context& context) {
+  auto args = std::make_shared<RestoreArgs>();
+  CLI::App* restore = vm_cmd.add_subcommand(
+      "restore", "Put a stopped VM's disks back to a recovery point, in place");
+  restore->add_option("vm", args->vm, "VM name or UUID")->required();
+  restore->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")
+      ->required();
+  restore->add_option("--volume", args->volumes,
+                      "restore only these volumes (repeatable; default: all in the point)");
+  restore->add_flag("--json", context.json, "print JSON");
+  restore->callback([args, &context] {
+    context.action = [args, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
+      SP_ASSIGN_OR_RETURN(catalog::VmRecord vm, app->GetVm(args->vm));
+      restore::InPlaceRequest request{args->point, args->volumes};
+      auto result = restore::RestoreInPlace(*repo, vm, request);
+      if (!result.ok()) {
+        (void)app->catalog().AddEvent(&vm, "vm.restore-failed",
+                                      std::string(result.status().message()));
+        return result.status();
+      }
+      std::vector<std::string> names;
+      for (const auto& volume : result->volumes) names.push_back(volume.name);
+      (void)app->catalog().AddEvent(&vm, "vm.restored",
+                                    absl::StrCat("volumes ", absl::StrJoin(names, ", "),
+                                                 " restored from recovery point ",
+                                                 result->point_id));
+      if (context.json) {
+        PrintJson({{"vm", vm.name}, {"point", result->point_id},
+                   {"volumes", VolumesToJson(result->volumes)}});
+        return absl::OkStatus();
+      }
+      std::cout << "VM '" << vm.name << "' restored from recovery point " << result->point_id
+                << ":\n";
+      PrintVolumes(result->volumes);
+      return absl::OkStatus();
+    };
+  });
+}
+
+volatile std::sig_atomic_t stop_requested = 0;
+extern "C" void RequestStop(int) { stop_requested = 1; }
+
+struct MountArgs {
+  std::string point;
+  std::string volume;
+  std::string socket;
+  int port = 0;
+};
+
+// The boot volume recorded in the point, else its first volume.
+std::string DefaultVolume(const repo::Manifest& manifest) {
+  for (const auto& volume : manifest.extras.value("volumes", nlohmann::json::array())) {
+    if (volume.is_object() && volume.value("boot", false)) return volume.value("name", "");
+  }
+  return manifest.volumes.empty() ? "" : manifest.volumes.front().name;
+}
+
+Status Mount(Context& context, const MountArgs& args) {
+  struct sigaction action {};
+  action.sa_handler = RequestStop;
+  ::sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+  SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
+  SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(args.point));
+  std::string volume = args.volume.empty() ? DefaultVolume(manifest) : args.volume;
+  restore::ServeOptions options;
+  std::string tag = absl::StrCat("mount-", ::getpid());
+  options.work_dir = app->paths().run_root + "/" + tag;
+  options.port = args.port;
+  options.socket_path =
+      args.socket.empty() ? app->paths().run_root + "/" + tag + ".sock" : args.socket;
+  SP_ASSIGN_OR_RETURN(auto server, restore::VolumeServer::Start(*repo, manifest.id, volume, options));
+  if (context.json) {
+    PrintJson({{"point", manifest.id}, {"volume", volume}, {"uri", server->uri()},
+               {"size", server->size()}, {"read_only", true}});
+  } else {
+    std::cout << "serving volume '" << volume << "' of recovery point " << manifest.id
+              << " read-only (" << Bytes(server->size()) << ")\n  " << server->uri()
+              << "\n  e.g. qemu-img info '" << server->uri() << "'\n"
+              << "Ctrl-C stops it." << std::endl;
+  }
+  while (stop_requested == 0) {
+    if (!server->Running()) {
+      return absl::UnavailableError("the NBD server (qemu-nbd) stopped unexpectedly");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  SP_RETURN_IF_ERROR(server->Stop());
+  if (!context.json) std::cout << "stopped" << std::endl;
+  return absl::OkStatus();
+}
+
+void AddMount(CLI::App& snapshot, Context& context) {
+  auto args = std::make_shared<MountArgs>();
+  CLI::App* mount = snapshot.add_subcommand(
+      "mount", "Serve a volume of a recovery point read-only over NBD until Ctrl-C");
+  mount->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")
+      ->required();
+  mount->add_option("--volume", args->volume, "volume to serve (default: the boot volume)");
+  auto* socket = mount->add_option("--socket", args->socket,
+                                   "unix socket to listen on (default: in the run directory)");
+  mount->add_option("--port", args->port, "listen on this TCP port of 127.0.0.1 instead")
+      ->excludes(socket)
+      ->check(CLI::Range(1, 65535));
+  mount->add_flag("--json", context.json, "print JSON");
+  mount->callback([args, &context] {
+    context.action = [args, &context]() -> Status { return Mount(context, *args); };
+  });
+}
+
+struct ExportArgs {
+  std::string point;
+  std::string dir;
+  std::string format = "qcow2";
+  std::vector<std::string> volumes;
+};
+
+void AddExport(CLI::App& snapshot, Context& context) {
+  auto args = std::make_shared<ExportArgs>();
+  CLI::App* exp = snapshot.add_subcommand(
+      "export", "Write a recovery point to a directory (images + manifest) for another host");
+  exp->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")->required();
+  exp->add_option("dir", args->dir, "directory to write (e.g. on an NFS/SMB mount)")->required();
+  exp->add_option("--format", args->format, "image format: qcow2 or raw")->capture_default_str();
+  exp->add_option("--volume", args->volumes, "export only these volumes (repeatable)");
+  exp->add_flag("--json", context.json, "print JSON");
+  exp->callback([args, &context] {
+    context.action = [args, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
+      restore::ExportRequest request;
+      request.point_id = args->point;
+      request.dir = args->dir;
+      request.volumes = args->volumes;
+      SP_ASSIGN_OR_RETURN(request.format, restore::ParseImageFormat(args->format));
+      SP_ASSIGN_OR_RETURN(restore::ExportResult result, restore::ExportPoint(*repo, request));
+      for (const std::string& warning : result.warnings) {
+        std::cerr << "stillpoint: warning: " << warning << "\n";
+      }
+      if (context.json) {
+        PrintJson({{"dir", args->dir}, {"point", result.manifest.point_id},
+                   {"manifest", nlohmann::json::parse(restore::EncodeExportManifest(result.manifest))},
+                   {"warnings", result.warnings}});
+        return absl::OkStatus();
+      }
+      std::cout << "recovery point " << result.manifest.point_id << " exported to " << args->dir
+                << "\n";
+      for (const auto& volume : result.manifest.volumes) {
+        std::cout << absl::StrFormat("  %-8s %s  %s, file %s, sha256 %s\n", volume.name,
+                                     volume.file, Bytes(volume.size), Bytes(volume.file_bytes),
+                                     volume.sha256.substr(0, 16));
+      }
+      return absl::OkStatus();
+    };
+  });
+}
+
+void AddImport(CLI::App& snapshot, Context& context) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* imp = snapshot.add_subcommand(
+      "import", "Check an exported directory and add it as a recovery point");
+  imp->add_option("dir", *dir, "directory written by `snapshot export`")->required();
+  imp->add_flag("--json", context.json, "print JSON");
+  imp->callback([dir, &context] {
+    context.action = [dir, &context]() -> Status {
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
+      SP_ASSIGN_OR_RETURN(restore::ImportResult result, restore::ImportPoint(*repo, *dir));
+      SP_RETURN_IF_ERROR(IndexPoint(*app, result.point));
+      if (context.json) {
+        PrintJson({{"point", result.point_id}, {"vm", result.manifest.vm_name},
+                   {"original_point", result.manifest.point_id}});
+        return absl::OkStatus();
+      }
+      std::cout << "imported as recovery point " << result.point_id << " of VM '"
+                << result.manifest.vm_name << "' (exported point " << result.manifest.point_id
+                << ", consistency " << result.manifest.extras.value("consistency", "unknown")
+                << ")\n";
+      return absl::OkStatus();
+    };
+  });
+}
+
+}  // namespace
+
+void RegisterRestoreCommands(CLI::App& root, Context& context) {
+  CLI::App* vm_cmd = Subcommand(root, "vm", "Define, run and inspect VMs");
+  AddCreateFromSnapshot(*vm_cmd, context);
+  AddRestore(*vm_cmd, context);
+  CLI::App* snapshot = Subcommand(root, "snapshot", "Take, list and delete recovery points");
+  AddMount(*snapshot, context);
+  AddExport(*snapshot, context);
+  AddImport(*snapshot, context);
+}
+
+}  // namespace sp::cli

@@ -1,0 +1,378 @@
+#include "restore/export.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
+#include "block/block_source.h"
+#include "block/stream.h"
+#include "platform/clock.h"
+#include "platform/file_system.h"
+#include "platform/files.h"
+#include "platform/process.h"
+
+namespace sp::restore {
+namespace {
+
+using nlohmann::json;
+
+Status Bad(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("export manifest: ", what));
+}
+
+// Names of volumes and image files: a plain name, nothing that could leave the directory.
+bool PlainName(const std::string& name) {
+  if (name.empty() || name.size() > 128 || name[0] == '.') return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool IsHex64(const std::string& text) {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) || absl::ascii_isupper(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+StatusOr<std::string> StringField(const json& object, const char* key, bool required) {
+  auto it = object.find(key);
+  if (it == object.end()) {
+    if (required) return Bad(absl::StrCat("'", key, "' is missing"));
+    return std::string();
+  }
+  if (!it->is_string()) return Bad(absl::StrCat("'", key, "' must be a string"));
+  return it->get<std::string>();
+}
+
+StatusOr<uint64_t> UnsignedField(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) return Bad(absl::StrCat("'", key, "' is missing"));
+  if (!it->is_number_unsigned()) {
+    return Bad(absl::StrCat("'", key, "' must be a non-negative integer"));
+  }
+  return it->get<uint64_t>();
+}
+
+StatusOr<int64_t> IntegerField(const json& object, const char* key) {
+  auto it = object.find(key);
+  if (it == object.end()) return int64_t{0};
+  if (!it->is_number_integer()) return Bad(absl::StrCat("'", key, "' must be an integer"));
+  return it->get<int64_t>();
+}
+
+StatusOr<ExportVolume> ParseVolume(const json& entry) {
+  if (!entry.is_object()) return Bad("every entry of 'volumes' must be an object");
+  ExportVolume volume;
+  SP_ASSIGN_OR_RETURN(volume.name, StringField(entry, "name", true));
+  SP_ASSIGN_OR_RETURN(volume.file, StringField(entry, "file", true));
+  SP_ASSIGN_OR_RETURN(std::string format, StringField(entry, "format", true));
+  SP_ASSIGN_OR_RETURN(volume.size, UnsignedField(entry, "size"));
+  SP_ASSIGN_OR_RETURN(volume.file_bytes, UnsignedField(entry, "file_bytes"));
+  SP_ASSIGN_OR_RETURN(volume.sha256, StringField(entry, "sha256", true));
+  if (!PlainName(volume.name)) return Bad(absl::StrCat("bad volume name '", volume.name, "'"));
+  if (!PlainName(volume.file) || volume.file == kExportManifestFile) {
+    return Bad(absl::StrCat("volume '", volume.name, "': file '", volume.file,
+                            "' is not a plain file name inside the export directory"));
+  }
+  auto parsed = ParseImageFormat(format);
+  if (!parsed.ok()) return Bad(absl::StrCat("volume '", volume.name, "': ", parsed.status().message()));
+  volume.format = *parsed;
+  if (volume.size == 0) return Bad(absl::StrCat("volume '", volume.name, "': size 0"));
+  if (!IsHex64(volume.sha256)) {
+    return Bad(absl::StrCat("volume '", volume.name, "': sha256 must be 64 lower-case hex digits"));
+  }
+  auto boot = entry.find("boot");
+  if (boot != entry.end()) {
+    if (!boot->is_boolean()) return Bad(absl::StrCat("volume '", volume.name, "': 'boot' must be true or false"));
+    volume.boot = boot->get<bool>();
+  }
+  return volume;
+}
+
+StatusOr<ExportManifest> ParseObject(const json& root) {
+  if (!root.is_object()) return Bad("not a JSON object");
+  SP_ASSIGN_OR_RETURN(std::string format, StringField(root, "format", true));
+  if (format != kExportFormatName) {
+    return Bad(absl::StrCat("format is '", format, "', not '", kExportFormatName, "'"));
+  }
+  auto version = root.find("version");
+  if (version == root.end() || !version->is_number_integer()) {
+    return Bad("'version' must be an integer");
+  }
+  ExportManifest manifest;
+  int64_t number = version->get<int64_t>();
+  if (number != kExportFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "export manifest: format version ", number, " is not one this stillpoint reads (",
+        kExportFormatVersion, ")",
+        number > kExportFormatVersion ? "; it was written by a newer stillpoint: upgrade to import it"
+                                      : ""));
+  }
+  manifest.version = static_cast<int>(number);
+  SP_ASSIGN_OR_RETURN(manifest.point_id, StringField(root, "point_id", true));
+  SP_ASSIGN_OR_RETURN(manifest.vm_id, StringField(root, "vm_id", true));
+  SP_ASSIGN_OR_RETURN(manifest.vm_name, StringField(root, "vm_name", true));
+  SP_ASSIGN_OR_RETURN(manifest.name, StringField(root, "name", false));
+  SP_ASSIGN_OR_RETURN(manifest.description, StringField(root, "description", false));
+  SP_ASSIGN_OR_RETURN(manifest.created_micros, IntegerField(root, "created_micros"));
+  SP_ASSIGN_OR_RETURN(manifest.exported_micros, IntegerField(root, "exported_micros"));
+  if (manifest.vm_id.empty()) return Bad("'vm_id' is empty");
+  auto extras = root.find("extras");
+  if (extras != root.end()) {
+    if (!extras->is_object()) return Bad("'extras' must be an object");
+    manifest.extras = *extras;
+  }
+  auto volumes = root.find("volumes");
+  if (volumes == root.end() || !volumes->is_array() || volumes->empty()) {
+    return Bad("'volumes' must be a non-empty array");
+  }
+  std::set<std::string> names, files;
+  for (const json& entry : *volumes) {
+    SP_ASSIGN_OR_RETURN(ExportVolume volume, ParseVolume(entry));
+    if (!names.insert(volume.name).second) return Bad(absl::StrCat("volume '", volume.name, "' twice"));
+    if (!files.insert(volume.file).second) return Bad(absl::StrCat("file '", volume.file, "' twice"));
+    manifest.volumes.push_back(std::move(volume));
+  }
+  return manifest;
+}
+
+// `qemu-img info` of an image about to be imported: its format and virtual size must be the
+// manifest's, and it must stand alone (a backing or external data file could point anywhere).
+Status CheckImage(const std::string& path, const ExportVolume& volume) {
+  SP_ASSIGN_OR_RETURN(std::string text,
+                      RunCommandOk({"qemu-img", "info", "--output=json", "-f",
+                                    ImageFormatName(volume.format), path},
+                                   Deadline::In(Millis(60'000))));
+  json info = json::parse(text, nullptr, false);
+  std::string what = absl::StrCat("volume '", volume.name, "' (", volume.file, ")");
+  if (!info.is_object() || !info.contains("virtual-size") ||
+      !info["virtual-size"].is_number_unsigned()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": qemu-img cannot read it"));
+  }
+  if (info.contains("backing-filename") || info.contains("full-backing-filename")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": has a backing file; an export's images must stand alone"));
+  }
+  const json specific = info.value("format-specific", json::object());
+  if (specific.is_object() && specific.value("data", json::object()).is_object() &&
+      specific.value("data", json::object()).contains("data-file")) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": has an external data file"));
+  }
+  uint64_t virtual_size = info["virtual-size"].get<uint64_t>();
+  if (virtual_size != volume.size) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": virtual size ", virtual_size,
+                                                   " bytes, the manifest says ", volume.size));
+  }
+  return absl::OkStatus();
+}
+
+// Every check of the directory's files against the manifest.
+Status CheckFiles(const std::string& dir, const ExportManifest& manifest) {
+  SP_ASSIGN_OR_RETURN(std::vector<std::string> entries, FileSystem::Posix()->ListDir(dir));
+  std::set<std::string> expected = {kExportManifestFile};
+  for (const ExportVolume& volume : manifest.volumes) expected.insert(volume.file);
+  for (const std::string& entry : entries) {
+    if (expected.count(entry) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "export ", dir, ": file '", entry, "' is not listed in the manifest; refusing an export "
+          "with extra files"));
+    }
+  }
+  for (const ExportVolume& volume : manifest.volumes) {
+    std::string path = dir + "/" + volume.file;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat("export ", dir, ": image '", volume.file,
+                                              "' of volume '", volume.name, "' is missing"));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("export ", dir, ": '", volume.file, "' is not a regular file"));
+    }
+    if (static_cast<uint64_t>(st.st_size) != volume.file_bytes) {
+      return absl::DataLossError(absl::StrCat(
+          "export ", dir, ": image '", volume.file, "' has ", st.st_size, " bytes, the manifest says ",
+          volume.file_bytes, static_cast<uint64_t>(st.st_size) < volume.file_bytes ? " (truncated)" : ""));
+    }
+    SP_ASSIGN_OR_RETURN(FileDigest digest, HashFile(path));
+    if (digest.sha256 != volume.sha256) {
+      return absl::DataLossError(absl::StrCat("export ", dir, ": image '", volume.file,
+                                              "' does not match its checksum (sha256 ",
+                                              digest.sha256, ", the manifest says ",
+                                              volume.sha256, ")"));
+    }
+    SP_RETURN_IF_ERROR(CheckImage(path, volume));
+  }
+  return absl::OkStatus();
+}
+
+Status ImportVolume(repo::RecoveryPointWriter& writer, const std::string& path,
+                    const ExportVolume& volume, uint32_t chunk_size) {
+  block::ConnectOptions options;
+  options.label = absl::StrCat("imported volume '", volume.name, "'");
+  SP_ASSIGN_OR_RETURN(auto source, block::OpenImage(path, ImageFormatName(volume.format), options));
+  if (source->size() != volume.size) {
+    return absl::InvalidArgumentError(absl::StrCat(options.label, ": size ", source->size(),
+                                                   ", the manifest says ", volume.size));
+  }
+  SP_ASSIGN_OR_RETURN(repo::VolumeWriter * target, writer.AddVolume(volume.name, volume.size));
+  SP_RETURN_IF_ERROR(block::StreamVolume(*source, chunk_size, block::StreamOptions{},
+                                         [&](uint64_t index, block::ChunkKind kind,
+                                             std::string data) -> Status {
+                                           if (kind == block::ChunkKind::kData) {
+                                             return target->PutChunk(index, std::move(data));
+                                           }
+                                           return target->PutZero(index);
+                                         })
+                         .status());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string EncodeExportManifest(const ExportManifest& manifest) {
+  json volumes = json::array();
+  for (const ExportVolume& volume : manifest.volumes) {
+    volumes.push_back({{"name", volume.name}, {"file", volume.file},
+                       {"format", ImageFormatName(volume.format)}, {"size", volume.size},
+                       {"file_bytes", volume.file_bytes}, {"sha256", volume.sha256},
+                       {"boot", volume.boot}});
+  }
+  json root = {{"format", kExportFormatName}, {"version", manifest.version},
+               {"point_id", manifest.point_id}, {"vm_id", manifest.vm_id},
+               {"vm_name", manifest.vm_name}, {"name", manifest.name},
+               {"description", manifest.description},
+               {"created_micros", manifest.created_micros},
+               {"exported_micros", manifest.exported_micros}, {"volumes", volumes},
+               {"extras", manifest.extras}};
+  return root.dump(2) + "\n";
+}
+
+StatusOr<ExportManifest> ParseExportManifest(absl::string_view text) {
+  if (text.size() > kMaxExportManifestBytes) return Bad("larger than 16 MiB");
+  json root = json::parse(text.begin(), text.end(), nullptr, false);
+  if (root.is_discarded()) return Bad("not valid JSON");
+  try {
+    return ParseObject(root);
+  } catch (const json::exception& error) {
+    return Bad(error.what());
+  }
+}
+
+std::vector<std::string> MissingMountedVolumes(const json& extras,
+                                               const std::vector<std::string>& selected) {
+  std::vector<std::string> warnings;
+  std::set<std::string> chosen(selected.begin(), selected.end());
+  const json filesystems = extras.value("guest_filesystems", json::array());
+  if (!filesystems.is_array()) return warnings;
+  for (const json& fs : filesystems) {
+    if (!fs.is_object()) continue;
+    const json volumes = fs.value("volumes", json::array());
+    if (!volumes.is_array()) continue;
+    for (const json& volume : volumes) {
+      if (!volume.is_string() || chosen.count(volume.get<std::string>()) > 0) continue;
+      warnings.push_back(absl::StrCat(
+          "volume '", volume.get<std::string>(), "' held ", fs.value("mountpoint", "?"), " (",
+          fs.value("type", "?"), "), which the guest had mounted, and is not in the export: "
+          "a VM made from it may not boot cleanly"));
+    }
+  }
+  return warnings;
+}
+
+StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& request) {
+  SP_ASSIGN_OR_RETURN(repo::Manifest point, repo.GetRecoveryPoint(request.point_id));
+  std::vector<std::string> selected = request.volumes;
+  if (selected.empty()) {
+    for (const repo::ManifestVolume& volume : point.volumes) selected.push_back(volume.name);
+  }
+  std::string dir = AbsolutePath(request.dir);
+  std::string manifest_path = dir + "/" + kExportManifestFile;
+  if (PathExists(manifest_path)) {
+    return absl::AlreadyExistsError(absl::StrCat(dir, " already holds an export"));
+  }
+  SP_RETURN_IF_ERROR(MakeDirs(dir));
+  ExportResult result;
+  result.warnings = MissingMountedVolumes(point.extras, selected);
+  ExportManifest& manifest = result.manifest;
+  manifest.point_id = point.id;
+  manifest.vm_id = point.vm_id;
+  manifest.vm_name = point.vm_name;
+  manifest.name = point.name;
+  manifest.description = point.description;
+  manifest.created_micros = point.created_micros;
+  manifest.exported_micros = Clock::Real()->UnixMicros();
+  manifest.extras = point.extras;
+  std::set<std::string> seen;
+  for (const std::string& name : selected) {
+    if (!seen.insert(name).second) continue;
+    const repo::ManifestVolume* volume = point.FindVolume(name);
+    if (volume == nullptr) {
+      return absl::NotFoundError(absl::StrCat("recovery point ", point.id, " has no volume '", name, "'"));
+    }
+    ExportVolume entry;
+    entry.name = name;
+    entry.format = request.format;
+    entry.file = absl::StrCat(name, ".", ImageFormatName(request.format));
+    entry.size = volume->size;
+    for (const json& recorded : point.extras.value("volumes", json::array())) {
+      if (recorded.is_object() && recorded.value("name", "") == name) {
+        entry.boot = recorded.value("boot", false);
+      }
+    }
+    std::string path = dir + "/" + entry.file;
+    SP_RETURN_IF_ERROR(MaterializeVolume(repo, point.id, name, path, request.format).status());
+    SP_ASSIGN_OR_RETURN(FileDigest digest, HashFile(path));
+    entry.sha256 = digest.sha256;
+    entry.file_bytes = digest.size;
+    manifest.volumes.push_back(entry);
+  }
+  SP_RETURN_IF_ERROR(WriteFileAtomic(manifest_path, EncodeExportManifest(manifest)));
+  return result;
+}
+
+StatusOr<ImportResult> ImportPoint(repo::Repository& repo, const std::string& dir_given) {
+  std::string dir = AbsolutePath(dir_given);
+  std::string manifest_path = dir + "/" + kExportManifestFile;
+  SP_ASSIGN_OR_RETURN(uint64_t manifest_bytes, FileSize(manifest_path));
+  if (manifest_bytes > kMaxExportManifestBytes) return Bad("larger than 16 MiB");
+  SP_ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_path));
+  ImportResult result;
+  auto parsed = ParseExportManifest(text);
+  if (!parsed.ok()) return Annotate(parsed.status(), absl::StrCat("export ", dir));
+  result.manifest = *parsed;
+  SP_RETURN_IF_ERROR(CheckFiles(dir, result.manifest));
+  repo::RecoveryPointRequest request;
+  request.vm = {result.manifest.vm_id, result.manifest.vm_name};
+  request.name = result.manifest.name;
+  request.description = result.manifest.description;
+  for (const ExportVolume& volume : result.manifest.volumes) request.estimated_bytes += volume.size;
+  SP_ASSIGN_OR_RETURN(auto writer, repo.BeginRecoveryPoint(request));
+  for (const ExportVolume& volume : result.manifest.volumes) {
+    Status imported = ImportVolume(*writer, dir + "/" + volume.file, volume,
+                                   repo.config().chunk_size);
+    if (!imported.ok()) {
+      writer->Abort();
+      return imported;
+    }
+  }
+  json extras = result.manifest.extras;
+  extras["imported"] = {{"from", dir}, {"original_point_id", result.manifest.point_id},
+                        {"original_created", FormatUnixMicros(result.manifest.created_micros)},
+                        {"time", FormatUnixMicros(Clock::Real()->UnixMicros())}};
+  SP_ASSIGN_OR_RETURN(result.point_id, writer->Commit(extras));
+  SP_ASSIGN_OR_RETURN(result.point, repo.GetRecoveryPoint(result.point_id));
+  return result;
+}
+
+}  // namespace sp::restore

@@ -1,0 +1,92 @@
+// Recovery points as plain files: an export directory that standard tools can read on any host,
+// and importing such a directory into a repository.
+//
+// An export directory holds exactly:
+//   stillpoint-export.json   the manifest: format name and version, the point's identity, its
+//                            extras (VM configuration, consistency and reason, timings...), and
+//                            per volume its image file, format, virtual size, file size, SHA-256
+//   <volume>.qcow2|.raw      one image per exported volume
+// Import trusts nothing in it: the manifest is parsed strictly, every file is checked (name,
+// size, checksum, format, virtual size, no backing file) before any data enters the repository,
+// and files the manifest does not list are refused.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+#include "platform/status.h"
+#include "repo/repository.h"
+#include "restore/materialize.h"
+
+namespace sp::restore {
+
+inline constexpr int kExportFormatVersion = 1;
+inline constexpr char kExportFormatName[] = "stillpoint-export";
+inline constexpr char kExportManifestFile[] = "stillpoint-export.json";
+inline constexpr uint64_t kMaxExportManifestBytes = 16u << 20;
+
+struct ExportVolume {
+  std::string name;
+  std::string file;  // a plain file name inside the export directory
+  ImageFormat format = ImageFormat::kQcow2;
+  uint64_t size = 0;        // virtual size: what the guest sees
+  uint64_t file_bytes = 0;  // size of the image file
+  std::string sha256;       // of the image file, lower-case hex
+  bool boot = false;
+};
+
+struct ExportManifest {
+  int version = kExportFormatVersion;
+  std::string point_id;
+  std::string vm_id;
+  std::string vm_name;
+  std::string name;
+  std::string description;
+  int64_t created_micros = 0;
+  int64_t exported_micros = 0;
+  nlohmann::json extras = nlohmann::json::object();
+  std::vector<ExportVolume> volumes;
+};
+
+std::string EncodeExportManifest(const ExportManifest& manifest);
+// Parses and checks an export manifest: InvalidArgument says what is wrong with it (malformed,
+// missing or mistyped fields, a file name that is not a plain name inside the directory,
+// duplicate names or files, a bad checksum text); FailedPrecondition for a format version this
+// stillpoint does not read.
+StatusOr<ExportManifest> ParseExportManifest(absl::string_view text);
+
+struct ExportRequest {
+  std::string point_id;
+  std::string dir;                   // created when missing; must not hold an export yet
+  ImageFormat format = ImageFormat::kQcow2;
+  std::vector<std::string> volumes;  // empty: every volume of the point
+};
+
+struct ExportResult {
+  ExportManifest manifest;
+  std::vector<std::string> warnings;  // e.g. a mounted guest filesystem left out
+};
+
+// Writes the export; the manifest last, so a directory without it is an unfinished export.
+// AlreadyExists when `dir` already holds an export or one of its image files.
+StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& request);
+
+// Guest filesystems (recorded at capture) on volumes that `selected` leaves out, as warnings.
+std::vector<std::string> MissingMountedVolumes(const nlohmann::json& extras,
+                                               const std::vector<std::string>& selected);
+
+struct ImportResult {
+  std::string point_id;  // the new recovery point
+  ExportManifest manifest;
+  repo::Manifest point;
+};
+
+// Validates the export in `dir` completely, then adds it to `repo` as a new recovery point of
+// the same VM identity. Nothing is added unless every check passed and the point committed.
+// InvalidArgument / DataLoss / FailedPrecondition name the file and what is wrong.
+StatusOr<ImportResult> ImportPoint(repo::Repository& repo, const std::string& dir);
+
+}  // namespace sp::restore

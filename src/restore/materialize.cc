@@ -1,0 +1,172 @@
+#include "restore/materialize.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include <openssl/evp.h>
+
+#include "absl/strings/str_split.h"
+#include "platform/clock.h"
+#include "platform/files.h"
+#include "platform/process.h"
+#include "repo/internal/format.h"
+
+namespace sp::restore {
+namespace {
+
+// A file descriptor closed on the way out.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  Status Close(const std::string& path) {
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return ErrnoStatus(errno, "close " + path);
+    return absl::OkStatus();
+  }
+
+ private:
+  int fd_;
+};
+
+Status WriteAllAt(int fd, const std::string& data, uint64_t offset, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
+                         static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write " + path);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Streams the volume into a sparse raw file at `path` (created, must not exist).
+Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id,
+                      absl::string_view volume, const std::string& path,
+                      const MaterializeProgress& progress, MaterializeStats* stats) {
+  SP_ASSIGN_OR_RETURN(auto reader, repo.OpenVolume(point_id, volume));
+  SP_ASSIGN_OR_RETURN(auto stream, repo.OpenStream(point_id, volume));
+  stats->size = reader->size();
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) return ErrnoStatus(errno, "create " + path);
+  if (::ftruncate(fd.get(), static_cast<off_t>(stats->size)) != 0) {
+    return ErrnoStatus(errno, "size " + path);
+  }
+  uint64_t offset = 0;
+  std::string data;
+  bool is_zero = false;
+  while (true) {
+    SP_ASSIGN_OR_RETURN(bool more, stream->Next(&data, &is_zero));
+    if (!more) break;
+    uint64_t length = std::min<uint64_t>(reader->chunk_size(), stats->size - offset);
+    if (is_zero) {
+      stats->zero_bytes += length;
+    } else {
+      SP_RETURN_IF_ERROR(WriteAllAt(fd.get(), data, offset, path));
+      stats->data_bytes += data.size();
+    }
+    offset += length;
+    if (progress) progress(offset, stats->size);
+  }
+  if (::fdatasync(fd.get()) != 0) return ErrnoStatus(errno, "sync " + path);
+  return fd.Close(path);
+}
+
+}  // namespace
+
+const char* ImageFormatName(ImageFormat format) {
+  return format == ImageFormat::kQcow2 ? "qcow2" : "raw";
+}
+
+StatusOr<ImageFormat> ParseImageFormat(absl::string_view text) {
+  if (text == "qcow2") return ImageFormat::kQcow2;
+  if (text == "raw") return ImageFormat::kRaw;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown image format '", text, "': use qcow2 or raw"));
+}
+
+StatusOr<MaterializeStats> MaterializeVolume(repo::Repository& repo, absl::string_view point_id,
+                                             absl::string_view volume, const std::string& path,
+                                             ImageFormat format,
+                                             const MaterializeProgress& progress) {
+  if (PathExists(path)) {
+    return absl::AlreadyExistsError(absl::StrCat(path, " already exists; not overwriting it"));
+  }
+  SteadyTime start = std::chrono::steady_clock::now();
+  MaterializeStats stats;
+  std::string raw = path + (format == ImageFormat::kRaw ? ".partial" : ".partial.raw");
+  std::string partial = path + ".partial";
+  ::unlink(raw.c_str());
+  ::unlink(partial.c_str());
+  auto cleanup = absl::MakeCleanup([&] {
+    ::unlink(raw.c_str());
+    ::unlink(partial.c_str());
+  });
+  Status written = WriteSparseRaw(repo, point_id, volume, raw, progress, &stats);
+  if (!written.ok()) {
+    return Annotate(written, absl::StrCat("volume '", volume, "' of recovery point ", point_id));
+  }
+  if (format == ImageFormat::kQcow2) {
+    // qemu-img finds the holes of the sparse file (SEEK_HOLE) and leaves those clusters
+    // unallocated, so only the point's data is written twice, never its zeros.
+    SP_RETURN_IF_ERROR(RunCommandOk({"qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
+                                     raw, partial},
+                                    Deadline::Never())
+                           .status());
+  }
+  if (::rename(partial.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(errno, "rename " + partial + " to " + path);
+  }
+  stats.millis = MillisSince(start);
+  return stats;
+}
+
+StatusOr<FileDigest> HashFile(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return absl::InternalError("sha256 unavailable");
+  }
+  FileDigest result;
+  std::vector<char> buffer(4u << 20);
+  while (true) {
+    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "read " + path);
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
+    result.size += static_cast<uint64_t>(n);
+  }
+  repo::Digest digest{};
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest.data(), &length);
+  result.sha256 = repo::DigestHex(digest);
+  return result;
+}
+
+bool FaultRequested(absl::string_view name) {
+  const char* faults = std::getenv("STILLPOINT_FAULT");
+  if (faults == nullptr) return false;
+  for (absl::string_view fault : absl::StrSplit(faults, ',')) {
+    if (fault == name) return true;
+  }
+  return false;
+}
+
+}  // namespace sp::restore

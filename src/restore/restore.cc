@@ -1,0 +1,230 @@
+#include "restore/restore.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <set>
+
+#include "absl/strings/str_join.h"
+#include "platform/files.h"
+#include "vm/images.h"
+#include "vm/machine.h"
+
+namespace sp::restore {
+namespace {
+
+using nlohmann::json;
+
+// The recorded VM configuration's entry for volume `name` in the point's "volumes" extras.
+json RecordedVolume(const repo::Manifest& manifest, const std::string& name) {
+  for (const json& volume : manifest.extras.value("volumes", json::array())) {
+    if (volume.is_object() && volume.value("name", "") == name) return volume;
+  }
+  for (const json& volume : manifest.extras.value("vm", json::object())
+                                .value("volumes", json::array())) {
+    if (volume.is_object() && volume.value("name", "") == name) return volume;
+  }
+  return json::object();
+}
+
+// Removes the files in `paths` (best effort; used on the way out of a failed restore).
+void RemoveFiles(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) ::unlink(path.c_str());
+}
+
+Status CheckStopped(const catalog::VmRecord& vm) {
+  if (vm.state == catalog::PowerState::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("VM '", vm.name, "' is running; a restore in place needs it stopped ",
+                     "(stillpoint vm stop ", vm.name, "), or make a new VM from the point ",
+                     "(stillpoint vm create-from-snapshot)"));
+  }
+  for (const catalog::VolumeRecord& volume : vm.volumes) {
+    // A running QEMU (stillpoint's or anyone's) holds a lock on its images.
+    auto info = vm::InspectImage(volume.path);
+    if (!info.ok() && info.status().code() == absl::StatusCode::kFailedPrecondition) {
+      return Annotate(info.status(), absl::StrCat("VM '", vm.name, "' volume '", volume.name,
+                                                  "': refusing to restore an image in use"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// The (VM volume, point volume) pairs a restore in place covers.
+StatusOr<std::vector<const catalog::VolumeRecord*>> SelectVolumes(
+    const catalog::VmRecord& vm, const repo::Manifest& manifest,
+    const std::vector<std::string>& wanted) {
+  std::vector<std::string> names = wanted;
+  if (names.empty()) {
+    for (const repo::ManifestVolume& volume : manifest.volumes) {
+      if (vm.FindVolume(volume.name) != nullptr) names.push_back(volume.name);
+    }
+  }
+  if (names.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "recovery point ", manifest.id, " holds no volume of VM '", vm.name, "'"));
+  }
+  std::vector<const catalog::VolumeRecord*> selected;
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    if (!seen.insert(name).second) continue;
+    if (manifest.FindVolume(name) == nullptr) {
+      return absl::NotFoundError(
+          absl::StrCat("recovery point ", manifest.id, " has no volume '", name, "'"));
+    }
+    const catalog::VolumeRecord* volume = vm.FindVolume(name);
+    if (volume == nullptr) {
+      return absl::NotFoundError(absl::StrCat("VM '", vm.name, "' has no volume '", name, "'"));
+    }
+    selected.push_back(volume);
+  }
+  return selected;
+}
+
+// Puts every new image in place of its old one; on a failure puts back the ones already swapped.
+Status SwapIn(const std::vector<const catalog::VolumeRecord*>& volumes,
+              const std::vector<std::string>& fresh, const std::vector<std::string>& saved) {
+  size_t swapped = 0;
+  Status status;
+  for (; swapped < volumes.size(); ++swapped) {
+    const std::string& path = volumes[swapped]->path;
+    if (swapped == 1 && FaultRequested("fail-restore-swap")) {
+      status = absl::InternalError("fault injected during the swap (STILLPOINT_FAULT)");
+      break;
+    }
+    if (::rename(path.c_str(), saved[swapped].c_str()) != 0) {
+      status = ErrnoStatus(errno, "rename " + path);
+      break;
+    }
+    if (::rename(fresh[swapped].c_str(), path.c_str()) != 0) {
+      status = ErrnoStatus(errno, "rename " + fresh[swapped]);
+      (void)::rename(saved[swapped].c_str(), path.c_str());
+      break;
+    }
+  }
+  if (status.ok()) return status;
+  for (size_t i = 0; i < swapped; ++i) {
+    (void)::rename(volumes[i]->path.c_str(), fresh[i].c_str());
+    (void)::rename(saved[i].c_str(), volumes[i]->path.c_str());
+  }
+  return status;
+}
+
+}  // namespace
+
+StatusOr<catalog::VmRecord> DraftFromPoint(
+    const repo::Manifest& manifest, const std::string& name, const std::string& dir,
+    ImageFormat format, const std::function<StatusOr<bool>(const std::string&)>& mac_in_use) {
+  const json config = manifest.extras.value("vm", json());
+  if (!config.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "recovery point ", manifest.id, " records no VM configuration; cannot make a VM of it"));
+  }
+  catalog::VmRecord draft;
+  draft.name = name;
+  draft.uuid = vm::NewUuid();
+  draft.vcpus = config.value("vcpus", 1);
+  draft.memory_mib = config.value("memory_mib", int64_t{512});
+  draft.firmware = config.value("firmware", std::string("bios"));
+  draft.agent = config.value("guest_agent", true);
+  draft.policy = config.value("consistency_policy", std::string("prefer-app"));
+  const json kernel = config.value("kernel", json::object());
+  draft.kernel = kernel.value("kernel", "");
+  draft.initrd = kernel.value("initrd", "");
+  draft.append = kernel.value("append", "");
+  std::set<std::string> taken;
+  for (const json& nic : config.value("nics", json::array())) {
+    if (nic.is_object()) taken.insert(nic.value("mac", ""));
+  }
+  for (const json& nic : config.value("nics", json::array())) {
+    if (!nic.is_object()) continue;
+    SP_ASSIGN_OR_RETURN(std::string mac,
+                        vm::GenerateMac([&](const std::string& candidate) -> StatusOr<bool> {
+                          if (taken.count(candidate) > 0) return true;
+                          return mac_in_use(candidate);
+                        }));
+    taken.insert(mac);
+    draft.nics.push_back({mac, nic.value("network", std::string("none"))});
+  }
+  for (const repo::ManifestVolume& volume : manifest.volumes) {
+    json recorded = RecordedVolume(manifest, volume.name);
+    catalog::VolumeRecord record;
+    record.name = volume.name;
+    record.path = absl::StrCat(dir, "/", volume.name, ".", ImageFormatName(format));
+    record.format = ImageFormatName(format);
+    record.boot = recorded.value("boot", false);
+    record.serial = recorded.value("serial", "");
+    draft.volumes.push_back(record);
+  }
+  if (draft.BootVolume() == nullptr && !draft.volumes.empty()) draft.volumes[0].boot = true;
+  return draft;
+}
+
+StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog& catalog,
+                                        const NewVmRequest& request, const DefineFn& define) {
+  if (catalog.FindVm(request.name).ok()) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "a VM called '", request.name, "' exists already; choose another --name"));
+  }
+  SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo.GetRecoveryPoint(request.point_id));
+  std::string dir = AbsolutePath(request.dir);
+  SP_ASSIGN_OR_RETURN(catalog::VmRecord draft,
+                      DraftFromPoint(manifest, request.name, dir, request.format,
+                                     [&](const std::string& mac) { return catalog.MacInUse(mac); }));
+  bool made_dir = !PathExists(dir);
+  SP_RETURN_IF_ERROR(MakeDirs(dir));
+  NewVmResult result;
+  result.point_id = manifest.id;
+  std::vector<std::string> written;
+  bool done = false;
+  auto cleanup = absl::MakeCleanup([&] {
+    if (done) return;
+    RemoveFiles(written);
+    if (made_dir) ::rmdir(dir.c_str());
+  });
+  for (const catalog::VolumeRecord& volume : draft.volumes) {
+    SP_ASSIGN_OR_RETURN(MaterializeStats stats, MaterializeVolume(repo, manifest.id, volume.name,
+                                                                  volume.path, request.format));
+    written.push_back(volume.path);
+    result.volumes.push_back({volume.name, volume.path, stats});
+  }
+  SP_ASSIGN_OR_RETURN(result.vm, define(draft));
+  done = true;
+  return result;
+}
+
+StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::VmRecord& vm,
+                                       const InPlaceRequest& request) {
+  SP_RETURN_IF_ERROR(CheckStopped(vm));
+  SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo.GetRecoveryPoint(request.point_id));
+  SP_ASSIGN_OR_RETURN(auto volumes, SelectVolumes(vm, manifest, request.volumes));
+  InPlaceResult result;
+  result.point_id = manifest.id;
+  std::vector<std::string> fresh, saved;
+  for (const catalog::VolumeRecord* volume : volumes) {
+    fresh.push_back(volume->path + ".restoring");
+    saved.push_back(volume->path + ".pre-restore");
+    ::unlink(fresh.back().c_str());  // left by an earlier restore that was killed
+  }
+  bool swapped = false;
+  auto cleanup = absl::MakeCleanup([&] {
+    if (!swapped) RemoveFiles(fresh);
+  });
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    if (i == 1 && FaultRequested("fail-restore-midway")) {
+      return absl::InternalError("fault injected midway through the restore (STILLPOINT_FAULT)");
+    }
+    SP_ASSIGN_OR_RETURN(ImageFormat format, ParseImageFormat(volumes[i]->format));
+    SP_ASSIGN_OR_RETURN(MaterializeStats stats,
+                        MaterializeVolume(repo, manifest.id, volumes[i]->name, fresh[i], format));
+    result.volumes.push_back({volumes[i]->name, volumes[i]->path, stats});
+  }
+  // The VM may have been started while the images were written.
+  SP_RETURN_IF_ERROR(CheckStopped(vm));
+  SP_RETURN_IF_ERROR(SwapIn(volumes, fresh, saved));
+  swapped = true;
+  RemoveFiles(saved);
+  return result;
+}
+
+}  // namespace sp::restore
