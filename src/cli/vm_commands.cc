@@ -58,7 +58,17 @@ std::string StateText(const VmRecord& vm) {
   return text;
 }
 
-void PrintVm(const VmRecord& vm, const std::vector<catalog::EventRecord>& events) {
+// Space the VM's recovery points use, against its limit ("2.1 GiB of 50.0 GiB"); empty when the
+// repository cannot tell.
+std::optional<repo::VmUsage> UsageOf(app::App* app, const VmRecord& vm) {
+  auto repo = app->Repo();
+  if (!repo.ok()) return std::nullopt;
+  auto usage = (*repo)->Usage(vm.uuid);
+  return usage.ok() ? std::optional<repo::VmUsage>(*usage) : std::nullopt;
+}
+
+void PrintVm(const VmRecord& vm, const std::optional<repo::VmUsage>& usage,
+             const std::vector<catalog::EventRecord>& events) {
   std::cout << "name:        " << vm.name << "\n"
             << "uuid:        " << vm.uuid << "\n"
             << "origin:      " << vm.origin << "\n"
@@ -70,6 +80,11 @@ void PrintVm(const VmRecord& vm, const std::vector<catalog::EventRecord>& events
             << "firmware:    " << vm.firmware << "\n"
             << "guest agent: " << (vm.agent ? "yes" : "no") << "\n"
             << "consistency: " << vm.policy << "\n"
+            << "space used:  "
+            << (usage ? absl::StrCat(FormatBytes(static_cast<int64_t>(usage->stored_bytes)),
+                                     " by ", usage->points, " recovery point(s)")
+                      : "unknown")
+            << "\n"
             << "space limit: "
             << (vm.space_limit_bytes ? FormatBytes(*vm.space_limit_bytes) : "none") << "\n";
   if (!vm.kernel.empty()) std::cout << "kernel:      " << vm.kernel << " " << vm.append << "\n";
@@ -184,11 +199,16 @@ void AddListShow(CLI::App& vm_cmd, Context& context) {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(VmRecord vm, app->GetVm(*name));
       SP_ASSIGN_OR_RETURN(auto events, app->catalog().ListEvents(vm.id, 10));
+      std::optional<repo::VmUsage> usage = UsageOf(app, vm);
       if (!context.json) {
-        PrintVm(vm, events);
+        PrintVm(vm, usage, events);
         return absl::OkStatus();
       }
       nlohmann::json out = app::VmToJson(vm);
+      if (usage) {
+        out["space_used_bytes"] = usage->stored_bytes;
+        out["recovery_points"] = usage->points;
+      }
       out["events"] = nlohmann::json::array();
       for (const auto& event : events) out["events"].push_back(app::EventToJson(event));
       PrintJson(out);
