@@ -300,6 +300,8 @@ ram=$(free -g | awk '/^Mem:/ { print $2 }')
 {
   echo "### $(date -u +%Y-%m-%d) — $(nproc) vCPUs ($cpu), ${ram} GiB RAM, kernel $(uname -r), QEMU $(qemu-img --version | head -1 | awk '{print $3}') under TCG"
   echo
+  echo "stillpoint: build/release binary of $(date -u -r "$built" '+%Y-%m-%d %H:%M UTC'), tree at $(git -C "$top" rev-parse --short HEAD)."
+  echo
   echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (machine shared with other builds and tests)."
   echo
   echo "#### 1. Frozen window (ms; p99 is nearest-rank)"
