@@ -375,7 +375,7 @@ Status Capture::CleanUpInterrupted() {
 
 Status Capture::FreezeAndCut(LiveCut* cut) {
   if (!plan_.freeze) {
-    SP_ASSIGN_OR_RETURN(CutTimings timings, cut->Cut());
+    SP_ASSIGN_OR_RETURN(CutTimings timings, cut->Cut(/*pause_vcpus=*/true));
     result_.timings.qmp_ms = timings.qmp_ms;
     result_.timings.paused_ms = timings.paused_ms;
     return absl::OkStatus();
@@ -410,7 +410,7 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
     std::fprintf(stderr, "stillpoint: fault injected: hanging while the guest is frozen\n");
     while (true) std::this_thread::sleep_for(Millis(1000));
   }
-  auto timings = cut->Cut();
+  auto timings = cut->Cut(/*pause_vcpus=*/false);
   auto thaw_at = std::chrono::steady_clock::now();
   auto thawed = agent_->Thaw(request_.freeze_deadline);
   result_.timings.thaw_ms = MillisSince(thaw_at);

@@ -134,11 +134,14 @@ Status LiveCut::Prepare(std::vector<VolumeCut> volumes) {
   return absl::OkStatus();
 }
 
-StatusOr<CutTimings> LiveCut::Cut() {
+StatusOr<CutTimings> LiveCut::Cut(bool pause_vcpus) {
   CutTimings timings;
   auto start = std::chrono::steady_clock::now();
-  SP_ASSIGN_OR_RETURN(json status, qmp_->Execute("query-status", nullptr, kQmpTimeout));
-  bool was_running = status.value("running", false);
+  bool was_running = false;
+  if (pause_vcpus) {
+    SP_ASSIGN_OR_RETURN(json status, qmp_->Execute("query-status", nullptr, kQmpTimeout));
+    was_running = status.value("running", false);
+  }
   json actions = json::array();
   for (const VolumeCut& volume : volumes_) {
     if (!volume.prev_bitmap.empty()) {

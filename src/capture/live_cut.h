@@ -3,10 +3,10 @@
 //   Prepare  (no freeze needed)  per volume: a scratch qcow2 on local storage, a
 //            copy-before-write filter C over the disk's format node with the scratch as target
 //            (on-cbw-error=break-snapshot: a full scratch fails the snapshot, never the guest).
-//   Cut      (under the freeze, if any)  `stop`; one transaction: a new persistent dirty bitmap
-//            per disk (+ disable the previous one for an incremental); qom-set every disk's drive
-//            to its filter — the point in time — then `cont`. Pausing the vCPUs makes the cut of
-//            several disks one atomic point in time even without a freeze.
+//   Cut      (under the freeze, if any)  one transaction: a new persistent dirty bitmap per disk
+//            (+ disable the previous one for an incremental); qom-set every disk's drive to its
+//            filter — the point in time. Without a freeze the vCPUs are paused (`stop` ... `cont`)
+//            around it, which makes the cut of several disks one atomic point in time.
 //   Export   snapshot-access node S over C per volume, QEMU's NBD server on a unix socket, one
 //            read-only export per volume (with the previous bitmap for an incremental).
 //   Teardown in the order QEMU needs: exports, NBD server, S, drive back to the format node, C,
@@ -45,7 +45,9 @@ class LiveCut {
 
   Status Prepare(std::vector<VolumeCut> volumes);
   // The point in time. Call with the guest frozen when application consistency is wanted.
-  StatusOr<CutTimings> Cut();
+  // `pause_vcpus`: stop the guest around the switch, so that several disks are cut at one
+  // instant without a freeze; with the filesystems frozen the pause adds nothing and is skipped.
+  StatusOr<CutTimings> Cut(bool pause_vcpus);
   Status Export();
   // `success`: keep the new bitmaps as incremental bases. Safe to call more than once.
   Status Teardown(bool success);

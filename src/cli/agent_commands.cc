@@ -101,9 +101,11 @@ Status Freeze(qga::Client* agent, const catalog::VmRecord& vm, Millis timeout, b
 }
 
 Status Thaw(qga::Client* agent, const catalog::VmRecord& vm, Millis timeout, bool json) {
+  auto start = std::chrono::steady_clock::now();
   SP_ASSIGN_OR_RETURN(int count, agent->Thaw(timeout));
+  double ms = MillisSince(start);
   if (json) {
-    PrintJson({{"vm", vm.name}, {"thawed_filesystems", count}});
+    PrintJson({{"vm", vm.name}, {"thawed_filesystems", count}, {"ms", ms}});
   } else {
     std::cout << count << " filesystem(s) of VM '" << vm.name << "' thawed\n";
   }
