@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include <libnbd.h>
 #include <openssl/evp.h>
 
 #include "absl/strings/str_split.h"
@@ -85,6 +86,79 @@ Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id,
   return fd.Close(path);
 }
 
+// An NBD connection to a private, writable qemu-nbd serving one new qcow2 image (libnbd starts it
+// by socket activation and it exits when the handle closes).
+class Qcow2Target {
+ public:
+  ~Qcow2Target() {
+    if (handle_ != nullptr) nbd_close(handle_);
+  }
+  Status Open(const std::string& path) {
+    handle_ = nbd_create();
+    if (handle_ == nullptr) return Error("libnbd");
+    std::vector<std::string> args = {"qemu-nbd", "--format=qcow2", "--cache=writeback",
+                                     "--discard=unmap", path};
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    if (nbd_connect_systemd_socket_activation(handle_, argv.data()) < 0) {
+      return Error("starting qemu-nbd on " + path);
+    }
+    return absl::OkStatus();
+  }
+  Status Write(const std::string& data, uint64_t offset) {
+    if (nbd_pwrite(handle_, data.data(), data.size(), offset, 0) < 0) {
+      return Error(absl::StrCat("writing at offset ", offset));
+    }
+    return absl::OkStatus();
+  }
+  Status Finish() {
+    if (nbd_flush(handle_, 0) < 0) return Error("flush");
+    if (nbd_shutdown(handle_, 0) < 0) return Error("shutdown");
+    return absl::OkStatus();
+  }
+
+ private:
+  static Status Error(const std::string& what) {
+    const char* error = nbd_get_error();
+    return absl::UnavailableError(absl::StrCat(what, ": ", error != nullptr ? error : "unknown"));
+  }
+  nbd_handle* handle_ = nullptr;
+};
+
+// Streams the volume into a new qcow2 image at `path` (must not exist): only non-zero chunks are
+// written, so the others stay unallocated clusters.
+Status WriteQcow2(repo::Repository& repo, absl::string_view point_id, absl::string_view volume,
+                  const std::string& path, const MaterializeProgress& progress,
+                  MaterializeStats* stats) {
+  SP_ASSIGN_OR_RETURN(auto reader, repo.OpenVolume(point_id, volume));
+  SP_ASSIGN_OR_RETURN(auto stream, repo.OpenStream(point_id, volume));
+  stats->size = reader->size();
+  SP_RETURN_IF_ERROR(RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", path,
+                                   absl::StrCat(stats->size)},
+                                  Deadline::In(Millis(60'000)))
+                         .status());
+  Qcow2Target target;
+  SP_RETURN_IF_ERROR(target.Open(path));
+  uint64_t offset = 0;
+  std::string data;
+  bool is_zero = false;
+  while (true) {
+    SP_ASSIGN_OR_RETURN(bool more, stream->Next(&data, &is_zero));
+    if (!more) break;
+    uint64_t length = std::min<uint64_t>(reader->chunk_size(), stats->size - offset);
+    if (is_zero) {
+      stats->zero_bytes += length;
+    } else {
+      SP_RETURN_IF_ERROR(target.Write(data, offset));
+      stats->data_bytes += data.size();
+    }
+    offset += length;
+    if (progress) progress(offset, stats->size);
+  }
+  return target.Finish();
+}
+
 }  // namespace
 
 const char* ImageFormatName(ImageFormat format) {
@@ -107,25 +181,14 @@ StatusOr<MaterializeStats> MaterializeVolume(repo::Repository& repo, absl::strin
   }
   SteadyTime start = std::chrono::steady_clock::now();
   MaterializeStats stats;
-  std::string raw = path + (format == ImageFormat::kRaw ? ".partial" : ".partial.raw");
   std::string partial = path + ".partial";
-  ::unlink(raw.c_str());
   ::unlink(partial.c_str());
-  auto cleanup = absl::MakeCleanup([&] {
-    ::unlink(raw.c_str());
-    ::unlink(partial.c_str());
-  });
-  Status written = WriteSparseRaw(repo, point_id, volume, raw, progress, &stats);
+  auto cleanup = absl::MakeCleanup([&] { ::unlink(partial.c_str()); });
+  Status written = format == ImageFormat::kRaw
+                       ? WriteSparseRaw(repo, point_id, volume, partial, progress, &stats)
+                       : WriteQcow2(repo, point_id, volume, partial, progress, &stats);
   if (!written.ok()) {
     return Annotate(written, absl::StrCat("volume '", volume, "' of recovery point ", point_id));
-  }
-  if (format == ImageFormat::kQcow2) {
-    // qemu-img finds the holes of the sparse file (SEEK_HOLE) and leaves those clusters
-    // unallocated, so only the point's data is written twice, never its zeros.
-    SP_RETURN_IF_ERROR(RunCommandOk({"qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
-                                     raw, partial},
-                                    Deadline::Never())
-                           .status());
   }
   if (::rename(partial.c_str(), path.c_str()) != 0) {
     return ErrnoStatus(errno, "rename " + partial + " to " + path);
