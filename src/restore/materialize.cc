@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <vector>
 
 #include <libnbd.h>
@@ -106,24 +107,53 @@ class Qcow2Target {
     }
     return absl::OkStatus();
   }
-  Status Write(const std::string& data, uint64_t offset) {
-    if (nbd_pwrite(handle_, data.data(), data.size(), offset, 0) < 0) {
+  // Queues a write of `data` at `offset`; keeps up to kWritesInFlight writes in flight so that
+  // decoding, the socket and qemu-nbd's disk writes overlap.
+  Status Write(std::string data, uint64_t offset) {
+    while (pending_.size() >= kWritesInFlight) SP_RETURN_IF_ERROR(RetireOldest());
+    pending_.push_back({0, std::move(data)});
+    const std::string& buffer = pending_.back().data;
+    int64_t cookie = nbd_aio_pwrite(handle_, buffer.data(), buffer.size(), offset,
+                                    NBD_NULL_COMPLETION, 0);
+    if (cookie < 0) {
+      pending_.pop_back();
       return Error(absl::StrCat("writing at offset ", offset));
     }
+    pending_.back().cookie = cookie;
     return absl::OkStatus();
   }
   Status Finish() {
+    while (!pending_.empty()) SP_RETURN_IF_ERROR(RetireOldest());
     if (nbd_flush(handle_, 0) < 0) return Error("flush");
     if (nbd_shutdown(handle_, 0) < 0) return Error("shutdown");
     return absl::OkStatus();
   }
 
  private:
+  static constexpr size_t kWritesInFlight = 4;
+  struct Pending {
+    int64_t cookie;
+    std::string data;  // must stay untouched until the write completed
+  };
+
+  Status RetireOldest() {
+    while (true) {
+      int done = nbd_aio_command_completed(handle_, static_cast<uint64_t>(pending_.front().cookie));
+      if (done < 0) return Error("write");
+      if (done == 1) {
+        pending_.pop_front();
+        return absl::OkStatus();
+      }
+      if (nbd_poll(handle_, -1) < 0) return Error("waiting for qemu-nbd");
+    }
+  }
+
   static Status Error(const std::string& what) {
     const char* error = nbd_get_error();
     return absl::UnavailableError(absl::StrCat(what, ": ", error != nullptr ? error : "unknown"));
   }
   nbd_handle* handle_ = nullptr;
+  std::deque<Pending> pending_;
 };
 
 // Streams the volume into a new qcow2 image at `path` (must not exist): only non-zero chunks are
@@ -150,8 +180,8 @@ Status WriteQcow2(repo::Repository& repo, absl::string_view point_id, absl::stri
     if (is_zero) {
       stats->zero_bytes += length;
     } else {
-      SP_RETURN_IF_ERROR(target.Write(data, offset));
       stats->data_bytes += data.size();
+      SP_RETURN_IF_ERROR(target.Write(std::move(data), offset));
     }
     offset += length;
     if (progress) progress(offset, stats->size);
