@@ -51,8 +51,15 @@ class LiveSourceTest : public ::testing::Test {
                      {});
     ASSERT_TRUE(pid.ok()) << pid.status();
     daemon_ = *pid;
-    ASSERT_TRUE(WaitForPath(qmp_path_, Deadline::In(Millis(10'000))));
+    // The socket file appears when it is bound, a moment before the daemon listens on it.
+    Deadline started = Deadline::In(Millis(10'000));
+    ASSERT_TRUE(WaitForPath(qmp_path_, started));
     auto qmp = qmp::Client::Connect(qmp_path_, "storage daemon");
+    while (!qmp.ok() && qmp.status().code() == absl::StatusCode::kUnavailable &&
+           !started.Expired()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling a condition
+      qmp = qmp::Client::Connect(qmp_path_, "storage daemon");
+    }
     ASSERT_TRUE(qmp.ok()) << qmp.status();
     qmp_ = std::move(qmp).value();
     Qmp("block-dirty-bitmap-add", {{"node", "fmt"}, {"name", "b0"}});

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_split.h"
 #include "platform/files.h"
+#include "qmp/qmp_client.h"
 #include "tests/integration/guest.h"
 #include "vm/command_line.h"
 
@@ -251,8 +252,10 @@ TEST_F(VmIntegrationTest, AttachDiscoversDisksOfAQemuStartedElsewhere) {
     (void)SendSignal(*qemu, SIGKILL);
     (void)WaitChild(*qemu, Deadline::In(Millis(10'000)));
   });
+  // Wait until QEMU listens (its socket file appears a moment before).
   Deadline deadline = Deadline::In(Millis(30'000));
-  while (!PathExists(paths->qmp_socket) && !deadline.Expired()) {
+  while (!qmp::Client::Connect(paths->qmp_socket, "ext", Millis(2000)).ok() &&
+         !deadline.Expired()) {
     std::this_thread::sleep_for(Millis(20));
   }
 
