@@ -19,37 +19,25 @@ namespace sp {
 namespace {
 
 using catalog::PowerState;
+using testing::Contains;
 using testing::GuestEnv;
 using testing::GuestWorld;
 
 constexpr Millis kBootTimeout{90'000};
-
-bool Contains(absl::string_view text, absl::string_view part) {
-  return text.find(part) != absl::string_view::npos;
-}
 
 class CaptureTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_FALSE(GuestEnv().empty()) << "test guest unavailable"; }
 
   catalog::VmRecord Boot(const std::string& name = "web01") {
-    auto vm = world_.DefineGuest(name);
+    auto vm = world_.BootGuest(name, kBootTimeout);
     EXPECT_TRUE(vm.ok()) << vm.status();
-    if (!vm.ok()) return {};
-    Status started = world_.app().StartVm(name);
-    EXPECT_TRUE(started.ok()) << started;
-    auto ready = world_.WaitForAgent(*vm, kBootTimeout);
-    EXPECT_TRUE(ready.ok()) << ready.status();
-    return *world_.app().GetVm(name);
+    return vm.ok() ? *vm : catalog::VmRecord{};
   }
 
-  // Runs a shell command in the guest (connecting and disconnecting: the agent serves one
-  // client at a time, and captures need it).
+  // Runs a shell command in the guest; expects it to succeed and returns its output.
   std::string Guest(const catalog::VmRecord& vm, const std::string& command) {
-    auto agent = world_.app().runtime().ConnectAgent(vm);
-    EXPECT_TRUE(agent.ok()) << agent.status();
-    if (!agent.ok()) return "";
-    auto run = (*agent)->Run("/bin/sh", {"-c", command}, Millis(60'000));
+    auto run = world_.Shell(vm, command);
     EXPECT_TRUE(run.ok()) << run.status();
     if (!run.ok()) return "";
     EXPECT_EQ(run->exit_code, 0) << command << ": " << run->err;

@@ -107,6 +107,21 @@ StatusOr<double> GuestWorld::WaitForAgent(const catalog::VmRecord& vm, Millis ti
   return last;
 }
 
+StatusOr<catalog::VmRecord> GuestWorld::BootGuest(const std::string& name, Millis timeout) {
+  auto vm = app_->GetVm(name);
+  if (!vm.ok()) vm = DefineGuest(name);
+  SP_RETURN_IF_ERROR(vm.status());
+  SP_RETURN_IF_ERROR(app_->StartVm(name));
+  SP_RETURN_IF_ERROR(WaitForAgent(*vm, timeout).status());
+  return app_->GetVm(name);
+}
+
+StatusOr<qga::ExecResult> GuestWorld::Shell(const catalog::VmRecord& vm,
+                                            const std::string& command) {
+  SP_ASSIGN_OR_RETURN(auto agent, app_->runtime().ConnectAgent(vm));
+  return agent->Run("/bin/sh", {"-c", command}, Millis(60'000));
+}
+
 StatusOr<CommandResult> GuestWorld::Cli(const std::vector<std::string>& args, Millis timeout) {
   std::vector<std::string> argv = {"env", "STILLPOINT_HOME=" + paths_.home,
                                    "STILLPOINT_RUN_DIR=" + paths_.run_root, StillpointBinary()};

@@ -7,12 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "app/app.h"
 #include "platform/process.h"
 #include "platform/status.h"
 #include "testing/temp_dir.h"
 
 namespace sp::testing {
+
+// True when `part` occurs in `text`.
+inline bool Contains(absl::string_view text, absl::string_view part) {
+  return text.find(part) != absl::string_view::npos;
+}
 
 // The cached guest's facts (guest.env), building it if STILLPOINT_GUEST_DIR is not set.
 const std::map<std::string, std::string>& GuestEnv();
@@ -33,6 +39,13 @@ class GuestWorld {
 
   // Waits until the VM's agent answers guest-ping; returns the milliseconds it took.
   StatusOr<double> WaitForAgent(const catalog::VmRecord& vm, Millis timeout);
+
+  // Defines the guest VM `name` (unless it exists), starts it and waits for its agent.
+  StatusOr<catalog::VmRecord> BootGuest(const std::string& name, Millis timeout);
+
+  // Runs `command` with /bin/sh in the guest through its agent, connecting just for this call
+  // (the agent serves one client at a time, and captures need it).
+  StatusOr<qga::ExecResult> Shell(const catalog::VmRecord& vm, const std::string& command);
 
   // Runs the stillpoint CLI with this world's state directory.
   StatusOr<CommandResult> Cli(const std::vector<std::string>& args,

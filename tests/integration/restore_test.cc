@@ -18,14 +18,11 @@
 namespace sp {
 namespace {
 
+using testing::Contains;
 using testing::GuestEnv;
 using testing::GuestWorld;
 
 constexpr Millis kBootTimeout{90'000};
-
-bool Contains(absl::string_view text, absl::string_view part) {
-  return text.find(part) != absl::string_view::npos;
-}
 
 std::string Hash(const std::string& path) {
   auto digest = restore::HashFile(path);
@@ -45,25 +42,17 @@ class RestoreTest : public ::testing::Test {
   void SetUp() override { ASSERT_FALSE(GuestEnv().empty()) << "test guest unavailable"; }
 
   catalog::VmRecord Boot(GuestWorld& world, const std::string& name) {
-    auto vm = world.app().GetVm(name);
-    if (!vm.ok()) vm = world.DefineGuest(name);
+    auto vm = world.BootGuest(name, kBootTimeout);
     EXPECT_TRUE(vm.ok()) << vm.status();
-    if (!vm.ok()) return {};
-    Status started = world.app().StartVm(name);
-    EXPECT_TRUE(started.ok()) << started;
-    auto ready = world.WaitForAgent(*vm, kBootTimeout);
-    EXPECT_TRUE(ready.ok()) << ready.status();
-    return *world.app().GetVm(name);
+    return vm.ok() ? *vm : catalog::VmRecord{};
   }
 
+  // Runs a shell command in the guest; expects it to succeed and returns its trimmed output.
   std::string Guest(GuestWorld& world, const std::string& vm_name, const std::string& command) {
     auto vm = world.app().GetVm(vm_name);
     EXPECT_TRUE(vm.ok()) << vm.status();
     if (!vm.ok()) return "";
-    auto agent = world.app().runtime().ConnectAgent(*vm);
-    EXPECT_TRUE(agent.ok()) << agent.status();
-    if (!agent.ok()) return "";
-    auto run = (*agent)->Run("/bin/sh", {"-c", command}, Millis(60'000));
+    auto run = world.Shell(*vm, command);
     EXPECT_TRUE(run.ok()) << run.status();
     if (!run.ok()) return "";
     EXPECT_EQ(run->exit_code, 0) << command << ": " << run->err;

@@ -14,15 +14,12 @@ namespace sp {
 namespace {
 
 using catalog::PowerState;
+using testing::Contains;
 using testing::GuestEnv;
 using testing::GuestWorld;
 
 // Under TCG on a loaded 2-core machine the guest needs ~4 s to answer; allow much more.
 constexpr Millis kBootTimeout{90'000};
-
-bool Contains(absl::string_view text, absl::string_view part) {
-  return text.find(part) != absl::string_view::npos;
-}
 
 class VmIntegrationTest : public ::testing::Test {
  protected:
