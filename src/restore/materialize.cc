@@ -55,6 +55,30 @@ Status WriteAllAt(int fd, const std::string& data, uint64_t offset, const std::s
   return absl::OkStatus();
 }
 
+// Walks the chunks of a volume in order: zero chunks are only counted, every other chunk goes to
+// `write` with its offset. Counts bytes in `stats` (whose size is set) and reports progress.
+Status ForEachDataChunk(repo::VolumeStream& stream, uint64_t chunk_size,
+                        const MaterializeProgress& progress, MaterializeStats* stats,
+                        const std::function<Status(std::string data, uint64_t offset)>& write) {
+  uint64_t offset = 0;
+  std::string data;
+  bool is_zero = false;
+  while (true) {
+    SP_ASSIGN_OR_RETURN(bool more, stream.Next(&data, &is_zero));
+    if (!more) break;
+    uint64_t length = std::min<uint64_t>(chunk_size, stats->size - offset);
+    if (is_zero) {
+      stats->zero_bytes += length;
+    } else {
+      stats->data_bytes += data.size();
+      SP_RETURN_IF_ERROR(write(std::move(data), offset));
+    }
+    offset += length;
+    if (progress) progress(offset, stats->size);
+  }
+  return absl::OkStatus();
+}
+
 // Streams the volume into a sparse raw file at `path` (created, must not exist).
 Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id,
                       absl::string_view volume, const std::string& path,
@@ -67,22 +91,9 @@ Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id,
   if (::ftruncate(fd.get(), static_cast<off_t>(stats->size)) != 0) {
     return ErrnoStatus(errno, "size " + path);
   }
-  uint64_t offset = 0;
-  std::string data;
-  bool is_zero = false;
-  while (true) {
-    SP_ASSIGN_OR_RETURN(bool more, stream->Next(&data, &is_zero));
-    if (!more) break;
-    uint64_t length = std::min<uint64_t>(reader->chunk_size(), stats->size - offset);
-    if (is_zero) {
-      stats->zero_bytes += length;
-    } else {
-      SP_RETURN_IF_ERROR(WriteAllAt(fd.get(), data, offset, path));
-      stats->data_bytes += data.size();
-    }
-    offset += length;
-    if (progress) progress(offset, stats->size);
-  }
+  SP_RETURN_IF_ERROR(ForEachDataChunk(
+      *stream, reader->chunk_size(), progress, stats,
+      [&](std::string data, uint64_t offset) { return WriteAllAt(fd.get(), data, offset, path); }));
   if (::fdatasync(fd.get()) != 0) return ErrnoStatus(errno, "sync " + path);
   return fd.Close(path);
 }
@@ -170,22 +181,9 @@ Status WriteQcow2(repo::Repository& repo, absl::string_view point_id, absl::stri
                          .status());
   Qcow2Target target;
   SP_RETURN_IF_ERROR(target.Open(path));
-  uint64_t offset = 0;
-  std::string data;
-  bool is_zero = false;
-  while (true) {
-    SP_ASSIGN_OR_RETURN(bool more, stream->Next(&data, &is_zero));
-    if (!more) break;
-    uint64_t length = std::min<uint64_t>(reader->chunk_size(), stats->size - offset);
-    if (is_zero) {
-      stats->zero_bytes += length;
-    } else {
-      stats->data_bytes += data.size();
-      SP_RETURN_IF_ERROR(target.Write(std::move(data), offset));
-    }
-    offset += length;
-    if (progress) progress(offset, stats->size);
-  }
+  SP_RETURN_IF_ERROR(ForEachDataChunk(
+      *stream, reader->chunk_size(), progress, stats,
+      [&](std::string data, uint64_t offset) { return target.Write(std::move(data), offset); }));
   return target.Finish();
 }
 
