@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "catalog/recovery_points.h"
+#include "cli/command_tree.h"
 #include "platform/clock.h"
 #include "repo/repository.h"
 #include "repo/units.h"
@@ -20,15 +21,6 @@ struct RepoFlags {
   std::string path;      // --repo; empty = <state dir>/repo
   std::string key_file;  // --key-file; empty = $STILLPOINT_KEY_FILE
 };
-
-CLI::App* FindOrAdd(CLI::App& parent, const std::string& name, const std::string& description) {
-  for (CLI::App* existing : parent.get_subcommands([](CLI::App*) { return true; })) {
-    if (existing->get_name() == name) return existing;
-  }
-  CLI::App* added = parent.add_subcommand(name, description);
-  added->require_subcommand(1);
-  return added;
-}
 
 void AddRepoFlags(CLI::App* command, RepoFlags& flags, Context& context) {
   command->add_option("--repo", flags.path, "repository directory (default: <state dir>/repo)");
@@ -392,15 +384,15 @@ void AddSetLimit(CLI::App& vm_cmd, Context& context) {
 }  // namespace
 
 void RegisterRepoCommands(CLI::App& root, Context& context) {
-  CLI::App* repo_cmd = FindOrAdd(root, "repo", "The repository of recovery points");
+  CLI::App* repo_cmd = FindOrAddSubcommand(root, "repo", "The repository of recovery points");
   AddInit(*repo_cmd, context);
   AddInfoStats(*repo_cmd, context);
   AddVerifyGc(*repo_cmd, context);
   AddPrune(*repo_cmd, context);
   AddRebuildCatalog(*repo_cmd, context);
-  AddSnapshotDelete(*FindOrAdd(root, "snapshot", "Take, list and delete recovery points"),
-                    context);
-  AddSetLimit(*FindOrAdd(root, "vm", "Define, run and inspect VMs"), context);
+  AddSnapshotDelete(
+      *FindOrAddSubcommand(root, "snapshot", "Take, list and delete recovery points"), context);
+  AddSetLimit(*FindOrAddSubcommand(root, "vm", "Define, run and inspect VMs"), context);
 }
 
 }  // namespace sp::cli

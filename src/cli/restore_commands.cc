@@ -10,21 +10,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "catalog/recovery_points.h"
+#include "cli/command_tree.h"
 #include "restore/export.h"
 #include "restore/restore.h"
 #include "restore/serve.h"
 
 namespace sp::cli {
 namespace {
-
-CLI::App* Subcommand(CLI::App& parent, const std::string& name, const std::string& help) {
-  for (CLI::App* existing : parent.get_subcommands({})) {
-    if (existing->get_name() == name) return existing;
-  }
-  CLI::App* added = parent.add_subcommand(name, help);
-  added->require_subcommand(1);
-  return added;
-}
 
 std::string Bytes(uint64_t bytes) { return FormatBytes(static_cast<int64_t>(bytes)); }
 
@@ -300,10 +292,11 @@ void AddImport(CLI::App& snapshot, Context& context) {
 }  // namespace
 
 void RegisterRestoreCommands(CLI::App& root, Context& context) {
-  CLI::App* vm_cmd = Subcommand(root, "vm", "Define, run and inspect VMs");
+  CLI::App* vm_cmd = FindOrAddSubcommand(root, "vm", "Define, run and inspect VMs");
   AddCreateFromSnapshot(*vm_cmd, context);
   AddRestore(*vm_cmd, context);
-  CLI::App* snapshot = Subcommand(root, "snapshot", "Take, list and delete recovery points");
+  CLI::App* snapshot =
+      FindOrAddSubcommand(root, "snapshot", "Take, list and delete recovery points");
   AddMount(*snapshot, context);
   AddExport(*snapshot, context);
   AddImport(*snapshot, context);

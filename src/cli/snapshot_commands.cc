@@ -8,18 +8,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "catalog/recovery_points.h"
+#include "cli/command_tree.h"
 
 namespace sp::cli {
 namespace {
-
-CLI::App* Subcommand(CLI::App& parent, const std::string& name, const std::string& help) {
-  for (CLI::App* existing : parent.get_subcommands({})) {
-    if (existing->get_name() == name) return existing;
-  }
-  CLI::App* added = parent.add_subcommand(name, help);
-  added->require_subcommand(1);
-  return added;
-}
 
 // A one-line progress display on a terminal: bytes, MB/s, ETA. Silent when stderr is no tty.
 class ProgressLine {
@@ -205,14 +197,15 @@ void AddShow(CLI::App& snapshot, Context& context) {
 }  // namespace
 
 void RegisterSnapshotCommands(CLI::App& root, Context& context) {
-  CLI::App* snapshot = Subcommand(root, "snapshot", "Take, list and delete recovery points");
+  CLI::App* snapshot =
+      FindOrAddSubcommand(root, "snapshot", "Take, list and delete recovery points");
   AddCreate(*snapshot, context);
   AddList(*snapshot, context);
   AddShow(*snapshot, context);
 }
 
 void RegisterConfigCommands(CLI::App& root, Context& context) {
-  CLI::App* config = Subcommand(root, "config", "System-wide settings");
+  CLI::App* config = FindOrAddSubcommand(root, "config", "System-wide settings");
   CLI::App* list = config->add_subcommand("list", "Show every setting");
   list->add_flag("--json", context.json, "print JSON");
   list->callback([&context] {
