@@ -2,10 +2,14 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <cstdlib>
+#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "platform/file_system.h"
 #include "platform/files.h"
 #include "vm/attach.h"
 #include "vm/machine.h"
@@ -204,15 +208,33 @@ Status App::SetSetting(const std::string& key, const std::string& value) {
   return absl::OkStatus();
 }
 
+// Commands started together on a fresh state directory all find no repository: each builds one
+// in a private directory and renames it into place; the first rename wins, the others drop
+// theirs and open the winner's. A crash leaves no half-made repository where it is looked for.
+Status App::CreateDefaultRepo() {
+  std::string staging =
+      absl::StrCat(paths_.repo, ".new-", ::getpid(), "-", std::random_device{}());
+  SP_RETURN_IF_ERROR(RemoveTree(staging));
+  SP_RETURN_IF_ERROR(repo::Repository::Init(staging, repo::InitOptions{}));
+  if (::rename(staging.c_str(), paths_.repo.c_str()) != 0) {
+    int error = errno;
+    (void)RemoveTree(staging);
+    if (error == EEXIST || error == ENOTEMPTY) return absl::OkStatus();  // another was first
+    return ErrnoStatus(error, absl::StrCat("creating the default repository ", paths_.repo));
+  }
+  SP_RETURN_IF_ERROR(FileSystem::Posix()->SyncDir(paths_.home));
+  (void)catalog_->AddEvent(nullptr, "repo.created",
+                           absl::StrCat("default repository created at ", paths_.repo));
+  return absl::OkStatus();
+}
+
 StatusOr<repo::Repository*> App::Repo() {
   if (repo_) return repo_.get();
   repo::OpenOptions options;
   if (const char* key = std::getenv("STILLPOINT_KEY_FILE")) options.key_file = key;
   auto opened = repo::Repository::Open(paths_.repo, options);
   if (opened.status().code() == absl::StatusCode::kNotFound) {
-    SP_RETURN_IF_ERROR(repo::Repository::Init(paths_.repo, repo::InitOptions{}));
-    (void)catalog_->AddEvent(nullptr, "repo.created",
-                             absl::StrCat("default repository created at ", paths_.repo));
+    SP_RETURN_IF_ERROR(CreateDefaultRepo());
     opened = repo::Repository::Open(paths_.repo, options);
   }
   SP_RETURN_IF_ERROR(opened.status());

@@ -86,6 +86,7 @@ class App {
  private:
   App(StatePaths paths, std::unique_ptr<catalog::Catalog> catalog,
       const std::string& monitor_program);
+  Status CreateDefaultRepo();
 
   StatePaths paths_;
   std::unique_ptr<catalog::Catalog> catalog_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "block/block_source.h"
 #include "block/fs_probe.h"
@@ -14,7 +15,10 @@
 #include "capture/thaw_guard.h"
 #include "catalog/recovery_points.h"
 #include "catalog/records_json.h"
+#include "platform/fault.h"
+#include "platform/file_system.h"
 #include "platform/files.h"
+#include "qga/freeze_record.h"
 #include "vm/guest_filesystems.h"
 #include "vm/images.h"
 
@@ -123,6 +127,9 @@ class Capture {
     return absl::StrCat(vm_.uuid.substr(0, 8), "-", id.substr(id.size() > 8 ? id.size() - 8 : 0));
   }
   Status CleanUpInterrupted();
+  Status RemoveStaleBitmaps();
+  Status LockVm();
+  Status ResolveAbandonedFreeze();
 
   const CaptureContext& context_;
   const CaptureRequest& request_;
@@ -133,6 +140,7 @@ class Capture {
   Policy policy_ = Policy::kPreferApp;
   Power power_ = Power::kRunning;
   std::vector<VolumeWork> volumes_;
+  std::unique_ptr<FileLock> lock_;
   std::unique_ptr<qmp::Client> qmp_;
   std::unique_ptr<qga::Client> agent_;
   AgentFinding agent_finding_;
@@ -148,8 +156,10 @@ class Capture {
 };
 
 Status Capture::Resolve() {
-  SP_ASSIGN_OR_RETURN(VmRecord found, context_.catalog->FindVm(request_.vm));
-  SP_ASSIGN_OR_RETURN(vm_, context_.runtime->Refresh(found));
+  SP_ASSIGN_OR_RETURN(vm_, context_.catalog->FindVm(request_.vm));
+  SP_RETURN_IF_ERROR(MakeDirs(context_.work_dir, 0700));
+  SP_RETURN_IF_ERROR(LockVm());
+  SP_ASSIGN_OR_RETURN(vm_, context_.runtime->Refresh(vm_));
   SP_ASSIGN_OR_RETURN(std::vector<VolumeRecord> selected, SelectVolumes(vm_, request_.volumes));
   if (request_.policy) {
     policy_ = *request_.policy;
@@ -300,7 +310,6 @@ Status Capture::Begin() {
 
 // Sizes, allocation and the QOM path of each disk of a running VM, from query-block.
 Status Capture::InspectLive() {
-  SP_ASSIGN_OR_RETURN(qmp_, context_.runtime->ConnectQmp(vm_));
   SP_ASSIGN_OR_RETURN(json blocks, qmp_->Execute("query-block"));
   for (VolumeWork& work : volumes_) {
     for (const json& block : blocks) {
@@ -335,41 +344,92 @@ Status Capture::InspectStopped() {
   return absl::OkStatus();
 }
 
-// A capture of this VM killed before its teardown leaves nodes in QEMU and scratch files behind;
-// we hold the VM's writer lock, so none of that is in use any more.
+// A capture of this VM killed before its teardown leaves nodes in QEMU, perhaps a paused VM,
+// and scratch files behind; we hold the VM's capture lock, so none of that is in use any more.
 Status Capture::CleanUpInterrupted() {
-  std::vector<VolumeCut> all;
-  for (const VolumeRecord& record : vm_.volumes) {
-    all.push_back({record.name, record.node_name, DrivePath(record), 0, "", ""});
+  std::vector<DeviceDrive> devices;
+  if (vm_.origin == "managed") {
+    for (const VolumeRecord& record : vm_.volumes) {
+      devices.push_back({DrivePath(record), record.node_name});
+    }
   }
-  for (const VolumeWork& work : volumes_) {
-    all.push_back({work.record.name, work.record.node_name, work.drive_path, 0, "", ""});
+  bool stop_server = false, resumed = false;
+  std::vector<std::filesystem::path> stale;
+  std::string prefix = vm_.uuid.substr(0, 8) + "-";
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(context_.work_dir, ignored)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    stale.push_back(entry.path());
+    if (absl::EndsWith(name, ".nbd")) stop_server = true;
+    if (!entry.is_directory(ignored)) continue;
+    for (DeviceDrive& device : ReadDevicesNote(entry.path())) devices.push_back(device);
+    SP_ASSIGN_OR_RETURN(bool paused, ResumeIfPausedByCapture(qmp_.get(), entry.path()));
+    resumed = resumed || paused;
   }
-  SP_ASSIGN_OR_RETURN(bool leftovers, CleanLeftovers(qmp_.get(), all));
-  // Bitmaps of ours that no longer serve as a base only cost the guest's writes.
+  SP_ASSIGN_OR_RETURN(bool found, RemoveCaptureNodes(qmp_.get(), devices, stop_server, "cleanup"));
+  for (const auto& path : stale) std::filesystem::remove_all(path, ignored);
+  if (!found && stale.empty()) return absl::OkStatus();
+  std::string what = absl::StrCat("removed what an interrupted capture left in QEMU and on disk",
+                                  resumed ? "; resumed the VM it had paused" : "");
+  result_.notes.push_back(what);
+  (void)context_.catalog->AddEvent(&vm_, "snapshot.cleanup", what);
+  return absl::OkStatus();
+}
+
+// Bitmaps of ours that no longer serve as the base of an incremental only cost the guest's writes.
+Status Capture::RemoveStaleBitmaps() {
   for (const VolumeWork& work : volumes_) {
     if (work.record.format != "qcow2") continue;
     SP_ASSIGN_OR_RETURN(std::vector<std::string> own,
                         OwnBitmaps(qmp_.get(), work.record.node_name));
     for (const std::string& stale : own) {
-      if (stale == work.prev_bitmap || stale == work.new_bitmap) continue;
+      if (stale == work.prev_bitmap) continue;
       SP_RETURN_IF_ERROR(qmp_->Execute("block-dirty-bitmap-remove",
                                        {{"node", work.record.node_name}, {"name", stale}})
                              .status());
     }
   }
-  std::string prefix = vm_.uuid.substr(0, 8) + "-";
-  std::error_code ignored;
-  for (const auto& entry : std::filesystem::directory_iterator(context_.work_dir, ignored)) {
-    if (entry.path().filename().string().rfind(prefix, 0) != 0) continue;
-    std::filesystem::remove_all(entry.path(), ignored);
-    leftovers = true;
+  return absl::OkStatus();
+}
+
+// A capture and its guard that both died while the guest was frozen leave the freeze record;
+// the VM's monitor thaws such a guest, and so does the next capture, before it asks the agent
+// anything (it would find the guest frozen and blame someone else).
+Status Capture::ResolveAbandonedFreeze() {
+  SP_ASSIGN_OR_RETURN(vm::RunPaths paths, context_.runtime->PathsFor(vm_));
+  SP_RETURN_IF_ERROR(MakeDirs(paths.dir, 0700));
+  Deadline deadline = Deadline::In(Millis(30'000));
+  while (PathExists(paths.freeze_record)) {
+    SP_ASSIGN_OR_RETURN(std::string thawed, qga::ThawIfAbandoned(paths.freeze_record, Label(vm_)));
+    if (!thawed.empty()) {
+      result_.notes.push_back(thawed);
+      (void)context_.catalog->AddEvent(&vm_, "agent.thawed-abandoned", thawed);
+      continue;
+    }
+    if (deadline.Expired()) {
+      return absl::UnavailableError(absl::StrCat(
+          Label(vm_), ": an earlier capture's freeze is still being resolved (",
+          paths.freeze_record, "); try again in a minute"));
+    }
+    std::this_thread::sleep_for(Millis(100));
   }
-  if (leftovers) {
-    result_.notes.push_back("cleaned up after an interrupted capture of this VM");
-    (void)context_.catalog->AddEvent(&vm_, "snapshot.cleanup",
-                                     "removed what an interrupted capture left in QEMU and on disk");
+  return absl::OkStatus();
+}
+
+// One capture of a VM at a time, decided before QMP or the agent is touched: both serve one
+// client, and a second capture would only wait on them and fail with a misleading error.
+Status Capture::LockVm() {
+  std::string path = absl::StrCat(context_.work_dir, "/", vm_.uuid.substr(0, 8), ".lock");
+  auto lock = FileSystem::Posix()->TryLock(path);
+  if (absl::IsFailedPrecondition(lock.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "another capture of ", Label(vm_),
+        " is running; wait for it to finish (`stillpoint snapshot list ", vm_.name,
+        "` shows it in progress)"));
   }
+  SP_RETURN_IF_ERROR(lock.status());
+  lock_ = std::move(lock).value();
   return absl::OkStatus();
 }
 
@@ -389,14 +449,19 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
   guard_options.catalog_path = context_.catalog_path;
   guard_options.log_path = absl::StrCat(context_.work_dir, "/guard-", WorkName(), ".log");
   guard_options.deadline = request_.freeze_deadline;
+  guard_options.freeze_record = paths.freeze_record;
   SP_ASSIGN_OR_RETURN(auto guard, ThawGuard::Start(guard_options));
+  qga::FreezeRecord record{::getpid(), guard->pid(),
+                           Clock::Real()->UnixMicros() / 1000 + request_.freeze_deadline.count(),
+                           guard_options.qga_socket};
+  SP_RETURN_IF_ERROR(qga::WriteFreezeRecord(paths.freeze_record, record));
   auto frozen_at = std::chrono::steady_clock::now();
   auto frozen = agent_->Freeze(request_.freeze_deadline);
   result_.timings.freeze_ms = MillisSince(frozen_at);
   if (!frozen.ok()) {
-    (void)agent_->Thaw(request_.agent_timeout);  // a failed freeze may have frozen some
+    auto thawed = agent_->Thaw(request_.agent_timeout);  // a failed freeze may have frozen some
     agent_.reset();  // leave the agent to the guard should it still need to thaw
-    (void)guard->Release();
+    if (thawed.ok() && guard->Release().ok()) ::unlink(paths.freeze_record.c_str());
     if (policy_ == Policy::kRequireApp) {
       return absl::FailedPreconditionError(absl::StrCat(
           Label(vm_), ": the guest agent could not freeze (", frozen.status().message(),
@@ -410,6 +475,7 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
     std::fprintf(stderr, "stillpoint: fault injected: hanging while the guest is frozen\n");
     while (true) std::this_thread::sleep_for(Millis(1000));
   }
+  FaultPoint("cut.frozen");
   auto timings = cut->Cut(/*pause_vcpus=*/false);
   auto thaw_at = std::chrono::steady_clock::now();
   auto thawed = agent_->Thaw(request_.freeze_deadline);
@@ -421,7 +487,13 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
                                             thawed.status().message(),
                                             "); the thaw guard takes over"));
   }
-  SP_RETURN_IF_ERROR(guard->Release());
+  FaultPoint("cut.thawed");
+  ::unlink(paths.freeze_record.c_str());
+  if (!guard->Release().ok()) {
+    // We thawed the guest ourselves; the guard only stood by (it acts on its deadline by killing
+    // this process first, so it cannot have acted here: it died).
+    result_.notes.push_back("the thaw guard ended before the thaw; the guest was thawed anyway");
+  }
   SP_RETURN_IF_ERROR(timings.status());
   result_.timings.qmp_ms = timings->qmp_ms;
   result_.timings.paused_ms = timings->paused_ms;
@@ -440,6 +512,7 @@ Status Capture::StreamVolume(block::BlockSource* source, VolumeWork& work) {
   bool slow = FaultRequested("slow-stream");
   auto sink = [&](uint64_t index, block::ChunkKind kind, std::string data) -> Status {
     if (slow) std::this_thread::sleep_for(Millis(100));
+    FaultPoint("stream.chunk");
     switch (kind) {
       case block::ChunkKind::kZero:
         return volume->PutZero(index);
@@ -536,7 +609,9 @@ StatusOr<CaptureResult> Capture::Commit() {
     if (!work.note.empty()) result_.notes.push_back(work.note);
   }
   result_.timings.total_ms = MillisSince(start_);
+  FaultPoint("commit.before");
   SP_ASSIGN_OR_RETURN(result_.point_id, writer_->Commit(Extras()));
+  FaultPoint("commit.after");
   repo::WriteStats stats = writer_->stats();
   result_.new_bytes = stats.stored_bytes;
   result_.reused_bytes = result_.logical_bytes - std::min(result_.logical_bytes, stats.bytes_in);
@@ -574,15 +649,18 @@ Status Capture::Fail(const Status& status) {
 }
 
 StatusOr<CaptureResult> Capture::RunLive() {
+  SP_ASSIGN_OR_RETURN(qmp_, context_.runtime->ConnectQmp(vm_));
+  SP_RETURN_IF_ERROR(CleanUpInterrupted());
+  SP_RETURN_IF_ERROR(ResolveAbandonedFreeze());
   SP_RETURN_IF_ERROR(InspectLive());
   SP_RETURN_IF_ERROR(ProbeAgent());
   SP_ASSIGN_OR_RETURN(plan_, Decide(policy_, power_, agent_finding_, vm_.name));
   if (!plan_.freeze) agent_.reset();
   SP_RETURN_IF_ERROR(PlanIncremental());
+  SP_RETURN_IF_ERROR(RemoveStaleBitmaps());
   result_.timings.preflight_ms = MillisSince(start_);
   SP_RETURN_IF_ERROR(Begin());
   auto prepare_at = std::chrono::steady_clock::now();
-  SP_RETURN_IF_ERROR(CleanUpInterrupted());
   std::string work = absl::StrCat(context_.work_dir, "/", WorkName());
   LiveCut cut(qmp_.get(), work, work + ".nbd");
   std::vector<VolumeCut> cuts;
@@ -632,7 +710,6 @@ StatusOr<CaptureResult> Capture::RunStopped() {
 
 StatusOr<CaptureResult> Capture::Run() {
   SP_RETURN_IF_ERROR(Resolve());
-  SP_RETURN_IF_ERROR(MakeDirs(context_.work_dir, 0700));
   auto result = power_ == Power::kRunning ? RunLive() : RunStopped();
   if (!result.ok()) return Fail(result.status());
   return result;

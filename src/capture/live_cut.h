@@ -9,10 +9,26 @@
 //            around it, which makes the cut of several disks one atomic point in time.
 //   Export   snapshot-access node S over C per volume, QEMU's NBD server on a unix socket, one
 //            read-only export per volume (with the previous bitmap for an incremental).
-//   Teardown in the order QEMU needs: exports, NBD server, S, drive back to the format node, C,
-//            scratch node, scratch file; then the bitmaps: on success the previous one goes, the
-//            new one stays as the base of the next incremental; on failure the new one is merged
-//            back into the previous one (re-enabled), so the next incremental stays correct.
+//   Teardown in the order QEMU needs: block jobs, exports, NBD server, S, drive back to the
+//            format node, C, scratch node, scratch file; then the bitmaps: on success the
+//            previous one goes, the new one stays as the base of the next incremental; on failure
+//            the new one is merged back into the previous one (re-enabled), so the next
+//            incremental stays correct.
+//
+// Every change is decided from QEMU's graph as it is when the change is made (the exports and
+// nodes that exist, each device's drive read with qom-get), never from what this process believes
+// it set up: a change that is a no-op in QEMU's eyes (qom-set of a drive to the node it already
+// has) aborts QEMU 7.2, and one made out of order (the drive moved back while a snapshot-access
+// node still sits on the filter) is a permission conflict. The same teardown therefore removes
+// what a capture killed at any step left behind.
+//
+// Fault points (see platform/fault.h), in the order a capture passes them:
+//   prepare.scratch-added, prepare.filters-added, cut.paused, cut.transaction, cut.switched-first,
+//   cut.switched, export.access-added, export.server-started, export.exported,
+//   teardown.jobs-cancelled, teardown.exports-deleted, teardown.server-stopped,
+//   teardown.access-deleted, teardown.switched-back, teardown.filters-deleted,
+//   teardown.nodes-deleted; the same steps of the clean-up after an interrupted capture as
+//   cleanup.*. The capture adds cut.frozen, cut.thawed, stream.chunk, commit.before, commit.after.
 #pragma once
 
 #include <string>
@@ -57,11 +73,11 @@ class LiveCut {
 
  private:
   struct Stage {
-    bool scratch_file = false, scratch_node = false, filter = false, switched = false;
-    bool access = false, exported = false, new_bitmap = false, prev_disabled = false;
+    bool scratch_file = false, new_bitmap = false, prev_disabled = false;
   };
   std::string Node(const char* kind, size_t index) const;
-  Status TeardownVolume(size_t index);
+  Status PrepareVolume(size_t index);
+  Status Switch();
   Status SettleBitmaps(size_t index, bool success);
 
   qmp::Client* qmp_;
@@ -70,6 +86,7 @@ class LiveCut {
   std::vector<VolumeCut> volumes_;
   std::vector<Stage> stages_;
   bool server_started_ = false;
+  bool touched_qemu_ = false;
   bool torn_down_ = false;
 };
 
@@ -78,14 +95,39 @@ class LiveCut {
 StatusOr<std::string> CheckBitmap(qmp::Client* qmp, const std::string& node,
                                   const std::string& name);
 
-// Removes what an interrupted capture (killed before its teardown) left in QEMU: exports, the
-// NBD server, drives switched to a copy-before-write filter, and stillpoint's nodes. `volumes`
-// gives each disk's format node and QOM drive path. Returns true when something was left over.
-StatusOr<bool> CleanLeftovers(qmp::Client* qmp, const std::vector<VolumeCut>& volumes);
+// A disk device and the format node its drive belongs on.
+struct DeviceDrive {
+  std::string drive_path;   // QOM path of the device's block backend
+  std::string format_node;
+};
+
+// Removes every capture node of stillpoint's from QEMU, reading the graph before each step:
+// block jobs and NBD exports named "sp-...", the NBD server (when `stop_server` or an export was
+// found), snapshot-access nodes, drives of `devices` that sit on a copy-before-write filter (moved
+// back to their format node), then the filters and scratch nodes. Returns true when anything was
+// found. Errors name the step and the node; what could be removed before it is gone. `stage`
+// names its fault points: "teardown" (a capture's own) or "cleanup" (after an interrupted one).
+StatusOr<bool> RemoveCaptureNodes(qmp::Client* qmp, const std::vector<DeviceDrive>& devices,
+                                  bool stop_server, absl::string_view stage);
+
+// The node a device's drive is attached to right now (qom-get of its "drive" property).
+StatusOr<std::string> CurrentDrive(qmp::Client* qmp, const std::string& drive_path);
 
 // Names of stillpoint's own bitmaps ("stillpoint-...") on `node`.
 StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::string& node);
 
 inline constexpr char kBitmapPrefix[] = "stillpoint-";
+inline constexpr char kPausedMarker[] = "paused";
+// Written to the scratch directory before QEMU is touched: which devices the capture may switch,
+// so that the clean-up after it was killed knows where each drive belongs.
+inline constexpr char kDevicesNote[] = "devices.json";
+
+// The devices noted in `scratch_dir` (empty when there is no note or it is unreadable: the
+// capture died before it touched QEMU, or the note was cut short).
+std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir);
+
+// When `scratch_dir` of an interrupted capture holds kPausedMarker and QEMU is paused, resumes
+// the vCPUs (the capture died between its `stop` and `cont`). Returns true when it resumed.
+StatusOr<bool> ResumeIfPausedByCapture(qmp::Client* qmp, const std::string& scratch_dir);
 
 }  // namespace sp::capture

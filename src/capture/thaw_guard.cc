@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "catalog/catalog.h"
 #include "platform/process.h"
+#include "qga/freeze_record.h"
 #include "qga/qga_client.h"
 
 namespace sp::capture {
@@ -21,31 +22,6 @@ void Log(const std::string& message) {
   std::fprintf(stderr, "%s thaw-guard: %s\n",
                FormatUnixMicros(Clock::Real()->UnixMicros()).c_str(), message.c_str());
   std::fflush(stderr);
-}
-
-// Connects to the agent and thaws until it reports thawed; returns what happened, in words.
-StatusOr<std::string> ThawWithRetries(const std::string& qga_socket, const std::string& label) {
-  Deadline give_up = Deadline::In(kThawRetryFor);
-  Status last = absl::UnknownError("no attempt");
-  for (int attempt = 1; !give_up.Expired(); ++attempt) {
-    auto agent = qga::Client::Connect(qga_socket, label, Millis(2000));
-    if (agent.ok()) {
-      auto thawed = (*agent)->Thaw(Millis(5000));
-      if (thawed.ok()) {
-        auto state = (*agent)->FreezeStatus(Millis(5000));
-        if (state.ok() && *state == qga::FreezeState::kThawed) {
-          return absl::StrCat("thawed ", *thawed, " filesystem(s) after ", attempt,
-                              " attempt(s)");
-        }
-      }
-      last = thawed.status();
-    } else {
-      last = agent.status();
-    }
-    Log(absl::StrCat("attempt ", attempt, " failed: ", last.message()));
-    std::this_thread::sleep_for(Millis(500));
-  }
-  return last;
 }
 
 void RecordEvent(const std::string& catalog_path, int64_t vm_id, const std::string& kind,
@@ -76,7 +52,8 @@ StatusOr<std::unique_ptr<ThawGuard>> ThawGuard::Start(const ThawGuardOptions& op
                                    absl::StrCat(options.vm_id),
                                    options.catalog_path,
                                    absl::StrCat(options.deadline.count()),
-                                   absl::StrCat(::getpid())};
+                                   absl::StrCat(::getpid()),
+                                   options.freeze_record};
   auto guard = SpawnDetached(argv, options.log_path, pair[1]);
   ::close(pair[1]);
   if (!guard.ok()) return Annotate(guard.status(), "starting the thaw guard");
@@ -86,7 +63,7 @@ StatusOr<std::unique_ptr<ThawGuard>> ThawGuard::Start(const ThawGuardOptions& op
     return absl::InternalError(absl::StrCat("the thaw guard did not start (see ",
                                             options.log_path, ")"));
   }
-  return std::unique_ptr<ThawGuard>(new ThawGuard(std::move(channel)));
+  return std::unique_ptr<ThawGuard>(new ThawGuard(std::move(channel), *guard));
 }
 
 Status ThawGuard::Release() {
@@ -101,13 +78,14 @@ Status ThawGuard::Release() {
 [[noreturn]] void ThawGuardMain(int argc, char** argv) {
   int fd = -1, capture_pid = 0;
   int64_t vm_id = 0, deadline_ms = 0;
-  if (argc != 9 || !absl::SimpleAtoi(argv[2], &fd) || !absl::SimpleAtoi(argv[5], &vm_id) ||
+  if (argc != 10 || !absl::SimpleAtoi(argv[2], &fd) || !absl::SimpleAtoi(argv[5], &vm_id) ||
       !absl::SimpleAtoi(argv[7], &deadline_ms) || !absl::SimpleAtoi(argv[8], &capture_pid)) {
-    std::fprintf(stderr, "usage: %s %s FD QGA_SOCKET VM_NAME VM_ID CATALOG DEADLINE_MS PID\n",
+    std::fprintf(stderr, "usage: %s %s FD QGA_SOCKET VM_NAME VM_ID CATALOG DEADLINE_MS PID RECORD\n",
                  argv[0], kThawGuardCommand);
     ::_exit(2);
   }
   std::string qga_socket = argv[3], vm_name = argv[4], catalog_path = argv[6];
+  std::string freeze_record = argv[9];
   Deadline deadline = Deadline::In(Millis(deadline_ms));
   UnixConnection channel{UniqueFd(fd)};
   (void)channel.WriteAll("watching\n", Deadline::In(Millis(2000)));
@@ -127,7 +105,8 @@ Status ThawGuard::Release() {
   channel.Close();
   Log(why);
   std::string label = absl::StrCat("VM '", vm_name, "'");
-  auto thawed = ThawWithRetries(qga_socket, label);
+  auto thawed = qga::ThawWithRetries(qga_socket, label, kThawRetryFor);
+  if (thawed.ok()) ::unlink(freeze_record.c_str());
   std::string outcome = thawed.ok() ? *thawed
                                     : absl::StrCat("could NOT thaw: ", thawed.status().message());
   Log(outcome);

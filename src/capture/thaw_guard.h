@@ -23,6 +23,7 @@ struct ThawGuardOptions {
   int64_t vm_id = 0;
   std::string catalog_path;  // where the guard records its event
   std::string log_path;      // the guard's own log
+  std::string freeze_record; // removed by the guard once it thawed (see qga/freeze_record.h)
   Millis deadline{5000};     // longest the guest may stay frozen
 };
 
@@ -35,17 +36,22 @@ class ThawGuard {
   // Unless Release()d: closes the channel, so the guard thaws the guest at once.
   ~ThawGuard() = default;
 
-  // The guest is thawed: the guard may stand down. Returns an error when the guard already
-  // acted (deadline passed) or is gone.
+  // The guest is thawed: the guard may stand down. Returns an error when the guard is gone (it
+  // was killed; when its deadline passes it kills the capture before it thaws, so a capture
+  // that gets here alive knows the guard did not act).
   Status Release();
 
+  pid_t pid() const { return pid_; }
+
  private:
-  explicit ThawGuard(std::unique_ptr<UnixConnection> channel) : channel_(std::move(channel)) {}
+  ThawGuard(std::unique_ptr<UnixConnection> channel, pid_t pid)
+      : channel_(std::move(channel)), pid_(pid) {}
   std::unique_ptr<UnixConnection> channel_;
+  pid_t pid_;
 };
 
 // Entry point of `<program> __thaw-guard FD QGA_SOCKET VM_NAME VM_ID CATALOG DEADLINE_MS
-// CAPTURE_PID`; never returns.
+// CAPTURE_PID FREEZE_RECORD`; never returns.
 [[noreturn]] void ThawGuardMain(int argc, char** argv);
 
 }  // namespace sp::capture

@@ -157,6 +157,7 @@ StatusOr<RunPaths> RunPathsFor(const VmRecord& vm, const std::string& run_root) 
   paths.console_log = paths.dir + "/console.log";
   paths.qemu_log = paths.dir + "/qemu.log";
   paths.monitor_log = paths.dir + "/monitor.log";
+  paths.freeze_record = paths.dir + "/frozen.json";
   for (const std::string* socket : {&paths.qmp_socket, &paths.monitor_socket, &paths.qga_socket}) {
     Status fits = CheckUnixSocketPath(*socket);
     if (!fits.ok()) return Annotate(fits, absl::StrCat("VM '", vm.name, "'"));

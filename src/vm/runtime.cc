@@ -13,6 +13,7 @@
 #include "platform/files.h"
 #include "platform/process.h"
 #include "platform/unix_socket.h"
+#include "qga/freeze_record.h"
 #include "vm/images.h"
 
 namespace sp::vm {
@@ -93,6 +94,21 @@ StopVerdict JudgeStop(const nlohmann::json& shutdown_event, const std::string& e
 
 namespace {
 
+constexpr Millis kFreezeCheckEvery{250};
+
+// The monitor outlives every capture of its VM: when a capture and its thaw guard both died while
+// the guest was frozen, it is the one left to thaw it (see qga/freeze_record.h).
+void ThawAbandonedFreeze(catalog::Catalog* catalog, const VmRecord& vm, const RunPaths& paths) {
+  auto thawed = qga::ThawIfAbandoned(paths.freeze_record, absl::StrCat("VM '", vm.name, "'"));
+  if (thawed.ok() && thawed->empty()) return;
+  std::string message = thawed.ok() ? absl::StrCat(*thawed, " (by the VM's monitor)")
+                                    : absl::StrCat("could NOT thaw the guest left frozen: ",
+                                                   thawed.status().message());
+  Log(message);
+  (void)catalog->AddEvent(&vm, thawed.ok() ? "agent.thawed-abandoned" : "agent.thaw-failed",
+                          message);
+}
+
 [[noreturn]] void RunMonitor(const RuntimeOptions& options, int64_t vm_id, int report_fd) {
   auto opened = catalog::Catalog::Open(options.catalog_path);
   if (!opened.ok()) {
@@ -129,7 +145,11 @@ namespace {
   Report(report_fd, "OK");
   nlohmann::json shutdown;
   while (true) {
-    auto event = (*qmp)->NextEvent(Deadline::Never());
+    auto event = (*qmp)->NextEvent(Deadline::In(kFreezeCheckEvery));
+    if (absl::IsDeadlineExceeded(event.status())) {
+      ThawAbandonedFreeze(catalog.get(), *vm, *paths);
+      continue;
+    }
     if (!event.ok()) break;  // QEMU closed the socket: it is ending
     Log(absl::StrCat("event ", event->name, " ", event->data.dump()));
     if (event->name == "SHUTDOWN") shutdown = event->data;
