@@ -263,7 +263,6 @@ StatusOr<capture::CaptureResult> App::CreateSnapshot(capture::CaptureRequest req
   context.runtime = runtime_.get();
   context.repo = repo;
   context.catalog_path = paths_.catalog;
-  context.work_dir = paths_.run_root + "/capture";
   context.program = monitor_program_;
   return capture::CaptureVm(context, request, progress);
 }

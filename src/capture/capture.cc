@@ -72,6 +72,8 @@ Power PowerOf(const VmRecord& vm) {
       return Power::kStoppedClean;
     case PowerState::kStoppedDirty:
       return vm.origin == "managed" ? Power::kStoppedDirty : Power::kStoppedUnknown;
+    case PowerState::kStopped:
+      return Power::kStoppedUnknown;
     case PowerState::kDefined:
       return Power::kStoppedUnknown;
   }
@@ -129,6 +131,9 @@ class Capture {
   Status CleanUpInterrupted();
   Status RemoveStaleBitmaps();
   Status LockVm();
+  vm::CaptureFiles Files() const {
+    return vm::CaptureFilesFor(vm_, context_.runtime->run_root());
+  }
   Status ResolveAbandonedFreeze();
 
   const CaptureContext& context_;
@@ -153,11 +158,12 @@ class Capture {
   json ext4_ = json::array();
   std::vector<std::string> dirty_journals_;
   uint64_t all_done_ = 0;
+  bool data_moved_ = false;  // streaming started: a failure from here on leaves a failed point
 };
 
 Status Capture::Resolve() {
   SP_ASSIGN_OR_RETURN(vm_, context_.catalog->FindVm(request_.vm));
-  SP_RETURN_IF_ERROR(MakeDirs(context_.work_dir, 0700));
+  SP_RETURN_IF_ERROR(MakeDirs(Files().dir, 0700));
   SP_RETURN_IF_ERROR(LockVm());
   SP_ASSIGN_OR_RETURN(vm_, context_.runtime->Refresh(vm_));
   SP_ASSIGN_OR_RETURN(std::vector<VolumeRecord> selected, SelectVolumes(vm_, request_.volumes));
@@ -202,14 +208,17 @@ Status Capture::ProbeAgent() {
     return absl::OkStatus();
   }
   agent_finding_.version = info->version;
+  // First: while frozen, the agent reports its freeze command as disabled.
+  auto state = agent_->FreezeStatus(timeout);
+  if (state.ok() && *state == qga::FreezeState::kFrozen) {
+    agent_finding_.problem =
+        "the guest's filesystems were already frozen by someone else (left frozen; "
+        "`stillpoint vm agent thaw` thaws them)";
+    return absl::OkStatus();
+  }
   if (!info->Supports("guest-fsfreeze-freeze")) {
     agent_finding_.problem = absl::StrCat("guest agent ", info->version,
                                           " has guest-fsfreeze-freeze disabled");
-    return absl::OkStatus();
-  }
-  auto state = agent_->FreezeStatus(timeout);
-  if (state.ok() && *state == qga::FreezeState::kFrozen) {
-    agent_finding_.problem = "the guest's filesystems are already frozen by someone else";
     return absl::OkStatus();
   }
   auto filesystems = agent_->GetFsinfo(timeout);
@@ -355,9 +364,9 @@ Status Capture::CleanUpInterrupted() {
   }
   bool stop_server = false, resumed = false;
   std::vector<std::filesystem::path> stale;
-  std::string prefix = vm_.uuid.substr(0, 8) + "-";
+  std::string prefix = Files().prefix;
   std::error_code ignored;
-  for (const auto& entry : std::filesystem::directory_iterator(context_.work_dir, ignored)) {
+  for (const auto& entry : std::filesystem::directory_iterator(Files().dir, ignored)) {
     std::string name = entry.path().filename().string();
     if (name.rfind(prefix, 0) != 0) continue;
     stale.push_back(entry.path());
@@ -420,8 +429,7 @@ Status Capture::ResolveAbandonedFreeze() {
 // One capture of a VM at a time, decided before QMP or the agent is touched: both serve one
 // client, and a second capture would only wait on them and fail with a misleading error.
 Status Capture::LockVm() {
-  std::string path = absl::StrCat(context_.work_dir, "/", vm_.uuid.substr(0, 8), ".lock");
-  auto lock = FileSystem::Posix()->TryLock(path);
+  auto lock = FileSystem::Posix()->TryLock(Files().lock);
   if (absl::IsFailedPrecondition(lock.status())) {
     return absl::FailedPreconditionError(absl::StrCat(
         "another capture of ", Label(vm_),
@@ -447,7 +455,7 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
   guard_options.vm_name = vm_.name;
   guard_options.vm_id = vm_.id;
   guard_options.catalog_path = context_.catalog_path;
-  guard_options.log_path = absl::StrCat(context_.work_dir, "/guard-", WorkName(), ".log");
+  guard_options.log_path = absl::StrCat(Files().dir, "/guard-", WorkName(), ".log");
   guard_options.deadline = request_.freeze_deadline;
   guard_options.freeze_record = paths.freeze_record;
   SP_ASSIGN_OR_RETURN(auto guard, ThawGuard::Start(guard_options));
@@ -503,6 +511,7 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
 }
 
 Status Capture::StreamVolume(block::BlockSource* source, VolumeWork& work) {
+  data_moved_ = true;
   SP_ASSIGN_OR_RETURN(repo::VolumeWriter * volume,
                       writer_->AddVolume(work.record.name, source->size()));
   const uint32_t chunk_size = context_.repo->config().chunk_size;
@@ -635,7 +644,11 @@ Status Capture::Fail(const Status& status) {
           Label(vm_), " stopped during the capture (", now->state_reason,
           "); the point was discarded (", status.message(), ")"));
     }
-    if (index_) {
+    if (index_ && !data_moved_) {
+      // Refused before any data moved (e.g. require-app and the freeze failed): an event, not
+      // a recovery point.
+      (void)index_->Remove(id);
+    } else if (index_) {
       auto record = index_->Get(id);
       if (record.ok()) {
         record->state = "failed";
@@ -661,7 +674,7 @@ StatusOr<CaptureResult> Capture::RunLive() {
   result_.timings.preflight_ms = MillisSince(start_);
   SP_RETURN_IF_ERROR(Begin());
   auto prepare_at = std::chrono::steady_clock::now();
-  std::string work = absl::StrCat(context_.work_dir, "/", WorkName());
+  std::string work = absl::StrCat(Files().dir, "/", WorkName());
   LiveCut cut(qmp_.get(), work, work + ".nbd");
   std::vector<VolumeCut> cuts;
   for (const VolumeWork& w : volumes_) {

@@ -71,7 +71,6 @@ struct CaptureContext {
   vm::Runtime* runtime = nullptr;       // not owned
   repo::Repository* repo = nullptr;     // not owned
   std::string catalog_path;             // for the thaw guard
-  std::string work_dir;                 // scratch images and NBD sockets (local, short path)
   std::string program;                  // binary that runs the thaw guard; empty = this one
 };
 

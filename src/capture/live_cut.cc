@@ -203,7 +203,7 @@ std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir) {
 }
 
 StatusOr<bool> ResumeIfPausedByCapture(qmp::Client* qmp, const std::string& scratch_dir) {
-  std::string marker = absl::StrCat(scratch_dir, "/", kPausedMarker);
+  std::string marker = absl::StrCat(scratch_dir, "/", vm::kPausedMarker);
   if (!PathExists(marker)) return false;
   SP_ASSIGN_OR_RETURN(json status, qmp->Execute("query-status", nullptr, kQmpTimeout));
   bool resumed = false;
@@ -326,7 +326,7 @@ StatusOr<CutTimings> LiveCut::Cut(bool pause_vcpus) {
     SP_ASSIGN_OR_RETURN(json status, qmp_->Execute("query-status", nullptr, kQmpTimeout));
     was_running = status.is_object() && status.value("running", false);
   }
-  std::string marker = absl::StrCat(scratch_dir_, "/", kPausedMarker);
+  std::string marker = absl::StrCat(scratch_dir_, "/", vm::kPausedMarker);
   if (was_running) {
     SP_RETURN_IF_ERROR(WriteFileAtomic(marker, "vCPUs paused by a capture\n"));
     SP_RETURN_IF_ERROR(qmp_->Execute("stop", nullptr, kQmpTimeout).status());

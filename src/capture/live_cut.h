@@ -36,6 +36,7 @@
 
 #include "platform/status.h"
 #include "qmp/qmp_client.h"
+#include "vm/machine.h"
 
 namespace sp::capture {
 
@@ -117,7 +118,6 @@ StatusOr<std::string> CurrentDrive(qmp::Client* qmp, const std::string& drive_pa
 StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::string& node);
 
 inline constexpr char kBitmapPrefix[] = "stillpoint-";
-inline constexpr char kPausedMarker[] = "paused";
 // Written to the scratch directory before QEMU is touched: which devices the capture may switch,
 // so that the clean-up after it was killed knows where each drive belongs.
 inline constexpr char kDevicesNote[] = "devices.json";
@@ -126,7 +126,7 @@ inline constexpr char kDevicesNote[] = "devices.json";
 // capture died before it touched QEMU, or the note was cut short).
 std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir);
 
-// When `scratch_dir` of an interrupted capture holds kPausedMarker and QEMU is paused, resumes
+// When `scratch_dir` of an interrupted capture holds vm::kPausedMarker and QEMU is paused, resumes
 // the vCPUs (the capture died between its `stop` and `cont`). Returns true when it resumed.
 StatusOr<bool> ResumeIfPausedByCapture(qmp::Client* qmp, const std::string& scratch_dir);
 

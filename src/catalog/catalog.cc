@@ -65,13 +65,15 @@ const char* PowerStateName(PowerState state) {
       return "stopped-clean";
     case PowerState::kStoppedDirty:
       return "stopped-dirty";
+    case PowerState::kStopped:
+      return "stopped";
   }
   return "unknown";
 }
 
 std::optional<PowerState> ParsePowerState(const std::string& name) {
   for (PowerState state : {PowerState::kDefined, PowerState::kRunning, PowerState::kStoppedClean,
-                           PowerState::kStoppedDirty}) {
+                           PowerState::kStoppedDirty, PowerState::kStopped}) {
     if (name == PowerStateName(state)) return state;
   }
   return std::nullopt;

@@ -24,7 +24,9 @@ struct NicRecord {
 };
 
 // How the VM was last seen. kStopped* are only ever recorded with a reason.
-enum class PowerState { kDefined, kRunning, kStoppedClean, kStoppedDirty };
+// kStopped: QEMU ended while nothing of stillpoint's watched it (an attached VM), so whether the
+// guest shut down cleanly is not known.
+enum class PowerState { kDefined, kRunning, kStoppedClean, kStoppedDirty, kStopped };
 const char* PowerStateName(PowerState state);  // "defined", "running", "stopped-clean", ...
 std::optional<PowerState> ParsePowerState(const std::string& name);
 

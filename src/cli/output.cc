@@ -19,8 +19,9 @@ int ExitCodeFor(const Status& status) {
     case absl::StatusCode::kNotFound:
       return 3;
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kResourceExhausted:
       return 4;
+    case absl::StatusCode::kResourceExhausted:
+      return 9;
     case absl::StatusCode::kDeadlineExceeded:
       return 5;
     case absl::StatusCode::kAlreadyExists:

@@ -52,7 +52,7 @@ StatusOr<std::optional<catalog::NicRecord>> ParseNic(const std::string& spec) {
 std::string StateText(const VmRecord& vm) {
   std::string text = catalog::PowerStateName(vm.state);
   if (vm.state == catalog::PowerState::kStoppedClean ||
-      vm.state == catalog::PowerState::kStoppedDirty) {
+      vm.state == catalog::PowerState::kStoppedDirty || vm.state == catalog::PowerState::kStopped) {
     absl::StrAppend(&text, ": ", vm.state_reason);
   }
   return text;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -34,8 +35,9 @@ const Armed& ArmedFromEnvironment() {
 std::string_view ArmedFaultPoint() { return ArmedFromEnvironment().point; }
 
 void FaultPoint(std::string_view point) {
+  static std::atomic<bool> fired{false};
   const Armed& armed = ArmedFromEnvironment();
-  if (armed.point.empty() || armed.point != point) return;
+  if (armed.point.empty() || armed.point != point || fired.exchange(true)) return;
   std::fprintf(stderr, "stillpoint: fault point '%s' reached\n", armed.point.c_str());
   std::fflush(stderr);
   ::kill(::getpid(), armed.signal);

@@ -5,7 +5,7 @@
 //   kill  (default) SIGKILL to this process — as if an operator or the OOM killer struck there;
 //   stop  SIGSTOP to this process, so a test can kill other processes (the thaw guard) at that
 //         moment and then SIGKILL or SIGCONT this one.
-// Unarmed points cost one string comparison.
+// The armed point acts once per process. Unarmed points cost one string comparison.
 #pragma once
 
 #include <string_view>

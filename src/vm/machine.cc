@@ -165,4 +165,13 @@ StatusOr<RunPaths> RunPathsFor(const VmRecord& vm, const std::string& run_root) 
   return paths;
 }
 
+CaptureFiles CaptureFilesFor(const VmRecord& vm, const std::string& run_root) {
+  CaptureFiles files;
+  files.dir = run_root + "/capture";
+  std::string short_id = vm.uuid.substr(0, 8);
+  files.lock = absl::StrCat(files.dir, "/", short_id, ".lock");
+  files.prefix = short_id + "-";
+  return files;
+}
+
 }  // namespace sp::vm

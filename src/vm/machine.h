@@ -43,4 +43,16 @@ struct RunPaths {
 // The run paths of `vm` under `run_root`; InvalidArgument when a socket path would be too long.
 StatusOr<RunPaths> RunPathsFor(const VmRecord& vm, const std::string& run_root);
 
+// Where the captures of a VM keep their lock, scratch directories and sockets (capture/ writes
+// them; the VM's monitor reads them to resume a VM a killed capture left paused).
+struct CaptureFiles {
+  std::string dir;     // shared by all VMs: <run_root>/capture
+  std::string lock;    // held by the one capture of the VM that may run
+  std::string prefix;  // of every scratch directory and socket of the VM's captures in `dir`
+};
+CaptureFiles CaptureFilesFor(const VmRecord& vm, const std::string& run_root);
+
+// In a capture's scratch directory while it holds the VM's vCPUs paused.
+inline constexpr char kPausedMarker[] = "paused";
+
 }  // namespace sp::vm

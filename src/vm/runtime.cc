@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "platform/file_system.h"
 #include "platform/files.h"
 #include "platform/process.h"
 #include "platform/unix_socket.h"
@@ -109,6 +111,33 @@ void ThawAbandonedFreeze(catalog::Catalog* catalog, const VmRecord& vm, const Ru
                           message);
 }
 
+// A capture killed while it held the vCPUs paused (a crash-consistent cut takes a few ms) leaves
+// its marker; once no capture of the VM runs any more (its lock is free), the monitor resumes.
+void ResumeAbandonedPause(qmp::Client* qmp, catalog::Catalog* catalog, const VmRecord& vm,
+                          const std::string& run_root) {
+  CaptureFiles files = CaptureFilesFor(vm, run_root);
+  std::vector<std::string> markers;
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(files.dir, ignored)) {
+    std::string marker = entry.path().string() + "/" + kPausedMarker;
+    if (entry.path().filename().string().rfind(files.prefix, 0) == 0 && PathExists(marker)) {
+      markers.push_back(marker);
+    }
+  }
+  if (markers.empty()) return;
+  auto lock = FileSystem::Posix()->TryLock(files.lock);
+  if (!lock.ok()) return;  // a capture runs: the pause is its own
+  auto status = qmp->Execute("query-status");
+  if (!status.ok()) return;
+  if (status->is_object() && status->value("status", "") == "paused") {
+    if (!qmp->Execute("cont").ok()) return;
+    std::string message = "resumed the VM's vCPUs, left paused by a capture that ended";
+    Log(message);
+    (void)catalog->AddEvent(&vm, "vm.resumed", message);
+  }
+  for (const std::string& marker : markers) ::unlink(marker.c_str());
+}
+
 [[noreturn]] void RunMonitor(const RuntimeOptions& options, int64_t vm_id, int report_fd) {
   auto opened = catalog::Catalog::Open(options.catalog_path);
   if (!opened.ok()) {
@@ -148,6 +177,7 @@ void ThawAbandonedFreeze(catalog::Catalog* catalog, const VmRecord& vm, const Ru
     auto event = (*qmp)->NextEvent(Deadline::In(kFreezeCheckEvery));
     if (absl::IsDeadlineExceeded(event.status())) {
       ThawAbandonedFreeze(catalog.get(), *vm, *paths);
+      ResumeAbandonedPause(qmp->get(), catalog.get(), *vm, options.run_root);
       continue;
     }
     if (!event.ok()) break;  // QEMU closed the socket: it is ending
@@ -304,8 +334,9 @@ StatusOr<VmRecord> Runtime::Refresh(const VmRecord& vm) {
                qmp.status().code() == absl::StatusCode::kUnavailable) {
       if (current.state == PowerState::kRunning) {
         SP_RETURN_IF_ERROR(catalog_->SetPowerState(
-            current.id, PowerState::kStoppedDirty,
-            "QEMU stopped outside stillpoint; how it stopped is not known"));
+            current.id, PowerState::kStopped,
+            "QEMU stopped while stillpoint did not watch it; whether the guest shut down cleanly "
+            "is not known"));
         return catalog_->GetVm(vm.id);
       }
     }

@@ -68,6 +68,8 @@ class Runtime {
   StatusOr<std::unique_ptr<qga::Client>> ConnectAgent(const catalog::VmRecord& vm,
                                                       Millis timeout = Millis(5000));
 
+  const std::string& run_root() const { return options_.run_root; }
+
   StatusOr<RunPaths> PathsFor(const catalog::VmRecord& vm) const {
     return RunPathsFor(vm, options_.run_root);
   }

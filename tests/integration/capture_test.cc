@@ -2,11 +2,13 @@
 // inside the guest during the captures, into a real repository.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -386,7 +388,7 @@ TEST_F(CaptureTest, RefusalsBeforeAnyFreeze) {
   auto limit = world_.Cli({"vm", "set-limit", "web01", "1M"});
   ASSERT_EQ(limit->status.code, 0) << limit->output;
   auto over = world_.Cli({"snapshot", "create", "web01"});
-  EXPECT_EQ(over->status.code, 4) << over->output;
+  EXPECT_EQ(over->status.code, 9) << over->output;
   EXPECT_TRUE(Contains(over->output, "set-limit")) << over->output;
   ASSERT_EQ(world_.Cli({"vm", "set-limit", "web01", "none"})->status.code, 0);
 
@@ -399,6 +401,80 @@ TEST_F(CaptureTest, RefusalsBeforeAnyFreeze) {
   ASSERT_EQ(world_.Cli({"config", "set", "snapshots.enabled", "true"})->status.code, 0);
   auto ok = world_.Cli({"snapshot", "create", "web01", "--json"});
   EXPECT_EQ(ok->status.code, 0) << ok->output;
+}
+
+TEST_F(CaptureTest, FreezeRefusalIsAnEventAndAFrozenGuestIsNamed) {
+  catalog::VmRecord vm = Boot();
+  // The main fsfreeze hook fails: the agent refuses the freeze.
+  Guest(vm, "cp /etc/qemu/fsfreeze-hook /etc/qemu/fsfreeze-hook.orig && "
+            "printf '#!/bin/sh\\n[ \"$1\" = freeze ] && exit 1\\nexit 0\\n' "
+            "> /etc/qemu/fsfreeze-hook && chmod +x /etc/qemu/fsfreeze-hook");
+  auto refused = world_.Cli({"snapshot", "create", "web01", "--consistency", "require-app"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status.code, 4) << refused->output;
+  EXPECT_TRUE(Contains(refused->output, "nothing was kept")) << refused->output;
+  auto index = catalog::RecoveryPointIndex::Open(world_.app().catalog().db());
+  ASSERT_TRUE(index.ok());
+  auto points = (*index)->List();
+  ASSERT_TRUE(points.ok());
+  EXPECT_TRUE(points->empty()) << "a refused capture is not a recovery point";
+  auto events = world_.app().catalog().ListEvents(vm.id);
+  ASSERT_TRUE(events.ok());
+  bool recorded = false;
+  for (const auto& event : *events) {
+    recorded |= event.kind == "snapshot.failed" && Contains(event.message, "require-app");
+  }
+  EXPECT_TRUE(recorded) << "the refusal is an event";
+  // prefer-app goes on crash-consistent and says why.
+  auto fallback = Snapshot("web01");
+  ASSERT_TRUE(fallback.ok()) << fallback.status();
+  EXPECT_EQ(fallback->consistency, capture::Consistency::kCrash);
+  EXPECT_TRUE(Contains(fallback->reason, "could not freeze")) << fallback->reason;
+  Guest(vm, "mv /etc/qemu/fsfreeze-hook.orig /etc/qemu/fsfreeze-hook");
+
+  // Frozen by an administrator: named as such, and left frozen.
+  auto frozen = world_.Cli({"vm", "agent", "freeze", "web01"});
+  ASSERT_EQ(frozen->status.code, 0) << frozen->output;
+  auto while_frozen = Snapshot("web01");
+  ASSERT_TRUE(while_frozen.ok()) << while_frozen.status();
+  EXPECT_EQ(while_frozen->consistency, capture::Consistency::kCrash);
+  EXPECT_TRUE(Contains(while_frozen->reason, "already frozen by someone else"))
+      << while_frozen->reason;
+  auto status = world_.Cli({"vm", "agent", "status", "web01"});
+  EXPECT_TRUE(Contains(status->output, "frozen")) << status->output;
+  EXPECT_FALSE(Contains(status->output, "thawed")) << status->output;
+  ASSERT_EQ(world_.Cli({"vm", "agent", "thaw", "web01"})->status.code, 0);
+}
+
+// A repository on a full disk: the capture fails with the out-of-space code and a message that
+// says so, keeps nothing half-written, and the repository verifies clean.
+TEST_F(CaptureTest, FullDiskFailsWithOutOfSpace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  std::string repo = world_.paths().home + "/repo";
+  ASSERT_TRUE(MakeDirs(repo, 0700).ok());
+  auto mounted = RunCommandOk({"mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", repo},
+                              Deadline::In(Millis(30'000)));
+  if (!mounted.ok()) GTEST_SKIP() << "cannot mount tmpfs here: " << mounted.status();
+  auto unmount = absl::MakeCleanup(
+      [&] { (void)RunCommand({"umount", "-l", repo}, Deadline::In(Millis(30'000))); });
+  ASSERT_EQ(world_.Cli({"repo", "init", repo})->status.code, 0);
+  // A stopped VM whose data volume holds 16 MiB that neither compress nor deduplicate.
+  std::string noise = world_.dir() + "/noise.raw", data = world_.dir() + "/noise.qcow2";
+  ASSERT_TRUE(RunCommandOk({"sh", "-c", "head -c 16M /dev/urandom > " + noise},
+                           Deadline::In(Millis(30'000))).ok());
+  ASSERT_TRUE(RunCommandOk({"qemu-img", "convert", "-O", "qcow2", noise, data},
+                           Deadline::In(Millis(30'000))).ok());
+  std::string root = world_.CopyImage("GUEST_ROOT_IMAGE", "big-root.qcow2");
+  auto defined = world_.Cli({"vm", "define", "big", "--volume",
+                             absl::StrCat("name=root,path=", root, ",boot"), "--volume",
+                             absl::StrCat("name=data,path=", data)});
+  ASSERT_EQ(defined->status.code, 0) << defined->output;
+  auto full = world_.Cli({"snapshot", "create", "big"});
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->status.code, 9) << full->output;
+  EXPECT_TRUE(Contains(full->output, "space")) << full->output;
+  auto verify = world_.Cli({"repo", "verify"});
+  EXPECT_EQ(verify->status.code, 0) << verify->output;
 }
 
 }  // namespace

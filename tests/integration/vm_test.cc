@@ -278,6 +278,25 @@ TEST_F(VmIntegrationTest, AttachDiscoversDisksOfAQemuStartedElsewhere) {
   auto start = world_.Cli({"vm", "start", "ext01"});
   EXPECT_EQ(start->status.code, 4) << start->output;
   EXPECT_TRUE(Contains(start->output, "attached")) << start->output;
+
+  // The guest powers itself off while nothing of stillpoint's watches: how it stopped is not
+  // known, so the VM is "stopped", not "stopped-dirty"; its disks' journals then tell.
+  {
+    auto agent = world_.app().runtime().ConnectAgent(*vm);
+    ASSERT_TRUE(agent.ok()) << agent.status();
+    ASSERT_TRUE((*agent)->Sync(Millis(5000)).ok());
+    ASSERT_TRUE((*agent)->Shutdown("powerdown").ok());
+  }
+  auto ended = WaitChild(*qemu, Deadline::In(Millis(60'000)));
+  ASSERT_TRUE(ended.ok() && ended->has_value()) << "the guest did not power off";
+  auto stopped = world_.app().GetVm("ext01");
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_EQ(stopped->state, PowerState::kStopped) << stopped->state_reason;
+  EXPECT_TRUE(Contains(stopped->state_reason, "not known")) << stopped->state_reason;
+  auto point = world_.Cli({"snapshot", "create", "ext01", "--json"});
+  ASSERT_EQ(point->status.code, 0) << point->output;
+  EXPECT_TRUE(Contains(point->output, "\"power_state\": \"stopped\"")) << point->output;
+  EXPECT_TRUE(Contains(point->output, "journal(s) are clean")) << point->output;
 }
 
 }  // namespace
