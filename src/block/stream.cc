@@ -199,6 +199,19 @@ class Streamer {
 
 }  // namespace
 
+StatusOr<uint64_t> BytesToRead(BlockSource& source, uint32_t chunk_size,
+                               const StreamOptions& options) {
+  ExtentCursor extents(source);
+  uint64_t total = 0;
+  for (uint64_t begin = 0; begin < source.size(); begin += chunk_size) {
+    uint64_t end = std::min<uint64_t>(source.size(), begin + chunk_size);
+    bool all_zero = false, any_dirty = false;
+    SP_RETURN_IF_ERROR(extents.Classify(begin, end, &all_zero, &any_dirty));
+    if (!all_zero && (!options.incremental || any_dirty)) total += end - begin;
+  }
+  return total;
+}
+
 StatusOr<StreamStats> StreamVolume(BlockSource& source, uint32_t chunk_size,
                                    const StreamOptions& options, const ChunkSink& sink,
                                    const StreamProgress& progress) {

@@ -56,6 +56,12 @@ StatusOr<StreamStats> StreamVolume(BlockSource& source, uint32_t chunk_size,
                                    const StreamOptions& options, const ChunkSink& sink,
                                    const StreamProgress& progress = nullptr);
 
+// How many bytes StreamVolume would read from `source` with these settings (the chunks that are
+// neither all holes nor, for an incremental, clean), from block status alone: a progress
+// display's honest total. Errors are the source's.
+StatusOr<uint64_t> BytesToRead(BlockSource& source, uint32_t chunk_size,
+                               const StreamOptions& options);
+
 // True when all `length` bytes at `data` are zero.
 bool IsAllZero(const char* data, size_t length);
 

@@ -117,6 +117,20 @@ TEST(StreamVolumeTest, IncrementalReusesCleanChunks) {
   EXPECT_EQ(stats->bytes_reused, kChunk + kChunk / 2);
 }
 
+TEST(StreamVolumeTest, BytesToReadIsWhatTheStreamReads) {
+  for (bool incremental : {false, true}) {
+    FakeSource source = MakeVolume(incremental);
+    StreamOptions options;
+    options.incremental = incremental;
+    auto expected = BytesToRead(source, kChunk, options);
+    ASSERT_TRUE(expected.ok()) << expected.status();
+    Received received;
+    auto stats = StreamVolume(source, kChunk, options, Collect(received));
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(*expected, stats->bytes_read) << "incremental=" << incremental;
+  }
+}
+
 TEST(StreamVolumeTest, ReadErrorNamesOffsetAndStops) {
   FakeSource source = MakeVolume(false);
   source.fail_at_ = 3 * kChunk + 5;

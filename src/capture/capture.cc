@@ -91,6 +91,7 @@ struct VolumeWork {
   VolumeRecord record;
   uint64_t size = 0;
   uint64_t estimate = 0;  // upper bound of what it may add to the repository
+  uint64_t to_read = 0;   // what the stream is expected to read: allocated, or dirty bytes
   bool incremental = false;
   std::string prev_bitmap;
   std::string new_bitmap;
@@ -118,6 +119,9 @@ class Capture {
   StatusOr<CaptureResult> RunStopped();
   Status FreezeAndCut(LiveCut* cut);
   Status StreamVolume(block::BlockSource* source, VolumeWork& work);
+  using SourceOpener = std::function<StatusOr<std::unique_ptr<block::BlockSource>>(
+      const VolumeWork&, block::ConnectOptions)>;
+  Status StreamAll(const SourceOpener& open);
   void TruthCheck(block::BlockSource* source, const VolumeWork& work);
   StatusOr<CaptureResult> Commit();
   Status Fail(const Status& status);
@@ -533,16 +537,40 @@ Status Capture::StreamVolume(block::BlockSource* source, VolumeWork& work) {
     return absl::InternalError("unknown chunk kind");
   };
   uint64_t total = 0;
-  for (const VolumeWork& w : volumes_) total += w.size;
+  for (const VolumeWork& w : volumes_) total += w.to_read;
+  // Progress counts what is read (holes and reused chunks cost nothing), so the ETA holds.
   auto report = [&](const block::StreamStats& done) {
-    uint64_t volume_done = std::min(done.volume_size, done.chunks_done * chunk_size);
+    uint64_t volume_done = std::min(done.bytes_read, work.to_read);
     all_done_ = base + volume_done;
     if (progress_) progress_({work.record.name, volume_done, total, all_done_});
   };
   SP_ASSIGN_OR_RETURN(block::StreamStats stats,
                       block::StreamVolume(*source, chunk_size, options, sink, report));
   result_.read_bytes += stats.bytes_read;
-  all_done_ = base + source->size();
+  all_done_ = base + work.to_read;
+  if (progress_) progress_({work.record.name, work.to_read, total, all_done_});
+  return absl::OkStatus();
+}
+
+// Opens every selected volume first, so that the progress total (what will be read, from block
+// status) is known before the first byte moves; then streams them one after the other.
+Status Capture::StreamAll(const SourceOpener& open) {
+  std::vector<std::unique_ptr<block::BlockSource>> sources;
+  block::StreamOptions stream_options;
+  for (VolumeWork& w : volumes_) {
+    block::ConnectOptions options;
+    options.label = absl::StrCat("volume '", w.record.name, "' of ", Label(vm_));
+    SP_ASSIGN_OR_RETURN(auto source, open(w, options));
+    stream_options.incremental = w.incremental;
+    SP_ASSIGN_OR_RETURN(w.to_read, block::BytesToRead(*source, context_.repo->config().chunk_size,
+                                                      stream_options));
+    sources.push_back(std::move(source));
+  }
+  for (size_t i = 0; i < volumes_.size(); ++i) {
+    SP_RETURN_IF_ERROR(StreamVolume(sources[i].get(), volumes_[i]));
+    if (plan_.target == Consistency::kApplication) TruthCheck(sources[i].get(), volumes_[i]);
+    sources[i].reset();  // a stopped VM's qemu-nbd ends with it
+  }
   return absl::OkStatus();
 }
 
@@ -688,14 +716,10 @@ StatusOr<CaptureResult> Capture::RunLive() {
   agent_.reset();
   SP_RETURN_IF_ERROR(cut.Export());
   auto stream_at = std::chrono::steady_clock::now();
-  for (VolumeWork& w : volumes_) {
-    block::ConnectOptions options;
+  SP_RETURN_IF_ERROR(StreamAll([&](const VolumeWork& w, block::ConnectOptions options) {
     options.dirty_bitmap = w.prev_bitmap;
-    options.label = absl::StrCat("volume '", w.record.name, "' of ", Label(vm_));
-    SP_ASSIGN_OR_RETURN(auto source, block::ConnectNbdUnix(cut.nbd_socket(), w.record.name, options));
-    SP_RETURN_IF_ERROR(StreamVolume(source.get(), w));
-    if (plan_.target == Consistency::kApplication) TruthCheck(source.get(), w);
-  }
+    return block::ConnectNbdUnix(cut.nbd_socket(), w.record.name, options);
+  }));
   result_.timings.stream_ms = MillisSince(stream_at);
   SP_ASSIGN_OR_RETURN(CaptureResult result, Commit());
   Status torn_down = cut.Teardown(true);
@@ -710,13 +734,9 @@ StatusOr<CaptureResult> Capture::RunStopped() {
   result_.timings.preflight_ms = MillisSince(start_);
   SP_RETURN_IF_ERROR(Begin());
   auto stream_at = std::chrono::steady_clock::now();
-  for (VolumeWork& w : volumes_) {
-    block::ConnectOptions options;
-    options.label = absl::StrCat("volume '", w.record.name, "' of ", Label(vm_));
-    SP_ASSIGN_OR_RETURN(auto source, block::OpenImage(w.record.path, w.record.format, options));
-    SP_RETURN_IF_ERROR(StreamVolume(source.get(), w));
-    if (plan_.target == Consistency::kApplication) TruthCheck(source.get(), w);
-  }
+  SP_RETURN_IF_ERROR(StreamAll([&](const VolumeWork& w, const block::ConnectOptions& options) {
+    return block::OpenImage(w.record.path, w.record.format, options);
+  }));
   result_.timings.stream_ms = MillisSince(stream_at);
   return Commit();
 }

@@ -37,10 +37,12 @@ struct CaptureRequest {
   Millis freeze_deadline{0};
 };
 
+// Bytes to read, not volume sizes: what is allocated (a full) or dirty (an incremental), an
+// estimate made before the stream starts; holes and reused chunks take no time and count nothing.
 struct Progress {
   std::string volume;
-  uint64_t done_bytes = 0;   // of the volume being captured
-  uint64_t total_bytes = 0;  // of all selected volumes
+  uint64_t done_bytes = 0;   // read so far of the volume being captured
+  uint64_t total_bytes = 0;  // expected to be read from all selected volumes
   uint64_t all_done_bytes = 0;
 };
 using ProgressFn = std::function<void(const Progress&)>;

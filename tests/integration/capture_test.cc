@@ -477,5 +477,32 @@ TEST_F(CaptureTest, FullDiskFailsWithOutOfSpace) {
   EXPECT_EQ(verify->status.code, 0) << verify->output;
 }
 
+TEST_F(CaptureTest, ProgressCountsWhatIsRead) {
+  Boot();
+  for (bool incremental : {false, true}) {
+    std::vector<capture::Progress> seen;
+    capture::CaptureRequest request;
+    request.vm = "web01";
+    auto point = world_.app().CreateSnapshot(
+        request, [&](const capture::Progress& progress) { seen.push_back(progress); });
+    ASSERT_TRUE(point.ok()) << point.status();
+    ASSERT_EQ(point->incremental, incremental);
+    ASSERT_FALSE(seen.empty());
+    uint64_t total = seen.front().total_bytes;
+    for (size_t i = 0; i < seen.size(); ++i) {
+      EXPECT_EQ(seen[i].total_bytes, total);
+      EXPECT_LE(seen[i].all_done_bytes, total);
+      if (i > 0) {
+        EXPECT_GE(seen[i].all_done_bytes, seen[i - 1].all_done_bytes);
+      }
+    }
+    EXPECT_EQ(seen.back().all_done_bytes, total) << "progress ends at its total";
+    // The guest's disks are mostly holes: the total is what is read, not their virtual size.
+    EXPECT_LT(total, point->logical_bytes / 4) << "incremental=" << incremental;
+    EXPECT_LE(point->read_bytes, total + point->logical_bytes / 16)
+        << "the estimate must not be far below what was read";
+  }
+}
+
 }  // namespace
 }  // namespace sp
