@@ -117,7 +117,7 @@ void AddRestore(CLI::App& vm_cmd, Context& context) {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
       SP_ASSIGN_OR_RETURN(catalog::VmRecord vm, app->GetVm(args->vm));
-      restore::InPlaceRequest request{args->point, args->volumes};
+      restore::InPlaceRequest request{args->point, args->volumes, app->paths().run_root};
       auto result = restore::RestoreInPlace(*repo, vm, request);
       if (!result.ok()) {
         (void)app->catalog().AddEvent(&vm, "vm.restore-failed",

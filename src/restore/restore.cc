@@ -6,6 +6,7 @@
 #include <set>
 
 #include "absl/strings/str_join.h"
+#include "platform/fault.h"
 #include "platform/files.h"
 #include "vm/images.h"
 #include "vm/machine.h"
@@ -195,6 +196,10 @@ StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog
 
 StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::VmRecord& vm,
                                        const InPlaceRequest& request) {
+  std::unique_ptr<FileLock> disks;
+  if (!request.run_root.empty()) {
+    SP_ASSIGN_OR_RETURN(disks, vm::LockVmDisks(vm, request.run_root));
+  }
   SP_RETURN_IF_ERROR(CheckStopped(vm));
   SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo.GetRecoveryPoint(request.point_id));
   SP_ASSIGN_OR_RETURN(auto volumes, SelectVolumes(vm, manifest, request.volumes));
@@ -219,7 +224,9 @@ StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::Vm
                         MaterializeVolume(repo, manifest.id, volumes[i]->name, fresh[i], format));
     result.volumes.push_back({volumes[i]->name, volumes[i]->path, stats});
   }
-  // The VM may have been started while the images were written.
+  FaultPoint("restore.written");
+  // The VM may have been started while the images were written (by something that does not
+  // take the disk lock: another tool).
   SP_RETURN_IF_ERROR(CheckStopped(vm));
   SP_RETURN_IF_ERROR(SwapIn(volumes, fresh, saved));
   swapped = true;

@@ -57,6 +57,9 @@ StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog
 struct InPlaceRequest {
   std::string point_id;
   std::vector<std::string> volumes;  // empty: every volume of the point the VM has
+  // When set, the VM's disk lock (vm::LockVmDisks) under this run root is held throughout, so
+  // `vm start` cannot start the VM on images about to be swapped.
+  std::string run_root;
 };
 
 struct InPlaceResult {

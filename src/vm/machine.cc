@@ -165,6 +165,18 @@ StatusOr<RunPaths> RunPathsFor(const VmRecord& vm, const std::string& run_root) 
   return paths;
 }
 
+StatusOr<std::unique_ptr<FileLock>> LockVmDisks(const VmRecord& vm, const std::string& run_root) {
+  std::string dir = absl::StrCat(run_root, "/", vm.uuid.substr(0, 8));
+  SP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
+  auto lock = FileSystem::Posix()->TryLock(dir + "/disks.lock");
+  if (absl::IsFailedPrecondition(lock.status())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "VM '", vm.name, "' is being started or restored by another stillpoint command; try "
+        "again when it has finished"));
+  }
+  return lock;
+}
+
 CaptureFiles CaptureFilesFor(const VmRecord& vm, const std::string& run_root) {
   CaptureFiles files;
   files.dir = run_root + "/capture";

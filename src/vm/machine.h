@@ -6,6 +6,7 @@
 #include <string>
 
 #include "catalog/records.h"
+#include "platform/file_system.h"
 #include "platform/status.h"
 
 namespace sp::vm {
@@ -42,6 +43,11 @@ struct RunPaths {
 
 // The run paths of `vm` under `run_root`; InvalidArgument when a socket path would be too long.
 StatusOr<RunPaths> RunPathsFor(const VmRecord& vm, const std::string& run_root);
+
+// Held while a VM's disks may change hands: by `vm start` until QEMU runs (and holds its image
+// locks itself) and by a restore in place throughout, so neither can start inside the other.
+// FailedPrecondition, saying what to do, when another command holds it.
+StatusOr<std::unique_ptr<FileLock>> LockVmDisks(const VmRecord& vm, const std::string& run_root);
 
 // Where the captures of a VM keep their lock, scratch directories and sockets (capture/ writes
 // them; the VM's monitor reads them to resume a VM a killed capture left paused).

@@ -214,6 +214,7 @@ void ResumeAbandonedPause(qmp::Client* qmp, catalog::Catalog* catalog, const VmR
 
 Status Runtime::Start(const VmRecord& vm) {
   SP_RETURN_IF_ERROR(RequireManaged(vm, "start"));
+  SP_ASSIGN_OR_RETURN(std::unique_ptr<FileLock> disks, LockVmDisks(vm, options_.run_root));
   SP_ASSIGN_OR_RETURN(VmRecord current, Refresh(vm));
   if (current.state == PowerState::kRunning) {
     return absl::FailedPreconditionError(

@@ -14,6 +14,8 @@
 #include <set>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -289,6 +291,31 @@ TEST_F(InterruptionTest, ConcurrentFirstCapturesOfAStoppedVm) {
     EXPECT_FALSE(Contains(entry.path().filename().string(), "repo.new-"))
         << "a losing first command left " << entry.path();
   }
+}
+
+// `vm start` while a restore in place of the VM is writing its images is refused, and the restore
+// finishes untouched; afterwards the VM starts.
+TEST_F(InterruptionTest, StartIsRefusedWhileARestoreRuns) {
+  ASSERT_NO_FATAL_FAILURE(Boot());
+  auto point = world_.Cli({"snapshot", "create", "web01", "--json"});
+  ASSERT_EQ(point->status.code, 0) << point->output;
+  std::string id = nlohmann::json::parse(point->output).value("id", "");
+  ASSERT_EQ(world_.Cli({"vm", "stop", "web01"})->status.code, 0);
+  SpawnOptions spawn;
+  spawn.stdout_path = spawn.stderr_path = world_.dir() + "/restore.out";
+  spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
+                     {"STILLPOINT_RUN_DIR", world_.paths().run_root},
+                     {"STILLPOINT_FAULT_AT", "restore.written:stop"}};
+  auto restore = Spawn({testing::StillpointBinary(), "vm", "restore", "web01", id}, spawn);
+  ASSERT_TRUE(restore.ok());
+  ASSERT_TRUE(WaitStopped(*restore)) << ReadFile(world_.dir() + "/restore.out").value_or("");
+  auto start = world_.Cli({"vm", "start", "web01"});
+  EXPECT_EQ(start->status.code, 4) << start->output;
+  EXPECT_TRUE(Contains(start->output, "being started or restored")) << start->output;
+  ASSERT_TRUE(SendSignal(*restore, SIGCONT).ok());
+  EXPECT_TRUE(Wait(*restore).success()) << ReadFile(world_.dir() + "/restore.out").value_or("");
+  ASSERT_EQ(world_.Cli({"vm", "start", "web01"})->status.code, 0);
+  ASSERT_TRUE(world_.WaitForAgent(vm_, kBootTimeout).ok());
 }
 
 }  // namespace
