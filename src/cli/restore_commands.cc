@@ -220,6 +220,7 @@ struct ExportArgs {
   std::string point;
   std::string dir;
   std::string format = "qcow2";
+  std::string mode = "0600";
   std::vector<std::string> volumes;
 };
 
@@ -231,6 +232,10 @@ void AddExport(CLI::App& snapshot, Context& context) {
   exp->add_option("dir", args->dir, "directory to write (e.g. on an NFS/SMB mount)")->required();
   exp->add_option("--format", args->format, "image format: qcow2 or raw")->capture_default_str();
   exp->add_option("--volume", args->volumes, "export only these volumes (repeatable)");
+  exp->add_option("--mode", args->mode,
+                  "mode of the files written, e.g. 0640 to let the group read them "
+                  "(directories created get the matching x bits)")
+      ->capture_default_str();
   exp->add_flag("--json", context.json, "print JSON");
   exp->callback([args, &context] {
     context.action = [args, &context]() -> Status {
@@ -241,6 +246,7 @@ void AddExport(CLI::App& snapshot, Context& context) {
       request.dir = args->dir;
       request.volumes = args->volumes;
       SP_ASSIGN_OR_RETURN(request.format, restore::ParseImageFormat(args->format));
+      SP_ASSIGN_OR_RETURN(request.file_mode, restore::ParseExportMode(args->mode));
       SP_ASSIGN_OR_RETURN(restore::ExportResult result, restore::ExportPoint(*repo, request));
       for (const std::string& warning : result.warnings) {
         std::cerr << "stillpoint: warning: " << warning << "\n";

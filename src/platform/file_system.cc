@@ -12,6 +12,7 @@
 #include <chrono>
 
 #include "absl/strings/str_format.h"
+#include "platform/files.h"
 #include "platform/unix_socket.h"
 
 namespace sp {
@@ -137,7 +138,7 @@ int64_t TimespecMicros(const struct timespec& time) {
 class PosixFileSystem final : public FileSystem {
  public:
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, kOwnerFileMode);
     if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create ", path));
     return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
   }
@@ -158,7 +159,7 @@ class PosixFileSystem final : public FileSystem {
     return absl::OkStatus();
   }
   Status CreateDir(const std::string& path) override {
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    if (::mkdir(path.c_str(), kOwnerDirMode) != 0 && errno != EEXIST) {
       return ErrnoStatus(errno, absl::StrCat("create directory ", path));
     }
     return absl::OkStatus();
@@ -190,7 +191,7 @@ class PosixFileSystem final : public FileSystem {
     struct stat info {};
     if (::stat(path.c_str(), &info) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
     return FileInfo{static_cast<uint64_t>(info.st_size), TimespecMicros(info.st_mtim),
-                    S_ISDIR(info.st_mode)};
+                    S_ISDIR(info.st_mode), info.st_mode & 07777u};
   }
   Status Touch(const std::string& path) override {
     if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0) {
@@ -199,7 +200,7 @@ class PosixFileSystem final : public FileSystem {
     return absl::OkStatus();
   }
   StatusOr<std::unique_ptr<FileLock>> TryLock(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kOwnerFileMode);
     if (fd < 0) return ErrnoStatus(errno, absl::StrCat("open lock ", path));
     UniqueFd owned(fd);
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -445,11 +446,11 @@ StatusOr<std::vector<std::string>> MemFileSystem::ListDir(const std::string& raw
 StatusOr<FileInfo> MemFileSystem::Stat(const std::string& raw) {
   std::string path = Normalize(raw);
   std::lock_guard<std::mutex> lock(state_->mutex);
-  if (state_->dirs.count(path) != 0) return FileInfo{0, 0, true};
+  if (state_->dirs.count(path) != 0) return FileInfo{0, 0, true, kOwnerDirMode};
   SP_MEM_FIND_DIR_(dir, path);
   auto it = dir.live.find(BaseName(path));
   if (it == dir.live.end()) return absl::NotFoundError(absl::StrCat("stat ", path));
-  return FileInfo{it->second->data.size(), it->second->modified, false};
+  return FileInfo{it->second->data.size(), it->second->modified, false, kOwnerFileMode};
 }
 
 Status MemFileSystem::Touch(const std::string& raw) {

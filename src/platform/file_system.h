@@ -62,13 +62,15 @@ struct FileInfo {
   uint64_t size = 0;
   int64_t modified_micros = 0;  // on the file system's own clock
   bool is_directory = false;
+  uint32_t mode = 0;  // permission bits (e.g. 0600)
 };
 
 class FileSystem {
  public:
   virtual ~FileSystem() = default;
 
-  // Creates (or truncates) `path` for writing. The caller owns the result.
+  // Creates (or truncates) `path` for writing, readable and writable by the owner only (0600):
+  // recovery points hold everything the guests hold. The caller owns the result.
   virtual StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   // Opens an existing file for reading. NotFound when it does not exist.
   virtual StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
@@ -78,7 +80,7 @@ class FileSystem {
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   // Removes a file. NotFound when it does not exist.
   virtual Status DeleteFile(const std::string& path) = 0;
-  // Creates one directory; OK when it already exists.
+  // Creates one directory for the owner only (0700); OK when it already exists.
   virtual Status CreateDir(const std::string& path) = 0;
   // Removes an empty directory.
   virtual Status DeleteDir(const std::string& path) = 0;

@@ -3,6 +3,10 @@
 #include <algorithm>
 
 #include "gtest/gtest.h"
+#include <unistd.h>
+
+#include "platform/files.h"
+#include "testing/scoped_umask.h"
 #include "testing/temp_dir.h"
 
 namespace sp {
@@ -114,6 +118,62 @@ TEST(PosixFileSystemTest, DurableWriteReadListStatLock) {
   ASSERT_TRUE(lock.ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(fs->TryLock(JoinPath(dir.path(), "lock")).status()));
   EXPECT_TRUE(absl::IsNotFound(fs->DeleteFile(JoinPath(dir.path(), "missing"))));
+}
+
+TEST(PosixFileSystemTest, CreatesForTheOwnerOnlyWhateverTheUmask) {
+  testing::TempDir dir;
+  testing::ScopedUmask open_umask(0);
+  FileSystem* fs = FileSystem::Posix();
+  std::string sub = JoinPath(dir.path(), "a/b");
+  ASSERT_TRUE(fs->CreateDirs(sub).ok());
+  ASSERT_TRUE(fs->WriteFileDurably(JoinPath(sub, "f"), "x").ok());
+  auto lock = fs->TryLock(JoinPath(sub, "lock"));
+  ASSERT_TRUE(lock.ok());
+  EXPECT_EQ(testing::ModeOf(JoinPath(dir.path(), "a").c_str()), 0700u);
+  EXPECT_EQ(testing::ModeOf(sub.c_str()), 0700u);
+  EXPECT_EQ(testing::ModeOf(JoinPath(sub, "f").c_str()), 0600u);
+  EXPECT_EQ(testing::ModeOf(JoinPath(sub, "lock").c_str()), 0600u);
+  EXPECT_EQ(fs->Stat(JoinPath(sub, "f"))->mode, 0600u);
+}
+
+TEST(FilesTest, HelpersSetExactModesWhateverTheUmask) {
+  testing::TempDir dir;
+  testing::ScopedUmask open_umask(0);
+  std::string deep = dir.path() + "/x/y/z";
+  ASSERT_TRUE(MakeDirs(deep).ok());
+  for (const char* sub : {"/x", "/x/y", "/x/y/z"}) {
+    EXPECT_EQ(testing::ModeOf((dir.path() + sub).c_str()), 0700u) << sub;
+  }
+  ASSERT_TRUE(WriteFileAtomic(deep + "/state", "1").ok());
+  EXPECT_EQ(testing::ModeOf((deep + "/state").c_str()), 0600u);
+  ASSERT_TRUE(WriteFileAtomic(deep + "/shared", "1", 0640).ok());
+  EXPECT_EQ(testing::ModeOf((deep + "/shared").c_str()), 0640u);
+  auto fd = CreateNewFile(deep + "/new", 0640);
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  ::close(*fd);
+  EXPECT_EQ(testing::ModeOf((deep + "/new").c_str()), 0640u);
+  EXPECT_TRUE(absl::IsAlreadyExists(CreateNewFile(deep + "/new").status()));
+  // A directory that exists keeps the mode its owner gave it.
+  ASSERT_EQ(::chmod(deep.c_str(), 0755), 0);
+  ASSERT_TRUE(MakeDirs(deep + "/w", 0750).ok());
+  EXPECT_EQ(testing::ModeOf(deep.c_str()), 0755u);
+  EXPECT_EQ(testing::ModeOf((deep + "/w").c_str()), 0750u);
+}
+
+TEST(FilesTest, DirectoryModesFollowFileModes) {
+  EXPECT_EQ(DirModeFor(0600), 0700u);
+  EXPECT_EQ(DirModeFor(0640), 0750u);
+  EXPECT_EQ(DirModeFor(0644), 0755u);
+}
+
+TEST(FilesTest, WritableByOthersIsRefusedWithTheChmodToRun) {
+  EXPECT_TRUE(RefuseWritableByOthers("/r", 0755, "repository directory").ok());
+  Status group = RefuseWritableByOthers("/r/config", 0664, "repository config");
+  EXPECT_TRUE(absl::IsFailedPrecondition(group));
+  EXPECT_NE(group.message().find("/r/config is writable by its group (mode 0664)"),
+            absl::string_view::npos) << group;
+  EXPECT_NE(group.message().find("chmod go-w /r/config"), absl::string_view::npos);
+  EXPECT_FALSE(RefuseWritableByOthers("/k", 0602, "key file").ok());
 }
 
 }  // namespace

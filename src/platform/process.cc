@@ -13,6 +13,7 @@
 #include <fstream>
 #include <thread>
 
+#include "platform/files.h"
 #include "platform/unix_socket.h"
 
 namespace sp {
@@ -20,7 +21,7 @@ namespace {
 
 int OpenOutput(const std::string& path, bool append) {
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
-  return ::open(path.c_str(), flags, 0644);
+  return ::open(path.c_str(), flags, kOwnerFileMode);
 }
 
 // In the child after fork(): set up descriptors and exec. Never returns.

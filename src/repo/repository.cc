@@ -129,6 +129,10 @@ StatusOr<std::string> LoadMasterKey(const std::string& key_file, bool create) {
     ::close(fd);
     if (!ok) return ErrnoStatus(errno, absl::StrCat("write key file ", key_file));
   }
+  struct stat info {};
+  if (::stat(key_file.c_str(), &info) == 0) {
+    SP_RETURN_IF_ERROR(RefuseWritableByOthers(key_file, info.st_mode, "key file"));
+  }
   auto text = ReadFile(key_file);
   if (!text.ok()) return Annotate(text.status(), "read key file");
   absl::string_view hex = absl::StripAsciiWhitespace(*text);
@@ -148,6 +152,15 @@ internal::ChunkKeys DeriveKeys(absl::string_view master) {
 
 std::string KeyCheck(absl::string_view master) {
   return DigestHex(internal::HmacSha256(master, kKeyCheckText));
+}
+
+// A repository that group or others can write is not the owner's alone to trust.
+Status CheckRepositoryModes(FileSystem* fs, const std::string& path) {
+  SP_ASSIGN_OR_RETURN(FileInfo dir, fs->Stat(path));
+  SP_RETURN_IF_ERROR(RefuseWritableByOthers(path, dir.mode, "repository directory"));
+  std::string config_path = JoinPath(path, internal::kConfigFile);
+  SP_ASSIGN_OR_RETURN(FileInfo config, fs->Stat(config_path));
+  return RefuseWritableByOthers(config_path, config.mode, "repository config");
 }
 
 Status CreateLayout(FileSystem* fs, const std::string& path) {
@@ -227,6 +240,7 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
         "no repository in ", path, ": create one with `stillpoint repo init ", path, "`"));
   }
   if (!text.ok()) return text.status();
+  SP_RETURN_IF_ERROR(CheckRepositoryModes(options.fs, path));
   SP_ASSIGN_OR_RETURN(RepositoryConfig config, DecodeConfig(config_path, *text));
   std::optional<internal::ChunkKeys> keys;
   if (config.encrypted) {

@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "repo/internal/layout.h"
+#include "testing/scoped_umask.h"
 #include "testing/temp_dir.h"
 
 namespace sp::repo {
@@ -558,6 +559,66 @@ TEST(RepositoryProcessTest, WriterKilledMidWriteLeavesAVerifiableRepository) {
   EXPECT_EQ(gc->incomplete_points_removed, 1u);
   EXPECT_EQ(CountChunkFiles(path), 0u);
   EXPECT_TRUE(repo->Verify("")->ok());
+}
+
+// Every file and directory of the repository, with its permission bits.
+std::vector<std::pair<std::string, unsigned>> ModesUnder(const std::string& root) {
+  std::vector<std::pair<std::string, unsigned>> modes;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    modes.emplace_back(entry.path().string(), sp::testing::ModeOf(entry.path().c_str()));
+  }
+  return modes;
+}
+
+// Makes an encrypted repository at `dir`/repo with its key in `dir`/key; returns how to open it.
+OpenOptions InitEncrypted(const std::string& dir) {
+  InitOptions init;
+  init.chunk_size = kChunk;
+  init.encrypted = true;
+  init.key_file = dir + "/key";
+  Status made = Repository::Init(dir + "/repo", init);
+  EXPECT_TRUE(made.ok()) << made;
+  OpenOptions options;
+  options.key_file = init.key_file;
+  return options;
+}
+
+TEST(RepositoryModesTest, EverythingIsTheOwnersOnlyWhateverTheUmask) {
+  sp::testing::TempDir dir;
+  sp::testing::ScopedUmask open_umask(0);
+  std::string path = dir.path() + "/repo";
+  OpenOptions options = InitEncrypted(dir.path());
+  auto repo = *Repository::Open(path, options);
+  RecoveryPointRequest request;
+  request.vm = VmIdentity{"uuid-web01", "web01"};
+  auto writer = *repo->BeginRecoveryPoint(request);
+  ASSERT_TRUE((*writer->AddVolume("vda", kChunk))->PutChunk(0, MakeChunk(1, kChunk, 0)).ok());
+  ASSERT_TRUE(writer->Commit({}).ok());
+  repo.reset();
+  EXPECT_EQ(sp::testing::ModeOf(path.c_str()), 0700u);
+  EXPECT_EQ(sp::testing::ModeOf(options.key_file.c_str()), 0600u);
+  auto modes = ModesUnder(path);
+  EXPECT_GT(modes.size(), 260u);
+  for (const auto& [file, mode] : modes) {
+    EXPECT_EQ(mode & 077u, 0u) << file << " has mode " << std::oct << mode;
+  }
+}
+
+TEST(RepositoryModesTest, RepositoryOrKeyOthersCanWriteIsRefused) {
+  sp::testing::TempDir dir;
+  std::string path = dir.path() + "/repo";
+  OpenOptions options = InitEncrypted(dir.path());
+  ASSERT_TRUE(Repository::Open(path, options).ok());
+  for (const std::string& target : {path, path + "/" + internal::kConfigFile, options.key_file}) {
+    unsigned mode = sp::testing::ModeOf(target.c_str());
+    ASSERT_EQ(::chmod(target.c_str(), mode | 0020), 0);
+    auto refused = Repository::Open(path, options);
+    EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << target;
+    EXPECT_THAT(refused.status().message(), HasSubstr(target + " is writable by its group"));
+    EXPECT_THAT(refused.status().message(), HasSubstr("chmod go-w " + target));
+    ASSERT_EQ(::chmod(target.c_str(), mode), 0);
+  }
+  EXPECT_TRUE(Repository::Open(path, options).ok());
 }
 
 TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {

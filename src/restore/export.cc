@@ -290,6 +290,23 @@ std::vector<std::string> MissingMountedVolumes(const json& extras,
   return warnings;
 }
 
+StatusOr<unsigned> ParseExportMode(absl::string_view text) {
+  unsigned mode = 0;
+  bool octal = !text.empty() && text.size() <= 4 &&
+               text.find_first_not_of("01234567") == absl::string_view::npos;
+  for (char digit : text) mode = mode * 8 + static_cast<unsigned>(digit - '0');
+  if (!octal || mode > 0777) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--mode '", text, "' is not a file mode; write it in octal, e.g. 0600 or 0640"));
+  }
+  if ((mode & 0600) != 0600 || (mode & 0111) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--mode '", text, "': the owner must be able to read and write the files and nobody may "
+        "execute them; e.g. 0600 (owner only), 0640 (and the group may read)"));
+  }
+  return mode;
+}
+
 StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& request) {
   SP_ASSIGN_OR_RETURN(repo::Manifest point, repo.GetRecoveryPoint(request.point_id));
   std::vector<std::string> selected = request.volumes;
@@ -301,7 +318,7 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
   if (PathExists(manifest_path)) {
     return absl::AlreadyExistsError(absl::StrCat(dir, " already holds an export"));
   }
-  SP_RETURN_IF_ERROR(MakeDirs(dir));
+  SP_RETURN_IF_ERROR(MakeDirs(dir, DirModeFor(request.file_mode)));
   ExportResult result;
   result.warnings = MissingMountedVolumes(point.extras, selected);
   ExportManifest& manifest = result.manifest;
@@ -331,13 +348,16 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
       }
     }
     std::string path = dir + "/" + entry.file;
-    SP_RETURN_IF_ERROR(MaterializeVolume(repo, point.id, name, path, request.format).status());
+    SP_RETURN_IF_ERROR(
+        MaterializeVolume(repo, point.id, name, path, request.format, nullptr, request.file_mode)
+            .status());
     SP_ASSIGN_OR_RETURN(FileDigest digest, HashFile(path));
     entry.sha256 = digest.sha256;
     entry.file_bytes = digest.size;
     manifest.volumes.push_back(entry);
   }
-  SP_RETURN_IF_ERROR(WriteFileAtomic(manifest_path, EncodeExportManifest(manifest)));
+  SP_RETURN_IF_ERROR(
+      WriteFileAtomic(manifest_path, EncodeExportManifest(manifest), request.file_mode));
   return result;
 }
 

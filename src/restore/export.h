@@ -63,7 +63,13 @@ struct ExportRequest {
   std::string dir;                   // created when missing; must not hold an export yet
   ImageFormat format = ImageFormat::kQcow2;
   std::vector<std::string> volumes;  // empty: every volume of the point
+  // Mode of the files written (images, manifest); directories created get DirModeFor(it).
+  unsigned file_mode = kOwnerFileMode;
 };
+
+// An export's file mode as a user writes it ("0640", "640"): octal, the owner may read and write,
+// nobody may execute. InvalidArgument says what is wrong.
+StatusOr<unsigned> ParseExportMode(absl::string_view text);
 
 struct ExportResult {
   ExportManifest manifest;

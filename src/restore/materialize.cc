@@ -79,15 +79,15 @@ Status ForEachDataChunk(repo::VolumeStream& stream, uint64_t chunk_size,
   return absl::OkStatus();
 }
 
-// Streams the volume into a sparse raw file at `path` (created, must not exist).
+// Streams the volume into a sparse raw file at `path` (created with `mode`, must not exist).
 Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id,
-                      absl::string_view volume, const std::string& path,
+                      absl::string_view volume, const std::string& path, unsigned mode,
                       const MaterializeProgress& progress, MaterializeStats* stats) {
   SP_ASSIGN_OR_RETURN(auto reader, repo.OpenVolume(point_id, volume));
   SP_ASSIGN_OR_RETURN(auto stream, repo.OpenStream(point_id, volume));
   stats->size = reader->size();
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) return ErrnoStatus(errno, "create " + path);
+  SP_ASSIGN_OR_RETURN(int created, CreateNewFile(path, mode));
+  Fd fd(created);
   if (::ftruncate(fd.get(), static_cast<off_t>(stats->size)) != 0) {
     return ErrnoStatus(errno, "size " + path);
   }
@@ -167,14 +167,17 @@ class Qcow2Target {
   std::deque<Pending> pending_;
 };
 
-// Streams the volume into a new qcow2 image at `path` (must not exist): only non-zero chunks are
-// written, so the others stay unallocated clusters.
+// Streams the volume into a new qcow2 image at `path` (created with `mode`, must not exist): only
+// non-zero chunks are written, so the others stay unallocated clusters.
 Status WriteQcow2(repo::Repository& repo, absl::string_view point_id, absl::string_view volume,
-                  const std::string& path, const MaterializeProgress& progress,
+                  const std::string& path, unsigned mode, const MaterializeProgress& progress,
                   MaterializeStats* stats) {
   SP_ASSIGN_OR_RETURN(auto reader, repo.OpenVolume(point_id, volume));
   SP_ASSIGN_OR_RETURN(auto stream, repo.OpenStream(point_id, volume));
   stats->size = reader->size();
+  // qemu-img creates new files 0644; one that exists keeps its mode, so make it first.
+  SP_ASSIGN_OR_RETURN(int created, CreateNewFile(path, mode));
+  SP_RETURN_IF_ERROR(Fd(created).Close(path));
   SP_RETURN_IF_ERROR(RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", path,
                                    absl::StrCat(stats->size)},
                                   Deadline::In(Millis(60'000)))
@@ -203,7 +206,7 @@ StatusOr<ImageFormat> ParseImageFormat(absl::string_view text) {
 StatusOr<MaterializeStats> MaterializeVolume(repo::Repository& repo, absl::string_view point_id,
                                              absl::string_view volume, const std::string& path,
                                              ImageFormat format,
-                                             const MaterializeProgress& progress) {
+                                             const MaterializeProgress& progress, unsigned mode) {
   if (PathExists(path)) {
     return absl::AlreadyExistsError(absl::StrCat(path, " already exists; not overwriting it"));
   }
@@ -213,8 +216,8 @@ StatusOr<MaterializeStats> MaterializeVolume(repo::Repository& repo, absl::strin
   ::unlink(partial.c_str());
   auto cleanup = absl::MakeCleanup([&] { ::unlink(partial.c_str()); });
   Status written = format == ImageFormat::kRaw
-                       ? WriteSparseRaw(repo, point_id, volume, partial, progress, &stats)
-                       : WriteQcow2(repo, point_id, volume, partial, progress, &stats);
+                       ? WriteSparseRaw(repo, point_id, volume, partial, mode, progress, &stats)
+                       : WriteQcow2(repo, point_id, volume, partial, mode, progress, &stats);
   if (!written.ok()) {
     return Annotate(written, absl::StrCat("volume '", volume, "' of recovery point ", point_id));
   }

@@ -1,5 +1,6 @@
 #include "restore/restore.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,6 +27,13 @@ json RecordedVolume(const repo::Manifest& manifest, const std::string& name) {
     if (volume.is_object() && volume.value("name", "") == name) return volume;
   }
   return json::object();
+}
+
+// The restored image replaces one whose mode its owner chose: keep that mode.
+unsigned ModeToKeep(const std::string& image) {
+  struct stat info {};
+  if (::stat(image.c_str(), &info) != 0) return kOwnerFileMode;
+  return (info.st_mode & 0777u) | kOwnerFileMode;
 }
 
 // Removes the files in `paths` (best effort; used on the way out of a failed restore).
@@ -221,7 +229,8 @@ StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::Vm
     }
     SP_ASSIGN_OR_RETURN(ImageFormat format, ParseImageFormat(volumes[i]->format));
     SP_ASSIGN_OR_RETURN(MaterializeStats stats,
-                        MaterializeVolume(repo, manifest.id, volumes[i]->name, fresh[i], format));
+                        MaterializeVolume(repo, manifest.id, volumes[i]->name, fresh[i], format,
+                                          nullptr, ModeToKeep(volumes[i]->path)));
     result.volumes.push_back({volumes[i]->name, volumes[i]->path, stats});
   }
   FaultPoint("restore.written");

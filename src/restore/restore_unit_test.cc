@@ -84,6 +84,18 @@ TEST(ExportManifestTest, WarnsAboutMountedVolumesLeftOut) {
   EXPECT_TRUE(MissingMountedVolumes(json::object(), {"root"}).empty());
 }
 
+TEST(ExportModeTest, OctalWithOwnerReadWriteAndNoExecute) {
+  EXPECT_EQ(*ParseExportMode("0600"), 0600u);
+  EXPECT_EQ(*ParseExportMode("640"), 0640u);
+  EXPECT_EQ(*ParseExportMode("0644"), 0644u);
+  for (const char* bad : {"", "rw-r-----", "0700", "0400", "0648", "10600", "0x180", "0641"}) {
+    auto parsed = ParseExportMode(bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(parsed.status())) << bad;
+    EXPECT_NE(parsed.status().message().find("e.g. 06"), absl::string_view::npos)
+        << parsed.status();
+  }
+}
+
 TEST(DraftFromPointTest, NewIdentitySameShape) {
   repo::Manifest manifest;
   manifest.id = "p1";

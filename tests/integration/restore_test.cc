@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "absl/strings/strip.h"
 #include "platform/files.h"
 #include "restore/materialize.h"
+#include "testing/scoped_umask.h"
 #include "tests/integration/guest.h"
 
 namespace sp {
@@ -265,6 +267,43 @@ TEST_F(RestoreTest, TamperedExportsAreRefusedAndNothingIsAdded) {
   CommandResult imported = Cli(other, {"snapshot", "import", good});
   EXPECT_TRUE(imported.status.success()) << imported.output;
   EXPECT_EQ(PointCount(other), 1u);
+}
+
+TEST_F(RestoreTest, ImagesAndExportsAreTheOwnersOnlyUnlessAskedWhateverTheUmask) {
+  testing::ScopedUmask open_umask(0);  // the CLI inherits it: the modes must come from the code
+  ASSERT_TRUE(world_.DefineGuest("web01").ok());
+  std::string point = Snapshot(world_, "web01");
+  ASSERT_FALSE(point.empty());
+  std::string images = world_.dir() + "/shared/images";
+  CommandResult made = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy",
+                                    "--dir", images});
+  ASSERT_TRUE(made.status.success()) << made.output;
+  EXPECT_EQ(testing::ModeOf((world_.dir() + "/shared").c_str()), 0700u);
+  EXPECT_EQ(testing::ModeOf(images.c_str()), 0700u);
+  for (const char* image : {"/root.qcow2", "/data.qcow2"}) {
+    EXPECT_EQ(testing::ModeOf((images + image).c_str()), 0600u) << image;
+  }
+  std::string exported = world_.dir() + "/share/private";
+  ASSERT_TRUE(Cli(world_, {"snapshot", "export", point, exported, "--format", "raw"})
+                  .status.success());
+  EXPECT_EQ(testing::ModeOf(exported.c_str()), 0700u);
+  for (const char* file : {"/root.raw", "/data.raw", "/stillpoint-export.json"}) {
+    EXPECT_EQ(testing::ModeOf((exported + file).c_str()), 0600u) << file;
+  }
+  std::string group = world_.dir() + "/share/group";
+  ASSERT_TRUE(Cli(world_, {"snapshot", "export", point, group, "--mode", "0640"}).status.success());
+  EXPECT_EQ(testing::ModeOf(group.c_str()), 0750u);
+  for (const char* file : {"/root.qcow2", "/data.qcow2", "/stillpoint-export.json"}) {
+    EXPECT_EQ(testing::ModeOf((group + file).c_str()), 0640u) << file;
+  }
+  CommandResult executable =
+      Cli(world_, {"snapshot", "export", point, world_.dir() + "/x", "--mode", "0755"});
+  EXPECT_EQ(executable.status.code, 2) << executable.output;
+  EXPECT_FALSE(PathExists(world_.dir() + "/x"));
+  // Nothing in the repository is readable by anyone but its owner.
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(world_.paths().repo)) {
+    EXPECT_EQ(testing::ModeOf(entry.path().c_str()) & 077u, 0u) << entry.path();
+  }
 }
 
 TEST_F(RestoreTest, MountedVolumeReadsAsThePointAndRefusesWrites) {
