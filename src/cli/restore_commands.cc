@@ -39,6 +39,13 @@ void PrintVolumes(const std::vector<restore::VolumeResult>& volumes) {
   }
 }
 
+// Warnings go to stderr, so that stdout stays the result (and valid JSON with --json).
+void PrintWarnings(const std::vector<std::string>& warnings) {
+  for (const std::string& warning : warnings) {
+    std::cerr << "stillpoint: warning: " << warning << "\n";
+  }
+}
+
 // Keeps the catalog's index of recovery points in step with the repository.
 Status IndexPoint(app::App& app, const repo::Manifest& manifest) {
   SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app.catalog().db()));
@@ -77,10 +84,12 @@ void AddCreateFromSnapshot(CLI::App& vm_cmd, Context& context) {
                               [app](catalog::VmRecord draft) { return app->DefineVm(draft); }));
       (void)app->catalog().AddEvent(&result.vm, "vm.created-from-snapshot",
                                     "created from recovery point " + result.point_id);
+      PrintWarnings(result.warnings);
       if (args->start) SP_RETURN_IF_ERROR(app->StartVm(result.vm.name));
       if (context.json) {
         PrintJson({{"vm", app::VmToJson(result.vm)}, {"point", result.point_id},
-                   {"volumes", VolumesToJson(result.volumes)}, {"started", args->start}});
+                   {"volumes", VolumesToJson(result.volumes)}, {"started", args->start},
+                   {"warnings", result.warnings}});
         return absl::OkStatus();
       }
       std::vector<std::string> macs;
@@ -153,14 +162,6 @@ struct MountArgs {
   int port = 0;
 };
 
-// The boot volume recorded in the point, else its first volume.
-std::string DefaultVolume(const repo::Manifest& manifest) {
-  for (const auto& volume : manifest.extras.value("volumes", nlohmann::json::array())) {
-    if (volume.is_object() && volume.value("boot", false)) return volume.value("name", "");
-  }
-  return manifest.volumes.empty() ? "" : manifest.volumes.front().name;
-}
-
 Status Mount(Context& context, const MountArgs& args) {
   struct sigaction action {};
   action.sa_handler = RequestStop;
@@ -170,7 +171,7 @@ Status Mount(Context& context, const MountArgs& args) {
   SP_ASSIGN_OR_RETURN(app::App * app, context.App());
   SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
   SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(args.point));
-  std::string volume = args.volume.empty() ? DefaultVolume(manifest) : args.volume;
+  std::string volume = args.volume.empty() ? restore::BootVolumeName(manifest) : args.volume;
   restore::ServeOptions options;
   std::string tag = absl::StrCat("mount-", ::getpid());
   options.work_dir = app->paths().run_root + "/" + tag;
@@ -248,9 +249,7 @@ void AddExport(CLI::App& snapshot, Context& context) {
       SP_ASSIGN_OR_RETURN(request.format, restore::ParseImageFormat(args->format));
       SP_ASSIGN_OR_RETURN(request.file_mode, restore::ParseExportMode(args->mode));
       SP_ASSIGN_OR_RETURN(restore::ExportResult result, restore::ExportPoint(*repo, request));
-      for (const std::string& warning : result.warnings) {
-        std::cerr << "stillpoint: warning: " << warning << "\n";
-      }
+      PrintWarnings(result.warnings);
       if (context.json) {
         PrintJson({{"dir", args->dir}, {"point", result.manifest.point_id},
                    {"manifest", nlohmann::json::parse(restore::EncodeExportManifest(result.manifest))},

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -13,6 +15,7 @@
 #include "platform/file_system.h"
 #include "platform/files.h"
 #include "platform/process.h"
+#include "restore/internal/recorded_vm.h"
 
 namespace sp::restore {
 namespace {
@@ -146,6 +149,30 @@ StatusOr<ExportManifest> ParseObject(const json& root) {
   return manifest;
 }
 
+// `key` of `object` when it is a string, else "?" (for warnings, which must not fail).
+std::string TextOr(const json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "?";
+}
+
+// The filesystems ("/data (ext4)") the guest had mounted on each volume, as recorded at capture.
+std::map<std::string, std::vector<std::string>> MountsByVolume(const json& extras) {
+  std::map<std::string, std::vector<std::string>> mounts;
+  auto filesystems = extras.is_object() ? extras.find("guest_filesystems") : extras.end();
+  if (!extras.is_object() || filesystems == extras.end() || !filesystems->is_array()) {
+    return mounts;
+  }
+  for (const json& fs : *filesystems) {
+    auto volumes = fs.is_object() ? fs.find("volumes") : fs.end();
+    if (!fs.is_object() || volumes == fs.end() || !volumes->is_array()) continue;
+    std::string label = absl::StrCat(TextOr(fs, "mountpoint"), " (", TextOr(fs, "type"), ")");
+    for (const json& volume : *volumes) {
+      if (volume.is_string()) mounts[volume.get<std::string>()].push_back(label);
+    }
+  }
+  return mounts;
+}
+
 // `qemu-img info` of an image about to be imported: its format and virtual size must be the
 // manifest's, and it must stand alone (a backing or external data file could point anywhere).
 Status CheckImage(const std::string& path, const ExportVolume& volume) {
@@ -269,23 +296,29 @@ StatusOr<ExportManifest> ParseExportManifest(absl::string_view text) {
   }
 }
 
-std::vector<std::string> MissingMountedVolumes(const json& extras,
-                                               const std::vector<std::string>& selected) {
-  std::vector<std::string> warnings;
+std::vector<std::string> LeftOutVolumes(const json& extras, const std::vector<std::string>& selected,
+                                        absl::string_view target) {
   std::set<std::string> chosen(selected.begin(), selected.end());
-  const json filesystems = extras.value("guest_filesystems", json::array());
-  if (!filesystems.is_array()) return warnings;
-  for (const json& fs : filesystems) {
-    if (!fs.is_object()) continue;
-    const json volumes = fs.value("volumes", json::array());
-    if (!volumes.is_array()) continue;
-    for (const json& volume : volumes) {
-      if (!volume.is_string() || chosen.count(volume.get<std::string>()) > 0) continue;
-      warnings.push_back(absl::StrCat(
-          "volume '", volume.get<std::string>(), "' held ", fs.value("mountpoint", "?"), " (",
-          fs.value("type", "?"), "), which the guest had mounted, and is not in the export: "
-          "a VM made from it may not boot cleanly"));
-    }
+  std::map<std::string, std::vector<std::string>> mounts = MountsByVolume(extras);
+  std::vector<std::string> names;  // the VM's volumes, then any other that held a filesystem
+  auto vm = internal::ReadRecordedVm(extras, "");
+  if (vm.ok()) {
+    for (const internal::RecordedVolume& volume : vm->volumes) names.push_back(volume.name);
+  }
+  for (const auto& [name, labels] : mounts) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  std::vector<std::string> warnings;
+  for (const std::string& name : names) {
+    if (chosen.count(name) > 0) continue;
+    auto mounted = mounts.find(name);
+    warnings.push_back(
+        mounted == mounts.end()
+            ? absl::StrCat("volume '", name, "' of the VM is not in ", target,
+                           ": a VM made from it has no such disk")
+            : absl::StrCat("volume '", name, "' held ", absl::StrJoin(mounted->second, ", "),
+                           ", which the guest had mounted, and is not in ", target,
+                           ": a VM made from it may not boot cleanly"));
   }
   return warnings;
 }
@@ -320,7 +353,7 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
   }
   SP_RETURN_IF_ERROR(MakeDirs(dir, DirModeFor(request.file_mode)));
   ExportResult result;
-  result.warnings = MissingMountedVolumes(point.extras, selected);
+  result.warnings = LeftOutVolumes(point.extras, selected, "the export");
   ExportManifest& manifest = result.manifest;
   manifest.point_id = point.id;
   manifest.vm_id = point.vm_id;
@@ -342,11 +375,8 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
     entry.format = request.format;
     entry.file = absl::StrCat(name, ".", ImageFormatName(request.format));
     entry.size = volume->size;
-    for (const json& recorded : point.extras.value("volumes", json::array())) {
-      if (recorded.is_object() && recorded.value("name", "") == name) {
-        entry.boot = recorded.value("boot", false);
-      }
-    }
+    SP_ASSIGN_OR_RETURN(auto recorded, internal::FindRecordedVolume(point.extras, point.id, name));
+    entry.boot = recorded.has_value() && recorded->boot;
     std::string path = dir + "/" + entry.file;
     SP_RETURN_IF_ERROR(
         MaterializeVolume(repo, point.id, name, path, request.format, nullptr, request.file_mode)

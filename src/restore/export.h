@@ -80,9 +80,12 @@ struct ExportResult {
 // AlreadyExists when `dir` already holds an export or one of its image files.
 StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& request);
 
-// Guest filesystems (recorded at capture) on volumes that `selected` leaves out, as warnings.
-std::vector<std::string> MissingMountedVolumes(const nlohmann::json& extras,
-                                               const std::vector<std::string>& selected);
+// Volumes of the point's VM (as recorded at capture) that `selected` leaves out, as warnings that
+// say they are not in `target` ("the export"); those on which the guest had a filesystem mounted
+// name it. Never fails: a malformed record only gives fewer warnings.
+std::vector<std::string> LeftOutVolumes(const nlohmann::json& extras,
+                                        const std::vector<std::string>& selected,
+                                        absl::string_view target);
 
 struct ImportResult {
   std::string point_id;  // the new recovery point

@@ -9,6 +9,8 @@
 #include "absl/strings/str_join.h"
 #include "platform/fault.h"
 #include "platform/files.h"
+#include "restore/export.h"
+#include "restore/internal/recorded_vm.h"
 #include "vm/images.h"
 #include "vm/machine.h"
 
@@ -16,18 +18,6 @@ namespace sp::restore {
 namespace {
 
 using nlohmann::json;
-
-// The recorded VM configuration's entry for volume `name` in the point's "volumes" extras.
-json RecordedVolume(const repo::Manifest& manifest, const std::string& name) {
-  for (const json& volume : manifest.extras.value("volumes", json::array())) {
-    if (volume.is_object() && volume.value("name", "") == name) return volume;
-  }
-  for (const json& volume : manifest.extras.value("vm", json::object())
-                                .value("volumes", json::array())) {
-    if (volume.is_object() && volume.value("name", "") == name) return volume;
-  }
-  return json::object();
-}
 
 // The restored image replaces one whose mode its owner chose: keep that mode.
 unsigned ModeToKeep(const std::string& image) {
@@ -119,54 +109,65 @@ Status SwapIn(const std::vector<const catalog::VolumeRecord*>& volumes,
   return status;
 }
 
-}  // namespace
-
-StatusOr<catalog::VmRecord> DraftFromPoint(
-    const repo::Manifest& manifest, const std::string& name, const std::string& dir,
-    ImageFormat format, const std::function<StatusOr<bool>(const std::string&)>& mac_in_use) {
-  const json config = manifest.extras.value("vm", json());
-  if (!config.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "recovery point ", manifest.id, " records no VM configuration; cannot make a VM of it"));
-  }
-  catalog::VmRecord draft;
-  draft.name = name;
-  draft.uuid = vm::NewUuid();
-  draft.vcpus = config.value("vcpus", 1);
-  draft.memory_mib = config.value("memory_mib", int64_t{512});
-  draft.firmware = config.value("firmware", std::string("bios"));
-  draft.agent = config.value("guest_agent", true);
-  draft.policy = config.value("consistency_policy", std::string("prefer-app"));
-  const json kernel = config.value("kernel", json::object());
-  draft.kernel = kernel.value("kernel", "");
-  draft.initrd = kernel.value("initrd", "");
-  draft.append = kernel.value("append", "");
+// New MACs for the recorded NICs: none that a recorded NIC had or that `mac_in_use` reports.
+StatusOr<std::vector<catalog::NicRecord>> NewNics(
+    const std::vector<internal::RecordedNic>& recorded,
+    const std::function<StatusOr<bool>(const std::string&)>& mac_in_use) {
   std::set<std::string> taken;
-  for (const json& nic : config.value("nics", json::array())) {
-    if (nic.is_object()) taken.insert(nic.value("mac", ""));
-  }
-  for (const json& nic : config.value("nics", json::array())) {
-    if (!nic.is_object()) continue;
+  for (const internal::RecordedNic& nic : recorded) taken.insert(nic.mac);
+  std::vector<catalog::NicRecord> nics;
+  for (const internal::RecordedNic& nic : recorded) {
     SP_ASSIGN_OR_RETURN(std::string mac,
                         vm::GenerateMac([&](const std::string& candidate) -> StatusOr<bool> {
                           if (taken.count(candidate) > 0) return true;
                           return mac_in_use(candidate);
                         }));
     taken.insert(mac);
-    draft.nics.push_back({mac, nic.value("network", std::string("none"))});
+    nics.push_back({mac, nic.network});
   }
+  return nics;
+}
+
+}  // namespace
+
+StatusOr<catalog::VmRecord> DraftFromPoint(
+    const repo::Manifest& manifest, const std::string& name, const std::string& dir,
+    ImageFormat format, const std::function<StatusOr<bool>(const std::string&)>& mac_in_use) {
+  SP_ASSIGN_OR_RETURN(internal::RecordedVm config,
+                      internal::ReadRecordedVm(manifest.extras, manifest.id));
+  catalog::VmRecord draft;
+  draft.name = name;
+  draft.uuid = vm::NewUuid();
+  draft.vcpus = config.vcpus;
+  draft.memory_mib = config.memory_mib;
+  draft.firmware = config.firmware;
+  draft.agent = config.agent;
+  draft.policy = config.policy;
+  draft.kernel = config.kernel;
+  draft.initrd = config.initrd;
+  draft.append = config.append;
+  SP_ASSIGN_OR_RETURN(draft.nics, NewNics(config.nics, mac_in_use));
   for (const repo::ManifestVolume& volume : manifest.volumes) {
-    json recorded = RecordedVolume(manifest, volume.name);
+    SP_ASSIGN_OR_RETURN(auto recorded,
+                        internal::FindRecordedVolume(manifest.extras, manifest.id, volume.name));
     catalog::VolumeRecord record;
     record.name = volume.name;
     record.path = absl::StrCat(dir, "/", volume.name, ".", ImageFormatName(format));
     record.format = ImageFormatName(format);
-    record.boot = recorded.value("boot", false);
-    record.serial = recorded.value("serial", "");
+    record.boot = recorded.has_value() && recorded->boot;
+    record.serial = recorded.has_value() ? recorded->serial : "";
     draft.volumes.push_back(record);
   }
   if (draft.BootVolume() == nullptr && !draft.volumes.empty()) draft.volumes[0].boot = true;
   return draft;
+}
+
+std::string BootVolumeName(const repo::Manifest& manifest) {
+  for (const repo::ManifestVolume& volume : manifest.volumes) {
+    auto recorded = internal::FindRecordedVolume(manifest.extras, manifest.id, volume.name);
+    if (recorded.ok() && recorded->has_value() && (*recorded)->boot) return volume.name;
+  }
+  return manifest.volumes.empty() ? "" : manifest.volumes.front().name;
 }
 
 StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog& catalog,
@@ -184,6 +185,9 @@ StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog
   SP_RETURN_IF_ERROR(MakeDirs(dir));
   NewVmResult result;
   result.point_id = manifest.id;
+  std::vector<std::string> held;
+  for (const repo::ManifestVolume& volume : manifest.volumes) held.push_back(volume.name);
+  result.warnings = LeftOutVolumes(manifest.extras, held, "recovery point " + manifest.id);
   std::vector<std::string> written;
   bool done = false;
   auto cleanup = absl::MakeCleanup([&] {

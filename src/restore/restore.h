@@ -34,6 +34,7 @@ struct NewVmResult {
   catalog::VmRecord vm;  // as defined
   std::string point_id;
   std::vector<VolumeResult> volumes;
+  std::vector<std::string> warnings;  // volumes of the original VM the point does not hold
 };
 
 // Stores a VM definition (e.g. app::App::DefineVm) and returns it as stored.
@@ -48,9 +49,14 @@ StatusOr<catalog::VmRecord> DraftFromPoint(
     const repo::Manifest& manifest, const std::string& name, const std::string& dir,
     ImageFormat format, const std::function<StatusOr<bool>(const std::string&)>& mac_in_use);
 
+// The name of the point's boot volume as recorded at capture, else of its first volume ("" when
+// it has none).
+std::string BootVolumeName(const repo::Manifest& manifest);
+
 // Materializes the point's volumes into `request.dir` and defines the new VM through `define`.
 // AlreadyExists when a VM called `request.name` exists or an image is already there. On error
-// the images written so far are removed and no VM is defined.
+// the images written so far are removed and no VM is defined. The result warns about every
+// volume of the original VM that the point lacks (the new VM has no such disk).
 StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog& catalog,
                                         const NewVmRequest& request, const DefineFn& define);
 

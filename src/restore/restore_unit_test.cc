@@ -77,11 +77,20 @@ TEST(ExportManifestTest, WarnsAboutMountedVolumesLeftOut) {
                   json::array({{{"mountpoint", "/"}, {"type", "ext4"}, {"volumes", {"root"}}},
                                {{"mountpoint", "/data"}, {"type", "ext4"},
                                 {"volumes", {"data"}}}})}};
-  EXPECT_TRUE(MissingMountedVolumes(extras, {"root", "data"}).empty());
-  auto warnings = MissingMountedVolumes(extras, {"root"});
+  EXPECT_TRUE(LeftOutVolumes(extras, {"root", "data"}, "the export").empty());
+  auto warnings = LeftOutVolumes(extras, {"root"}, "the export");
   ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_NE(warnings[0].find("/data"), std::string::npos);
-  EXPECT_TRUE(MissingMountedVolumes(json::object(), {"root"}).empty());
+  EXPECT_NE(warnings[0].find("/data (ext4), which the guest had mounted"), std::string::npos);
+  EXPECT_TRUE(LeftOutVolumes(json::object(), {"root"}, "the export").empty());
+  // Volumes of the VM without a mounted filesystem (e.g. a stopped VM's) are named too.
+  json stopped = {{"vm", {{"volumes", json::array({{{"name", "root"}}, {{"name", "swap"}}})}}}};
+  warnings = LeftOutVolumes(stopped, {"root"}, "recovery point p1");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0], "volume 'swap' of the VM is not in recovery point p1: a VM made from it "
+                         "has no such disk");
+  // A malformed record gives no warning rather than an error.
+  EXPECT_TRUE(LeftOutVolumes({{"guest_filesystems", json::array({{{"volumes", 7}}})}}, {"root"},
+                             "the export").empty());
 }
 
 TEST(ExportModeTest, OctalWithOwnerReadWriteAndNoExecute) {
@@ -128,6 +137,39 @@ TEST(DraftFromPointTest, NewIdentitySameShape) {
   EXPECT_TRUE(draft->volumes[0].boot);
   EXPECT_EQ(draft->volumes[1].serial, "sp-data");
   EXPECT_FALSE(draft->volumes[1].boot);
+
+  // A configuration with a wrong type is an error naming the field, never an exception.
+  struct Bad {
+    std::function<void(json&)> edit;
+    std::string words;
+  };
+  std::vector<Bad> bad = {
+      {[](json& vm) { vm["vcpus"] = "4"; }, "'vcpus' must be an integer, not string"},
+      {[](json& vm) { vm["vcpus"] = 0; }, "'vcpus' out of range"},
+      {[](json& vm) { vm["memory_mib"] = 1.5; }, "'memory_mib' must be an integer"},
+      {[](json& vm) { vm["guest_agent"] = "yes"; }, "'guest_agent' must be true or false"},
+      {[](json& vm) { vm["kernel"] = "/k"; }, "'kernel' must be an object"},
+      {[](json& vm) { vm["kernel"]["append"] = 3; }, "'append' must be a string"},
+      {[](json& vm) { vm["nics"] = json::object(); }, "'nics' must be an array"},
+      {[](json& vm) { vm["nics"][0]["mac"] = 5; }, "'mac' must be a string"},
+      {[](json& vm) { vm["nics"][0] = "user"; }, "a NIC is not an object"},
+  };
+  for (const Bad& c : bad) {
+    repo::Manifest broken = manifest;
+    c.edit(broken.extras["vm"]);
+    auto refused = DraftFromPoint(broken, "x", "/d", ImageFormat::kRaw,
+                                  [](const std::string&) -> StatusOr<bool> { return false; });
+    EXPECT_TRUE(absl::IsDataLoss(refused.status())) << refused.status();
+    EXPECT_NE(refused.status().message().find(c.words), absl::string_view::npos)
+        << refused.status();
+    EXPECT_NE(refused.status().message().find("recovery point p1"), absl::string_view::npos);
+  }
+  repo::Manifest wrong_volume = manifest;
+  wrong_volume.extras["volumes"][0]["boot"] = "true";
+  EXPECT_TRUE(absl::IsDataLoss(DraftFromPoint(wrong_volume, "x", "/d", ImageFormat::kRaw,
+                                              [](const std::string&) -> StatusOr<bool> {
+                                                return false;
+                                              }).status()));
 
   repo::Manifest bare;
   bare.id = "p2";

@@ -306,6 +306,28 @@ TEST_F(RestoreTest, ImagesAndExportsAreTheOwnersOnlyUnlessAskedWhateverTheUmask)
   }
 }
 
+TEST_F(RestoreTest, PointWithoutAVolumeSaysSo) {
+  ASSERT_TRUE(world_.DefineGuest("web01").ok());
+  capture::CaptureRequest request;
+  request.vm = "web01";
+  request.volumes = {"root"};
+  auto taken = world_.app().CreateSnapshot(request, nullptr);
+  ASSERT_TRUE(taken.ok()) << taken.status();
+  std::string point = taken->point_id;
+
+  CommandResult made = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy"});
+  ASSERT_TRUE(made.status.success()) << made.output;
+  EXPECT_TRUE(Contains(made.output, "stillpoint: warning: volume 'data' of the VM is not in "
+                                    "recovery point " + point))
+      << made.output;
+  EXPECT_EQ(world_.app().GetVm("copy")->volumes.size(), 1u);
+  CommandResult json = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy2",
+                                    "--json"});
+  ASSERT_TRUE(json.status.success()) << json.output;
+  EXPECT_TRUE(Contains(json.output, "\"warnings\": [\n    \"volume 'data' of the VM"))
+      << json.output;
+}
+
 TEST_F(RestoreTest, MountedVolumeReadsAsThePointAndRefusesWrites) {
   Boot(world_, "web01");
   WriteData(world_, "web01");
