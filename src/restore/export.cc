@@ -1,5 +1,6 @@
 #include "restore/export.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "platform/file_system.h"
 #include "platform/files.h"
 #include "platform/process.h"
+#include "platform/unix_socket.h"
 #include "restore/internal/recorded_vm.h"
 
 namespace sp::restore {
@@ -243,6 +245,31 @@ Status CheckFiles(const std::string& dir, const ExportManifest& manifest) {
   return absl::OkStatus();
 }
 
+// The manifest of the export in `dir`, which must be a regular file there: a symlink could make
+// import read (and add) whatever it points to, anywhere on this host.
+StatusOr<std::string> ReadManifestFile(const std::string& dir) {
+  std::string path = dir + "/" + kExportManifestFile;
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  struct stat st {};
+  if (!fd.valid() && errno == ELOOP) st.st_mode = S_IFLNK;
+  else if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+  else if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "export ", dir, ": '", kExportManifestFile, "' is not a regular file (",
+        S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file",
+        "); refusing it: copy the real manifest into the export directory"));
+  }
+  if (static_cast<uint64_t>(st.st_size) > kMaxExportManifestBytes) {
+    return Bad("larger than 16 MiB");
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  ssize_t got = ::pread(fd.get(), text.data(), text.size(), 0);
+  if (got < 0) return ErrnoStatus(errno, absl::StrCat("read ", path));
+  text.resize(static_cast<size_t>(got));
+  return text;
+}
+
 Status ImportVolume(repo::RecoveryPointWriter& writer, const std::string& path,
                     const ExportVolume& volume, uint32_t chunk_size) {
   block::ConnectOptions options;
@@ -393,10 +420,7 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
 
 StatusOr<ImportResult> ImportPoint(repo::Repository& repo, const std::string& dir_given) {
   std::string dir = AbsolutePath(dir_given);
-  std::string manifest_path = dir + "/" + kExportManifestFile;
-  SP_ASSIGN_OR_RETURN(uint64_t manifest_bytes, FileSize(manifest_path));
-  if (manifest_bytes > kMaxExportManifestBytes) return Bad("larger than 16 MiB");
-  SP_ASSIGN_OR_RETURN(std::string text, ReadFile(manifest_path));
+  SP_ASSIGN_OR_RETURN(std::string text, ReadManifestFile(dir));
   ImportResult result;
   auto parsed = ParseExportManifest(text);
   if (!parsed.ok()) return Annotate(parsed.status(), absl::StrCat("export ", dir));

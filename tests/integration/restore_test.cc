@@ -249,6 +249,14 @@ TEST_F(RestoreTest, TamperedExportsAreRefusedAndNothingIsAdded) {
       {"future-version",
        [](const std::string& dir) { EditManifest(dir, [](nlohmann::json& m) { m["version"] = 2; }); },
        "newer stillpoint"},
+      {"symlinked-manifest",
+       [this](const std::string& dir) {
+         // The manifest points outside the export, at a copy of the real one.
+         std::string outside = world_.dir() + "/outside.json";
+         ASSERT_EQ(::rename((dir + "/stillpoint-export.json").c_str(), outside.c_str()), 0);
+         ASSERT_EQ(::symlink(outside.c_str(), (dir + "/stillpoint-export.json").c_str()), 0);
+       },
+       "is not a regular file (a symbolic link)"},
       {"extra-file",
        [](const std::string& dir) { ASSERT_TRUE(WriteFileAtomic(dir + "/evil.raw", "x").ok()); },
        "not listed in the manifest"},
