@@ -42,13 +42,8 @@ class ProgressLine {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-void PrintResult(const capture::CaptureResult& result) {
-  const capture::CaptureTimings& t = result.timings;
-  std::cout << "recovery point " << result.point_id << " of VM '" << result.vm_name << "'\n"
-            << "consistency:   " << capture::ConsistencyName(result.consistency) << " — "
-            << result.reason << "\n"
-            << "power state:   " << result.power_state << "\n"
-            << "kind:          " << (result.incremental ? "incremental" : "full") << "\n";
+// The frozen window and its parts, or the cut of a point taken without freezing.
+void PrintWindow(const capture::CaptureTimings& t) {
   if (t.frozen_window_ms > 0) {
     std::cout << absl::StrFormat(
         "frozen window: %.0f ms (freeze %.0f ms, point-in-time cut %.1f ms, thaw %.0f ms)\n",
@@ -57,6 +52,16 @@ void PrintResult(const capture::CaptureResult& result) {
     std::cout << absl::StrFormat("cut:           %.1f ms (vCPUs paused %.1f ms)\n", t.qmp_ms,
                                  t.paused_ms);
   }
+}
+
+void PrintResult(const capture::CaptureResult& result) {
+  const capture::CaptureTimings& t = result.timings;
+  std::cout << "recovery point " << result.point_id << " of VM '" << result.vm_name << "'\n"
+            << "consistency:   " << capture::ConsistencyName(result.consistency) << " — "
+            << result.reason << "\n"
+            << "power state:   " << result.power_state << "\n"
+            << "kind:          " << (result.incremental ? "incremental" : "full") << "\n";
+  PrintWindow(t);
   std::cout << "size:          " << FormatBytes(static_cast<int64_t>(result.logical_bytes))
             << ", read " << FormatBytes(static_cast<int64_t>(result.read_bytes)) << ", new "
             << FormatBytes(static_cast<int64_t>(result.new_bytes)) << "\n"
@@ -150,6 +155,148 @@ void AddList(CLI::App& snapshot, Context& context) {
   });
 }
 
+// Display of what a capture recorded in a point's extras: outside data of any shape, so every
+// read tolerates a missing or mistyped field.
+std::string Text(const nlohmann::json& object, const char* key, const std::string& fallback = "") {
+  auto it = object.is_object() ? object.find(key) : object.end();
+  if (!object.is_object() || it == object.end() || it->is_null()) return fallback;
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+double Number(const nlohmann::json& object, const char* key) {
+  auto it = object.is_object() ? object.find(key) : object.end();
+  return object.is_object() && it != object.end() && it->is_number() ? it->get<double>() : 0;
+}
+nlohmann::json Member(const nlohmann::json& object, const char* key) {
+  return object.is_object() && object.contains(key) ? object.at(key) : nlohmann::json();
+}
+
+capture::CaptureTimings TimingsOf(const nlohmann::json& extras) {
+  nlohmann::json ms = Member(extras, "timings_ms");
+  capture::CaptureTimings t;
+  t.freeze_ms = Number(ms, "freeze");
+  t.qmp_ms = Number(ms, "qmp");
+  t.paused_ms = Number(ms, "paused");
+  t.thaw_ms = Number(ms, "thaw");
+  t.frozen_window_ms = Number(ms, "frozen_window");
+  return t;
+}
+
+void PrintPointVolumes(const repo::Manifest& point) {
+  Table table({"VOLUME", "BOOT", "SIZE", "CHUNKS", "ZERO", "NEW", "NEW STORED", "READ"});
+  nlohmann::json recorded = Member(point.extras, "volumes");
+  for (const repo::ManifestVolume& volume : point.volumes) {
+    nlohmann::json entry;
+    for (const auto& candidate : recorded.is_array() ? recorded : nlohmann::json::array()) {
+      if (Text(candidate, "name") == volume.name) entry = candidate;
+    }
+    table.AddRow({volume.name, Text(entry, "boot") == "true" ? "yes" : "",
+                  FormatBytes(static_cast<int64_t>(volume.size)), absl::StrCat(volume.chunks),
+                  absl::StrCat(volume.zero_chunks), absl::StrCat(volume.new_chunks),
+                  FormatBytes(static_cast<int64_t>(volume.new_stored_bytes)),
+                  Text(entry, "incremental") == "true" ? "changes only" : "in full"});
+  }
+  std::cout << "\n" << table.Render();
+}
+
+void PrintFilesystems(const nlohmann::json& extras) {
+  nlohmann::json filesystems = Member(extras, "guest_filesystems");
+  if (!filesystems.is_array() || filesystems.empty()) return;
+  Table table({"MOUNTPOINT", "TYPE", "VOLUMES"});
+  for (const auto& fs : filesystems) {
+    nlohmann::json volumes = Member(fs, "volumes");
+    std::vector<std::string> names;
+    for (const auto& name : volumes.is_array() ? volumes : nlohmann::json::array()) {
+      names.push_back(name.is_string() ? name.get<std::string>() : name.dump());
+    }
+    table.AddRow({Text(fs, "mountpoint"), Text(fs, "type"), absl::StrJoin(names, ",")});
+  }
+  std::cout << "\nguest filesystems at capture:\n" << table.Render();
+}
+
+// What a point is: identity, consistency and why, power state, policy, full or incremental.
+void PrintPointSummary(const repo::Manifest& point) {
+  const nlohmann::json& extras = point.extras;
+  std::cout << "recovery point " << point.id << " of VM '" << point.vm_name << "' ("
+            << point.vm_id << ")\n"
+            << "name:          " << point.name << "\n";
+  if (!point.description.empty()) std::cout << "description:   " << point.description << "\n";
+  std::cout << "state:         complete\n"
+            << "created:       " << FormatUnixMicros(point.created_micros) << "\n"
+            << "consistency:   " << Text(extras, "consistency", "unknown") << " — "
+            << Text(extras, "reason", "no reason recorded") << "\n"
+            << "power state:   " << Text(extras, "power_state", "unknown") << "\n"
+            << "policy:        " << Text(extras, "policy", "unknown") << "\n"
+            << "kind:          "
+            << (point.parent_id.empty() ? "full"
+                                        : (Text(extras, "incremental") == "true"
+                                               ? "incremental, parent " + point.parent_id
+                                               : "full, parent " + point.parent_id))
+            << "\n";
+}
+
+// Its cost: the frozen window, sizes, time, and what else the capture noted.
+void PrintPointCosts(const repo::Manifest& point) {
+  const nlohmann::json& extras = point.extras;
+  PrintWindow(TimingsOf(extras));
+  nlohmann::json bytes = Member(extras, "bytes");
+  uint64_t stored = 0;
+  for (const repo::ManifestVolume& volume : point.volumes) stored += volume.new_stored_bytes;
+  std::cout << "size:          " << FormatBytes(static_cast<int64_t>(point.LogicalBytes()))
+            << ", read " << FormatBytes(static_cast<int64_t>(Number(bytes, "read")))
+            << ", new stored " << FormatBytes(static_cast<int64_t>(stored)) << "\n"
+            << absl::StrFormat("time:          %.1f s\n",
+                               static_cast<double>(point.committed_micros - point.created_micros) /
+                                   1e6);
+  nlohmann::json imported = Member(extras, "imported");
+  if (imported.is_object()) {
+    std::cout << "imported:      from " << Text(imported, "from") << " (exported point "
+              << Text(imported, "original_point_id") << ")\n";
+  }
+  nlohmann::json notes = Member(extras, "notes");
+  for (const auto& note : notes.is_array() ? notes : nlohmann::json::array()) {
+    std::cout << "note:          " << (note.is_string() ? note.get<std::string>() : note.dump())
+              << "\n";
+  }
+}
+
+// `snapshot show` for people: the summary, its cost, then the volumes and guest filesystems.
+void PrintPoint(const repo::Manifest& point) {
+  PrintPointSummary(point);
+  PrintPointCosts(point);
+  PrintPointVolumes(point);
+  PrintFilesystems(point.extras);
+}
+
+nlohmann::json PointToJson(const repo::Manifest& manifest) {
+  nlohmann::json out = {{"id", manifest.id}, {"vm", manifest.vm_name},
+                        {"vm_uuid", manifest.vm_id}, {"name", manifest.name},
+                        {"description", manifest.description}, {"parent", manifest.parent_id},
+                        {"created", FormatUnixMicros(manifest.created_micros)},
+                        {"committed", FormatUnixMicros(manifest.committed_micros)},
+                        {"chunk_size", manifest.chunk_size}};
+  if (manifest.extras.is_object()) {
+    for (auto& [key, value] : manifest.extras.items()) out[key] = value;
+  }
+  return out;
+}
+
+// A point that is not (yet) complete lives only in the catalog.
+Status ShowUnfinished(app::App& app, const std::string& id, bool json, const Status& not_found) {
+  SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app.catalog().db()));
+  SP_ASSIGN_OR_RETURN(auto points, index->List(""));
+  for (const auto& point : points) {
+    if (point.id.rfind(id, 0) != 0 || point.state == "complete") continue;
+    if (json) {
+      PrintJson(RecordToJson(point));
+    } else {
+      std::cout << "id:     " << point.id << "\nvm:     " << point.vm_name
+                << "\nstate:  " << point.state << "\nreason: " << point.reason << "\n";
+    }
+    return absl::OkStatus();
+  }
+  return not_found;
+}
+
 void AddShow(CLI::App& snapshot, Context& context) {
   auto id = std::make_shared<std::string>();
   CLI::App* show = snapshot.add_subcommand("show", "Show a recovery point in full");
@@ -160,34 +307,11 @@ void AddShow(CLI::App& snapshot, Context& context) {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
       auto manifest = repo->GetRecoveryPoint(*id);
-      if (!manifest.ok()) {
-        // Failed and in-progress points live only in the catalog.
-        SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app->catalog().db()));
-        SP_ASSIGN_OR_RETURN(auto points, index->List(""));
-        for (const auto& point : points) {
-          if (point.id.rfind(*id, 0) != 0 || point.state == "complete") continue;
-          if (context.json) {
-            PrintJson(RecordToJson(point));
-          } else {
-            std::cout << "id:     " << point.id << "\nvm:     " << point.vm_name
-                      << "\nstate:  " << point.state << "\nreason: " << point.reason << "\n";
-          }
-          return absl::OkStatus();
-        }
-        return manifest.status();
-      }
-      nlohmann::json out = {{"id", manifest->id}, {"vm", manifest->vm_name},
-                            {"vm_uuid", manifest->vm_id}, {"name", manifest->name},
-                            {"description", manifest->description},
-                            {"parent", manifest->parent_id},
-                            {"created", FormatUnixMicros(manifest->created_micros)},
-                            {"committed", FormatUnixMicros(manifest->committed_micros)},
-                            {"chunk_size", manifest->chunk_size}};
-      for (auto& [key, value] : manifest->extras.items()) out[key] = value;
+      if (!manifest.ok()) return ShowUnfinished(*app, *id, context.json, manifest.status());
       if (context.json) {
-        PrintJson(out);
+        PrintJson(PointToJson(*manifest));
       } else {
-        std::cout << out.dump(2) << "\n";
+        PrintPoint(*manifest);
       }
       return absl::OkStatus();
     };

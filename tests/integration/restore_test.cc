@@ -314,7 +314,7 @@ TEST_F(RestoreTest, ImagesAndExportsAreTheOwnersOnlyUnlessAskedWhateverTheUmask)
   }
 }
 
-TEST_F(RestoreTest, PointWithoutAVolumeSaysSo) {
+TEST_F(RestoreTest, PointWithoutAVolumeSaysSoAndShowIsReadable) {
   ASSERT_TRUE(world_.DefineGuest("web01").ok());
   capture::CaptureRequest request;
   request.vm = "web01";
@@ -334,6 +334,20 @@ TEST_F(RestoreTest, PointWithoutAVolumeSaysSo) {
   ASSERT_TRUE(json.status.success()) << json.output;
   EXPECT_TRUE(Contains(json.output, "\"warnings\": [\n    \"volume 'data' of the VM"))
       << json.output;
+
+  CommandResult shown = Cli(world_, {"snapshot", "show", point.substr(0, 20)});
+  ASSERT_TRUE(shown.status.success()) << shown.output;
+  EXPECT_NE(shown.output.front(), '{') << shown.output;
+  for (const char* line : {"state:         complete", "consistency:   ", "power state:   ",
+                           "kind:          full", "size:          ", "VOLUME"}) {
+    EXPECT_TRUE(Contains(shown.output, line)) << line << "\n" << shown.output;
+  }
+  CommandResult shown_json = Cli(world_, {"snapshot", "show", point, "--json"});
+  ASSERT_TRUE(shown_json.status.success()) << shown_json.output;
+  auto parsed = nlohmann::json::parse(shown_json.output, nullptr, false);
+  ASSERT_FALSE(parsed.is_discarded()) << shown_json.output;
+  EXPECT_EQ(parsed.value("id", ""), point);
+  EXPECT_TRUE(parsed.contains("consistency"));
 }
 
 TEST_F(RestoreTest, MountedVolumeReadsAsThePointAndRefusesWrites) {
