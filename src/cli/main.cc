@@ -7,6 +7,7 @@
 #include "cli/repo_commands.h"
 #include "cli/restore_commands.h"
 #include "cli/snapshot_commands.h"
+#include "cli/usage.h"
 #include "cli/vm_commands.h"
 #include "vm/runtime.h"
 
@@ -30,8 +31,9 @@ int main(int argc, char** argv) {
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    int code = root.exit(error);
-    return code == 0 ? 0 : 2;
+    // --help and --version end parsing with a "success" that CLI11 prints itself.
+    if (error.get_exit_code() == 0) return root.exit(error);
+    return sp::cli::ReportError(sp::cli::UsageError(root, error));
   }
   if (!context.action) return 0;
   sp::Status status = context.action();

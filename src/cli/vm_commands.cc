@@ -4,27 +4,42 @@
 
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "cli/usage.h"
 
 namespace sp::cli {
 namespace {
 
 using catalog::VmRecord;
 
-// "name=root,path=/img/root.qcow2,format=qcow2,boot,serial=S" → a volume.
+constexpr char kVolumeUsage[] =
+    "name=NAME,path=IMAGE[,format=qcow2|raw][,serial=S][,boot]; quote a value that holds a comma, "
+    "e.g. path=\"/srv/a,b.qcow2\"";
+
+// A part of an option's spec that is not one of its keys. A bare word right after a value is most
+// likely the rest of that value, cut at a comma: say how to quote it.
+Status UnknownPart(const char* option, const std::string& spec, const std::string& key,
+                   const std::string& value, const char* usage) {
+  std::string part = value.empty() ? key : absl::StrCat(key, "=", value);
+  std::string hint =
+      value.empty() ? " (if it is part of the value before it, which holds a comma, quote that "
+                      "value)"
+                    : "";
+  return absl::InvalidArgumentError(absl::StrCat(option, " '", spec, "': unknown part '", part,
+                                                 "'", hint, "; write ", usage));
+}
+
+// "name=root,path=/img/root.qcow2,format=qcow2,boot,serial=S" → a volume. A value holding a
+// comma is quoted: path="/img/a,b.qcow2".
 StatusOr<catalog::VolumeRecord> ParseVolume(const std::string& spec) {
   catalog::VolumeRecord volume;
-  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first == "name") volume.name = kv.second;
-    else if (kv.first == "path") volume.path = kv.second;
-    else if (kv.first == "format") volume.format = kv.second;
-    else if (kv.first == "serial") volume.serial = kv.second;
-    else if (kv.first == "boot" && kv.second.empty()) volume.boot = true;
-    else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--volume '", spec, "': unknown part '", part,
-          "'; write name=NAME,path=IMAGE[,format=qcow2|raw][,serial=S][,boot]"));
-    }
+  SP_ASSIGN_OR_RETURN(auto parts, SplitSpec("--volume", spec));
+  for (const auto& [key, value] : parts) {
+    if (key == "name") volume.name = value;
+    else if (key == "path") volume.path = value;
+    else if (key == "format") volume.format = value;
+    else if (key == "serial") volume.serial = value;
+    else if (key == "boot" && value.empty()) volume.boot = true;
+    else return UnknownPart("--volume", spec, key, value, kVolumeUsage);
   }
   if (volume.name.empty() || volume.path.empty()) {
     return absl::InvalidArgumentError(
@@ -37,14 +52,11 @@ StatusOr<catalog::VolumeRecord> ParseVolume(const std::string& spec) {
 StatusOr<std::optional<catalog::NicRecord>> ParseNic(const std::string& spec) {
   if (spec == "none") return std::optional<catalog::NicRecord>();
   catalog::NicRecord nic{"", "user"};
-  for (absl::string_view part : absl::StrSplit(spec, ',', absl::SkipEmpty())) {
-    std::pair<std::string, std::string> kv = absl::StrSplit(part, absl::MaxSplits('=', 1));
-    if (kv.first == "network") nic.network = kv.second;
-    else if (kv.first == "mac") nic.mac = kv.second;
-    else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--nic '", spec, "': unknown part '", part, "'; write network=user|none[,mac=MAC]"));
-    }
+  SP_ASSIGN_OR_RETURN(auto parts, SplitSpec("--nic", spec));
+  for (const auto& [key, value] : parts) {
+    if (key == "network") nic.network = value;
+    else if (key == "mac") nic.mac = value;
+    else return UnknownPart("--nic", spec, key, value, "network=user|none[,mac=MAC]");
   }
   return std::optional<catalog::NicRecord>(nic);
 }

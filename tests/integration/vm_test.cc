@@ -222,6 +222,33 @@ TEST_F(VmIntegrationTest, BadInputGetsClearErrorsAndChangesNothing) {
   EXPECT_EQ(world_.app().GetVm("web01")->state, PowerState::kStoppedDirty);
 }
 
+TEST_F(VmIntegrationTest, UsageErrorsSayWhatToDoAndImagePathsMayHoldCommas) {
+  auto cli = [&](std::vector<std::string> args) {
+    auto result = world_.Cli(args);
+    EXPECT_TRUE(result.ok()) << result.status();
+    return result.ok() ? *result : CommandResult{};
+  };
+  std::string image = world_.CopyImage("GUEST_ROOT_IMAGE", "a,b.qcow2");
+  auto vcpus = cli({"vm", "define", "web01", "--volume", "name=r,path=/x.qcow2,boot", "--vcpus",
+                    "two"});
+  EXPECT_EQ(vcpus.status.code, 2) << vcpus.output;
+  EXPECT_EQ(vcpus.output, "stillpoint: error: --vcpus: 'two' is not a whole number (see "
+                          "`stillpoint vm define --help`)\n");
+  auto missing = cli({"vm", "define", "web01"});
+  EXPECT_EQ(missing.status.code, 2) << missing.output;
+  EXPECT_TRUE(Contains(missing.output, "stillpoint: error: --volume is required")) << missing.output;
+
+  auto cut = cli({"vm", "define", "web01", "--volume", "name=r,path=" + image + ",boot"});
+  EXPECT_EQ(cut.status.code, 2) << cut.output;
+  EXPECT_TRUE(Contains(cut.output, "unknown part 'b.qcow2'")) << cut.output;
+  EXPECT_TRUE(Contains(cut.output, "quote")) << cut.output;
+  auto quoted = cli({"vm", "define", "web01", "--volume", "name=r,path=\"" + image + "\",boot"});
+  ASSERT_EQ(quoted.status.code, 0) << quoted.output;
+  auto vm = world_.app().GetVm("web01");
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  EXPECT_EQ(vm->volumes[0].path, image);
+}
+
 TEST_F(VmIntegrationTest, AttachDiscoversDisksOfAQemuStartedElsewhere) {
   // Start QEMU the way another tool would: our own command line, outside stillpoint's runtime.
   catalog::VmRecord other;
