@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,7 +27,12 @@ int OpenOutput(const std::string& path, bool append) {
 
 // In the child after fork(): set up descriptors and exec. Never returns.
 [[noreturn]] void ExecChild(const std::vector<std::string>& argv, const SpawnOptions& options,
-                            int output_fd, int error_pipe) {
+                            int output_fd, int error_pipe, pid_t parent) {
+  if (options.parent_death_signal != 0) {
+    ::prctl(PR_SET_PDEATHSIG, options.parent_death_signal);
+    // The parent may have died before the prctl took effect: then nobody would send the signal.
+    if (::getppid() != parent) ::_exit(127);
+  }
   if (options.new_session) ::setsid();
   int null_fd = ::open("/dev/null", O_RDONLY);
   if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
@@ -62,6 +68,7 @@ StatusOr<pid_t> SpawnWithOutputFd(const std::vector<std::string>& argv,
   if (argv.empty()) return absl::InvalidArgumentError("spawn: empty command");
   int error_pipe[2];
   if (::pipe2(error_pipe, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");
+  pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int error = errno;
@@ -69,7 +76,7 @@ StatusOr<pid_t> SpawnWithOutputFd(const std::vector<std::string>& argv,
     ::close(error_pipe[1]);
     return ErrnoStatus(error, "fork");
   }
-  if (pid == 0) ExecChild(argv, options, output_fd, error_pipe[1]);
+  if (pid == 0) ExecChild(argv, options, output_fd, error_pipe[1], parent);
   ::close(error_pipe[1]);
   int exec_error = 0;
   ssize_t count = ::read(error_pipe[0], &exec_error, sizeof(exec_error));

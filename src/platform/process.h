@@ -20,6 +20,11 @@ struct SpawnOptions {
   std::string stderr_path;
   bool append_output = false;  // open the output files for appending instead of truncating
   bool new_session = false;    // setsid(): detach from our terminal and process group
+  // When non-zero, the child gets this signal as soon as we die, however we die (SIGKILL too), so
+  // that a helper such as a server never outlives the command that started it. The kernel sends
+  // it when the *thread* that called Spawn exits: REQUIRES spawning from a thread that lives as
+  // long as the child should (the main thread of a CLI command).
+  int parent_death_signal = 0;
   std::map<std::string, std::string> extra_env;
 };
 

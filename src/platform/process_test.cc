@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
 
 #include "platform/files.h"
 #include "testing/temp_dir.h"
@@ -17,6 +21,40 @@ TEST(ProcessTest, RunCommandCapturesOutputAndStatus) {
   EXPECT_NE(result->output.find("err"), std::string::npos);
   auto failed = RunCommandOk({"sh", "-c", "echo broken; exit 1"}, Deadline::In(Millis(5000)));
   EXPECT_NE(failed.status().message().find("broken"), std::string::npos);
+}
+
+// Waits until `pid` is gone (or a zombie) or `deadline` passes; true when gone.
+bool WaitGone(pid_t pid, Deadline deadline) {
+  while (ProcessAlive(pid)) {
+    if (deadline.Expired()) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
+TEST(ProcessTest, ChildDiesWithItsParentEvenAfterSigkill) {
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  pid_t parent = ::fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    SpawnOptions options;
+    options.parent_death_signal = SIGKILL;
+    auto child = Spawn({"sleep", "60"}, options);
+    pid_t pid = child.ok() ? *child : -1;
+    if (::write(report[1], &pid, sizeof(pid)) != sizeof(pid)) ::_exit(1);
+    ::pause();
+    ::_exit(0);
+  }
+  pid_t child = -1;
+  ASSERT_EQ(::read(report[0], &child, sizeof(child)), static_cast<ssize_t>(sizeof(child)));
+  ASSERT_GT(child, 0);
+  EXPECT_TRUE(ProcessAlive(child));
+  ::kill(parent, SIGKILL);
+  ::waitpid(parent, nullptr, 0);
+  EXPECT_TRUE(WaitGone(child, Deadline::In(Millis(10'000)))) << "the child outlived its parent";
+  ::close(report[0]);
+  ::close(report[1]);
 }
 
 TEST(ProcessTest, MissingProgramIsNotFound) {

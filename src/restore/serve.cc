@@ -58,6 +58,9 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(repo::Repository& re
   SpawnOptions spawn;
   spawn.stdout_path = spawn.stderr_path = options.work_dir + "/qemu-nbd.log";
   spawn.new_session = true;  // Ctrl-C reaches us; we stop the server in order
+  // Killed with us (even by SIGKILL), so no server outlives `snapshot mount`. SIGTERM lets
+  // qemu-nbd remove its socket. Start runs on the CLI's main thread, which lives as long as we do.
+  spawn.parent_death_signal = SIGTERM;
   SP_ASSIGN_OR_RETURN(server->pid_, Spawn(argv, spawn));
   Deadline deadline = Deadline::In(kStartTimeout);
   while (true) {

@@ -30,7 +30,9 @@ class VolumeServer {
  public:
   // Materializes `volume` of `point_id` and starts serving it under the export name `volume`.
   // Returns once the server accepts connections. NotFound for an unknown point or volume;
-  // Unavailable when qemu-nbd did not come up (its log is in the message).
+  // Unavailable when qemu-nbd did not come up (its log is in the message). qemu-nbd gets SIGTERM
+  // when the thread that called Start exits (PR_SET_PDEATHSIG), even by SIGKILL of the process.
+  // REQUIRES: call from a thread that lives as long as the server should (the main thread).
   static StatusOr<std::unique_ptr<VolumeServer>> Start(repo::Repository& repo,
                                                        absl::string_view point_id,
                                                        absl::string_view volume,

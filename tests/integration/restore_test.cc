@@ -94,6 +94,25 @@ class RestoreTest : public ::testing::Test {
     return points.ok() ? points->size() : 0;
   }
 
+  // Starts `stillpoint snapshot mount` of `volume` on `socket` and waits until it serves.
+  StatusOr<pid_t> StartMount(const std::string& point, const std::string& volume,
+                             const std::string& socket) {
+    SpawnOptions options;
+    options.stdout_path = world_.dir() + "/mount.log";
+    SP_ASSIGN_OR_RETURN(pid_t pid, Spawn({"env", "STILLPOINT_HOME=" + world_.paths().home,
+                                          "STILLPOINT_RUN_DIR=" + world_.paths().run_root,
+                                          testing::StillpointBinary(), "snapshot", "mount", point,
+                                          "--volume", volume, "--socket", socket},
+                                         options));
+    Deadline deadline = Deadline::In(Millis(60'000));
+    while (!PathExists(socket) && !deadline.Expired()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (PathExists(socket)) return pid;
+    auto log = ReadFile(options.stdout_path);
+    return absl::DeadlineExceededError("mount did not serve: " + (log.ok() ? *log : ""));
+  }
+
   GuestWorld world_;
 };
 
@@ -350,25 +369,49 @@ TEST_F(RestoreTest, PointWithoutAVolumeSaysSoAndShowIsReadable) {
   EXPECT_TRUE(parsed.contains("consistency"));
 }
 
+// Pids of the children of `parent`.
+std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> children;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    auto stat = ReadFile(entry.path().string() + "/stat");
+    if (!stat.ok()) continue;
+    size_t close_paren = stat->rfind(')');
+    if (close_paren == std::string::npos) continue;
+    std::vector<std::string> fields = absl::StrSplit(stat->substr(close_paren + 2), ' ');
+    if (fields.size() > 1 && fields[1] == std::to_string(parent)) {
+      children.push_back(static_cast<pid_t>(std::stol(entry.path().filename().string())));
+    }
+  }
+  return children;
+}
+
+TEST_F(RestoreTest, KilledMountTakesItsNbdServerWithIt) {
+  ASSERT_TRUE(world_.DefineGuest("web01").ok());
+  std::string point = Snapshot(world_, "web01");
+  ASSERT_FALSE(point.empty());
+  auto pid = StartMount(point, "root", world_.dir() + "/k.sock");
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  std::vector<pid_t> servers = ChildrenOf(*pid);
+  ASSERT_EQ(servers.size(), 1u);
+  ASSERT_TRUE(ProcessAlive(servers[0]));
+  ASSERT_TRUE(SendSignal(*pid, SIGKILL).ok());
+  ASSERT_TRUE(WaitChild(*pid, Deadline::In(Millis(10'000))).ok());
+  Deadline gone = Deadline::In(Millis(10'000));
+  while (ProcessAlive(servers[0]) && !gone.Expired()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_FALSE(ProcessAlive(servers[0])) << "qemu-nbd outlived the killed `snapshot mount`";
+  if (ProcessAlive(servers[0])) (void)SendSignal(servers[0], SIGKILL);
+}
+
 TEST_F(RestoreTest, MountedVolumeReadsAsThePointAndRefusesWrites) {
   Boot(world_, "web01");
   WriteData(world_, "web01");
   std::string point = Snapshot(world_, "web01");
   ASSERT_FALSE(point.empty());
   std::string socket = world_.dir() + "/m.sock";
-  SpawnOptions options;
-  options.stdout_path = world_.dir() + "/mount.log";
-  auto pid = Spawn({"env", "STILLPOINT_HOME=" + world_.paths().home,
-                    "STILLPOINT_RUN_DIR=" + world_.paths().run_root,
-                    testing::StillpointBinary(), "snapshot", "mount", point, "--volume", "data",
-                    "--socket", socket},
-                   options);
+  auto pid = StartMount(point, "data", socket);
   ASSERT_TRUE(pid.ok()) << pid.status();
-  Deadline deadline = Deadline::In(Millis(60'000));
-  while (!PathExists(socket) && !deadline.Expired()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_TRUE(PathExists(socket)) << *ReadFile(options.stdout_path);
   std::string uri = "nbd+unix:///data?socket=" + socket;
   std::string copy = world_.dir() + "/mounted.raw";
   ASSERT_TRUE(RunCommandOk({"qemu-img", "convert", "-f", "raw", "-O", "raw", uri, copy},
