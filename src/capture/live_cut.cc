@@ -23,7 +23,7 @@ std::string StringField(const json& object, const char* key) {
   return found != object.end() && found->is_string() ? found->get<std::string>() : "";
 }
 
-StatusOr<json> FindNode(qmp::Client* qmp, const std::string& node) {
+StatusOr<json> FindNode(qmp::Session* qmp, const std::string& node) {
   SP_ASSIGN_OR_RETURN(json nodes, qmp->Execute("query-named-block-nodes", {{"flat", true}}));
   for (const json& entry : nodes) {
     if (entry.is_object() && entry.value("node-name", "") == node) return entry;
@@ -33,7 +33,7 @@ StatusOr<json> FindNode(qmp::Client* qmp, const std::string& node) {
 
 }  // namespace
 
-StatusOr<std::string> CheckBitmap(qmp::Client* qmp, const std::string& node,
+StatusOr<std::string> CheckBitmap(qmp::Session* qmp, const std::string& node,
                                   const std::string& name) {
   SP_ASSIGN_OR_RETURN(json entry, FindNode(qmp, node));
   for (const json& bitmap : entry.value("dirty-bitmaps", json::array())) {
@@ -51,7 +51,7 @@ StatusOr<std::string> CheckBitmap(qmp::Client* qmp, const std::string& node,
   return std::string("the dirty bitmap of the previous point is gone (QEMU restarted?)");
 }
 
-StatusOr<std::string> CurrentDrive(qmp::Client* qmp, const std::string& drive_path) {
+StatusOr<std::string> CurrentDrive(qmp::Session* qmp, const std::string& drive_path) {
   SP_ASSIGN_OR_RETURN(json drive, qmp->Execute("qom-get",
                                                {{"path", drive_path}, {"property", "drive"}},
                                                kQmpTimeout));
@@ -68,7 +68,7 @@ bool IsOurs(const std::string& name, const char* kind) {
   return name.rfind(kind, 0) == 0;
 }
 
-StatusOr<std::vector<std::string>> NamesWith(qmp::Client* qmp, const std::string& query,
+StatusOr<std::vector<std::string>> NamesWith(qmp::Session* qmp, const std::string& query,
                                              const char* field, const char* prefix) {
   json arguments = query == "query-named-block-nodes" ? json{{"flat", true}} : json(nullptr);
   SP_ASSIGN_OR_RETURN(json entries, qmp->Execute(query, arguments, kQmpTimeout));
@@ -82,7 +82,7 @@ StatusOr<std::vector<std::string>> NamesWith(qmp::Client* qmp, const std::string
 
 // Block jobs are not part of a capture today; one left by an older or foreign stillpoint run on
 // our nodes would pin them.
-StatusOr<bool> CancelJobs(qmp::Client* qmp) {
+StatusOr<bool> CancelJobs(qmp::Session* qmp) {
   SP_ASSIGN_OR_RETURN(std::vector<std::string> jobs,
                       NamesWith(qmp, "query-block-jobs", "device", "sp-"));
   for (const std::string& job : jobs) {
@@ -104,7 +104,7 @@ StatusOr<bool> CancelJobs(qmp::Client* qmp) {
   return !jobs.empty();
 }
 
-StatusOr<bool> DeleteExports(qmp::Client* qmp) {
+StatusOr<bool> DeleteExports(qmp::Session* qmp) {
   SP_ASSIGN_OR_RETURN(std::vector<std::string> exports,
                       NamesWith(qmp, "query-block-exports", "id", "sp-"));
   for (const std::string& id : exports) {
@@ -120,7 +120,7 @@ StatusOr<bool> DeleteExports(qmp::Client* qmp) {
   return !exports.empty();
 }
 
-Status StopNbdServer(qmp::Client* qmp) {
+Status StopNbdServer(qmp::Session* qmp) {
   auto stopped = qmp->Execute("nbd-server-stop", nullptr, kQmpTimeout);
   // Not running is the state we want; QEMU 7.2 has no query for it.
   if (!stopped.ok() && stopped.status().message().find("not running") == absl::string_view::npos) {
@@ -129,7 +129,7 @@ Status StopNbdServer(qmp::Client* qmp) {
   return absl::OkStatus();
 }
 
-StatusOr<bool> DeleteNodes(qmp::Client* qmp, const char* prefix) {
+StatusOr<bool> DeleteNodes(qmp::Session* qmp, const char* prefix) {
   SP_ASSIGN_OR_RETURN(std::vector<std::string> nodes,
                       NamesWith(qmp, "query-named-block-nodes", "node-name", prefix));
   for (const std::string& node : nodes) {
@@ -141,7 +141,7 @@ StatusOr<bool> DeleteNodes(qmp::Client* qmp, const char* prefix) {
 
 // Moves every device whose drive is one of our filters back to its format node, reading each
 // drive first: the move is made only when QEMU's graph says it is a real change.
-StatusOr<bool> SwitchBack(qmp::Client* qmp, const std::vector<DeviceDrive>& devices) {
+StatusOr<bool> SwitchBack(qmp::Session* qmp, const std::vector<DeviceDrive>& devices) {
   bool found = false;
   std::set<std::string> done;
   for (const DeviceDrive& device : devices) {
@@ -161,7 +161,7 @@ StatusOr<bool> SwitchBack(qmp::Client* qmp, const std::vector<DeviceDrive>& devi
 
 }  // namespace
 
-StatusOr<bool> RemoveCaptureNodes(qmp::Client* qmp, const std::vector<DeviceDrive>& devices,
+StatusOr<bool> RemoveCaptureNodes(qmp::Session* qmp, const std::vector<DeviceDrive>& devices,
                                   bool stop_server, absl::string_view stage) {
   bool found = false;
   auto step = [&](StatusOr<bool> result, const char* what, const char* fault) -> Status {
@@ -202,7 +202,7 @@ std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir) {
   return devices;
 }
 
-StatusOr<bool> ResumeIfPausedByCapture(qmp::Client* qmp, const std::string& scratch_dir) {
+StatusOr<bool> ResumeIfPausedByCapture(qmp::Session* qmp, const std::string& scratch_dir) {
   std::string marker = absl::StrCat(scratch_dir, "/", vm::kPausedMarker);
   if (!PathExists(marker)) return false;
   SP_ASSIGN_OR_RETURN(json status, qmp->Execute("query-status", nullptr, kQmpTimeout));
@@ -215,7 +215,7 @@ StatusOr<bool> ResumeIfPausedByCapture(qmp::Client* qmp, const std::string& scra
   return resumed;
 }
 
-StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::string& node) {
+StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Session* qmp, const std::string& node) {
   SP_ASSIGN_OR_RETURN(json entry, FindNode(qmp, node));
   std::vector<std::string> names;
   for (const json& bitmap : entry.value("dirty-bitmaps", json::array())) {
@@ -225,7 +225,7 @@ StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::strin
   return names;
 }
 
-LiveCut::LiveCut(qmp::Client* qmp, std::string scratch_dir, std::string nbd_socket)
+LiveCut::LiveCut(qmp::Session* qmp, std::string scratch_dir, std::string nbd_socket)
     : qmp_(qmp), scratch_dir_(std::move(scratch_dir)), nbd_socket_(std::move(nbd_socket)) {}
 
 LiveCut::~LiveCut() { (void)Teardown(false); }

@@ -57,7 +57,7 @@ struct CutTimings {
 class LiveCut {
  public:
   // `qmp` is not owned. `scratch_dir` on local storage; `nbd_socket` a short path.
-  LiveCut(qmp::Client* qmp, std::string scratch_dir, std::string nbd_socket);
+  LiveCut(qmp::Session* qmp, std::string scratch_dir, std::string nbd_socket);
   ~LiveCut();  // tears down whatever is still set up (as a failure)
 
   Status Prepare(std::vector<VolumeCut> volumes);
@@ -81,7 +81,7 @@ class LiveCut {
   Status Switch();
   Status SettleBitmaps(size_t index, bool success);
 
-  qmp::Client* qmp_;
+  qmp::Session* qmp_;
   std::string scratch_dir_;
   std::string nbd_socket_;
   std::vector<VolumeCut> volumes_;
@@ -93,7 +93,7 @@ class LiveCut {
 
 // Whether the dirty bitmap `name` exists on `node` and can serve an incremental: present,
 // persistent, consistent. Returns the reason in words when it cannot.
-StatusOr<std::string> CheckBitmap(qmp::Client* qmp, const std::string& node,
+StatusOr<std::string> CheckBitmap(qmp::Session* qmp, const std::string& node,
                                   const std::string& name);
 
 // A disk device and the format node its drive belongs on.
@@ -108,14 +108,14 @@ struct DeviceDrive {
 // back to their format node), then the filters and scratch nodes. Returns true when anything was
 // found. Errors name the step and the node; what could be removed before it is gone. `stage`
 // names its fault points: "teardown" (a capture's own) or "cleanup" (after an interrupted one).
-StatusOr<bool> RemoveCaptureNodes(qmp::Client* qmp, const std::vector<DeviceDrive>& devices,
+StatusOr<bool> RemoveCaptureNodes(qmp::Session* qmp, const std::vector<DeviceDrive>& devices,
                                   bool stop_server, absl::string_view stage);
 
 // The node a device's drive is attached to right now (qom-get of its "drive" property).
-StatusOr<std::string> CurrentDrive(qmp::Client* qmp, const std::string& drive_path);
+StatusOr<std::string> CurrentDrive(qmp::Session* qmp, const std::string& drive_path);
 
 // Names of stillpoint's own bitmaps ("stillpoint-...") on `node`.
-StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Client* qmp, const std::string& node);
+StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Session* qmp, const std::string& node);
 
 inline constexpr char kBitmapPrefix[] = "stillpoint-";
 // Written to the scratch directory before QEMU is touched: which devices the capture may switch,
@@ -128,6 +128,6 @@ std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir);
 
 // When `scratch_dir` of an interrupted capture holds vm::kPausedMarker and QEMU is paused, resumes
 // the vCPUs (the capture died between its `stop` and `cont`). Returns true when it resumed.
-StatusOr<bool> ResumeIfPausedByCapture(qmp::Client* qmp, const std::string& scratch_dir);
+StatusOr<bool> ResumeIfPausedByCapture(qmp::Session* qmp, const std::string& scratch_dir);
 
 }  // namespace sp::capture

@@ -35,7 +35,22 @@ struct Event {
 // or "" when `status` did not come from a QMP error reply.
 std::string ErrorClass(const Status& status);
 
-class Client {
+// What the code above QMP needs of a QMP connection: commands and events. Client is the real
+// one; tests put a model of QEMU behind it to fail any command at any step.
+class Session {
+ public:
+  virtual ~Session() = default;
+  // See Client::Execute.
+  virtual StatusOr<json> Execute(const std::string& command, const json& arguments = nullptr,
+                                 Millis timeout = kDefaultCommandTimeout) = 0;
+  // See Client::WaitForEvent.
+  virtual StatusOr<Event> WaitForEvent(const std::string& name, Deadline deadline,
+                                       const std::function<bool(const Event&)>& filter = nullptr) = 0;
+  // Names the VM in error messages.
+  virtual const std::string& label() const = 0;
+};
+
+class Client final : public Session {
  public:
   // Connects to the QMP socket at `path` and completes the handshake within `timeout`.
   // `label` names the VM in error messages ("VM 'web01'").
@@ -51,18 +66,18 @@ class Client {
   // class and desc and the command's name (see ErrorClass()); DeadlineExceeded when no reply came
   // within `timeout`; Unavailable("QEMU went away") when the connection closed.
   StatusOr<json> Execute(const std::string& command, const json& arguments = nullptr,
-                         Millis timeout = kDefaultCommandTimeout);
+                         Millis timeout = kDefaultCommandTimeout) override;
 
   // The next event, queued or arriving before `deadline`. DeadlineExceeded when none came.
   StatusOr<Event> NextEvent(Deadline deadline);
   // The first event named `name` (and matching `filter`, if given) before `deadline`; other
   // events seen meanwhile stay queued for NextEvent().
   StatusOr<Event> WaitForEvent(const std::string& name, Deadline deadline,
-                               const std::function<bool(const Event&)>& filter = nullptr);
+                               const std::function<bool(const Event&)>& filter = nullptr) override;
 
   // QEMU's version from the greeting, e.g. "7.2.22".
   const std::string& qemu_version() const { return qemu_version_; }
-  const std::string& label() const { return label_; }
+  const std::string& label() const override { return label_; }
 
  private:
   Client(std::unique_ptr<ByteStream> stream, std::string label);
