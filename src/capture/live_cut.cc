@@ -421,6 +421,8 @@ Status LiveCut::Teardown(bool success) {
   auto note = [&](const Status& status) {
     if (first.ok() && !status.ok()) first = status;
   };
+  // A guest left paused (the cut's `cont` failed) is the first thing to put right.
+  note(ResumeIfPausedByCapture(qmp_, scratch_dir_).status());
   if (touched_qemu_) {
     std::vector<DeviceDrive> devices;
     for (const VolumeCut& volume : volumes_) {

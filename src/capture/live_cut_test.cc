@@ -1,0 +1,421 @@
+// The cut and its teardown against a model of QEMU 7.2's block layer that keeps QEMU's rules —
+// a qom-set of a drive to the node it already has aborts QEMU, a drive cannot move off a
+// copy-before-write filter while a snapshot-access node sits on it, a node in use cannot be
+// deleted — and can fail any command or stop answering after any number of commands (the
+// capture process killed there). Whatever happened, the teardown or the clean-up of the next
+// capture must leave the graph as it was and the bitmaps usable.
+#include "capture/live_cut.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+#include "absl/strings/match.h"
+#include "testing/temp_dir.h"
+
+namespace sp::capture {
+namespace {
+
+using nlohmann::json;
+
+struct Bitmap {
+  bool recording = true;
+};
+
+struct Node {
+  std::string driver;
+  std::string file;    // child node, "" for a protocol node
+  std::string target;  // copy-before-write only
+  std::map<std::string, Bitmap> bitmaps;
+};
+
+class FakeQemu final : public qmp::Session {
+ public:
+  FakeQemu() {
+    for (const char* disk : {"root", "data"}) {
+      nodes_[absl::StrCat(disk, "-file")] = {"file", "", "", {}};
+      nodes_[absl::StrCat(disk, "-fmt")] = {"qcow2", absl::StrCat(disk, "-file"), "", {}};
+      drives_[DrivePath(disk)] = absl::StrCat(disk, "-fmt");
+    }
+  }
+
+  static std::string DrivePath(const std::string& disk) {
+    return absl::StrCat("/machine/peripheral/", disk, "/virtio-backend");
+  }
+
+  // Commands after the `n`th fail: with an error (`fail`), or as a QEMU that stops answering
+  // the capture because the capture is gone (`!fail`). -1: none fails.
+  void FailAfter(int n, bool fail) {
+    fail_after_ = n;
+    fail_is_error_ = fail;
+    count_ = 0;
+  }
+  int commands() const { return count_; }
+
+  StatusOr<json> Execute(const std::string& command, const json& arguments,
+                         Millis /*timeout*/) override {
+    ++count_;
+    if (fail_after_ >= 0 && count_ > fail_after_) {
+      if (fail_is_error_ && count_ == fail_after_ + 1) {
+        return absl::InternalError(absl::StrCat("injected failure of '", command, "'"));
+      }
+      if (!fail_is_error_) return absl::UnavailableError("the capture process is gone");
+    }
+    return Run(command, arguments);
+  }
+
+  StatusOr<qmp::Event> WaitForEvent(const std::string& name, Deadline /*deadline*/,
+                                    const std::function<bool(const qmp::Event&)>& filter) override {
+    for (auto it = events_.begin(); it != events_.end(); ++it) {
+      if (it->name == name && (!filter || filter(*it))) {
+        qmp::Event found = *it;
+        events_.erase(it);
+        return found;
+      }
+    }
+    return absl::DeadlineExceededError(absl::StrCat("no event ", name));
+  }
+
+  const std::string& label() const override { return label_; }
+
+  // QEMU would have aborted (or refused) something it should never have been asked.
+  const std::vector<std::string>& violations() const { return violations_; }
+
+  // The graph is as before the capture: no node, export or server of ours, drives on their
+  // format nodes, the vCPUs running.
+  std::string Leftovers() const {
+    std::string left;
+    for (const auto& [name, node] : nodes_) {
+      if (name.rfind("sp-", 0) == 0) absl::StrAppend(&left, "node ", name, "; ");
+    }
+    for (const auto& [id, node] : exports_) absl::StrAppend(&left, "export ", id, "; ");
+    if (server_) absl::StrAppend(&left, "NBD server; ");
+    for (const auto& [path, node] : drives_) {
+      if (node.find("-fmt") == std::string::npos) absl::StrAppend(&left, path, " on ", node, "; ");
+    }
+    if (paused_) absl::StrAppend(&left, "vCPUs paused; ");
+    return left;
+  }
+
+  std::map<std::string, Node> nodes_;
+  std::map<std::string, std::string> drives_;   // QOM path → node
+  std::map<std::string, std::string> exports_;  // id → node
+
+ private:
+  StatusOr<json> Error(const std::string& message) { return absl::InternalError(message); }
+
+  bool InUse(const std::string& name) const {
+    for (const auto& [path, node] : drives_) {
+      if (node == name) return true;
+    }
+    for (const auto& [id, node] : exports_) {
+      if (node == name) return true;
+    }
+    for (const auto& [other, node] : nodes_) {
+      if (node.file == name || node.target == name) return true;
+    }
+    return false;
+  }
+
+  StatusOr<json> QomSet(const json& arguments) {
+    std::string path = arguments.value("path", "");
+    std::string value = arguments.value("value", "");
+    if (drives_.count(path) == 0) return Error("Device not found");
+    if (nodes_.count(value) == 0) return Error("Cannot find device=... nor node-name=" + value);
+    std::string& current = drives_[path];
+    if (current == value) {
+      violations_.push_back("qom-set of " + path + " to the node it already has (QEMU aborts)");
+      return absl::UnavailableError("QEMU went away");
+    }
+    const Node& old = nodes_[current];
+    if (old.driver == "copy-before-write") {
+      for (const auto& [name, node] : nodes_) {
+        if (node.driver == "snapshot-access" && node.file == current) {
+          violations_.push_back("drive moved off " + current + " while " + name + " sits on it");
+          return Error("Permission conflict on node '" + value + "'");
+        }
+      }
+    }
+    current = value;
+    return json::object();
+  }
+
+  StatusOr<json> BlockdevAdd(const json& arguments) {
+    std::string name = arguments.value("node-name", "");
+    if (nodes_.count(name) != 0) return Error("Duplicate nodes with node-name='" + name + "'");
+    Node node;
+    node.driver = arguments.value("driver", "");
+    const json& file = arguments.value("file", json());
+    if (file.is_string()) {
+      if (nodes_.count(file.get<std::string>()) == 0) return Error("no node " + file.dump());
+      node.file = file.get<std::string>();
+    }
+    node.target = arguments.value("target", "");
+    if (!node.target.empty() && nodes_.count(node.target) == 0) return Error("no target");
+    nodes_[name] = node;
+    return json::object();
+  }
+
+  StatusOr<json> BlockdevDel(const json& arguments) {
+    std::string name = arguments.value("node-name", "");
+    if (nodes_.count(name) == 0) return Error("Failed to find node with node-name='" + name + "'");
+    if (InUse(name)) return Error("Node '" + name + "' is busy");
+    nodes_.erase(name);
+    return json::object();
+  }
+
+  StatusOr<json> QueryNodes() {
+    json list = json::array();
+    for (const auto& [name, node] : nodes_) {
+      json bitmaps = json::array();
+      for (const auto& [bitmap, state] : node.bitmaps) {
+        bitmaps.push_back({{"name", bitmap}, {"recording", state.recording}, {"persistent", true},
+                           {"busy", false}, {"count", 0}});
+      }
+      list.push_back({{"node-name", name}, {"drv", node.driver}, {"dirty-bitmaps", bitmaps}});
+    }
+    return list;
+  }
+
+  // One bitmap action, checked (`apply` false) or applied.
+  Status BitmapAction(const std::string& type, const json& data, bool apply) {
+    std::string node = data.value("node", "");
+    std::string name = data.value(type == "block-dirty-bitmap-merge" ? "target" : "name", "");
+    if (nodes_.count(node) == 0) return absl::InternalError("no node " + node);
+    auto& bitmaps = nodes_[node].bitmaps;
+    bool exists = bitmaps.count(name) != 0;
+    if (type == "block-dirty-bitmap-add") {
+      if (exists) return absl::InternalError("Bitmap already exists: " + name);
+      if (apply) bitmaps[name] = Bitmap{};
+      return absl::OkStatus();
+    }
+    if (!exists) return absl::InternalError("Dirty bitmap '" + name + "' not found");
+    if (!apply) return absl::OkStatus();
+    if (type == "block-dirty-bitmap-remove") bitmaps.erase(name);
+    if (type == "block-dirty-bitmap-disable") bitmaps[name].recording = false;
+    if (type == "block-dirty-bitmap-enable") bitmaps[name].recording = true;
+    return absl::OkStatus();
+  }
+
+  StatusOr<json> Transaction(const json& arguments) {
+    const json& actions = arguments.value("actions", json::array());
+    // All or nothing, like QEMU: check every action on a copy, then apply.
+    auto saved = nodes_;
+    for (const json& action : actions) {
+      Status ok = BitmapAction(action.value("type", ""), action.value("data", json()), true);
+      if (!ok.ok()) {
+        nodes_ = saved;
+        return ok;
+      }
+    }
+    return json::object();
+  }
+
+  StatusOr<json> ExportAdd(const json& arguments) {
+    if (!server_) return Error("NBD server not running");
+    std::string id = arguments.value("id", "");
+    std::string node = arguments.value("node-name", "");
+    if (exports_.count(id) != 0 || nodes_.count(node) == 0) return Error("bad export " + id);
+    exports_[id] = node;
+    return json::object();
+  }
+
+  StatusOr<json> ExportDel(const json& arguments) {
+    std::string id = arguments.value("id", "");
+    if (exports_.erase(id) == 0) return Error("Export '" + id + "' is not found");
+    events_.push_back({"BLOCK_EXPORT_DELETED", {{"id", id}}, 0});
+    return json::object();
+  }
+
+  StatusOr<json> Run(const std::string& command, const json& arguments) {
+    if (command == "query-named-block-nodes") return QueryNodes();
+    if (command == "query-block-jobs") return json::array();
+    if (command == "query-block-exports") {
+      json list = json::array();
+      for (const auto& [id, node] : exports_) list.push_back({{"id", id}, {"node-name", node}});
+      return list;
+    }
+    if (command == "query-status") {
+      return json{{"running", !paused_}, {"status", paused_ ? "paused" : "running"}};
+    }
+    if (command == "stop" || command == "cont") {
+      paused_ = command == "stop";
+      return json::object();
+    }
+    if (command == "qom-get") {
+      auto found = drives_.find(arguments.value("path", ""));
+      if (found == drives_.end()) return Error("Device not found");
+      return json(found->second);
+    }
+    if (command == "qom-set") return QomSet(arguments);
+    if (command == "blockdev-add") return BlockdevAdd(arguments);
+    if (command == "blockdev-del") return BlockdevDel(arguments);
+    if (command == "transaction") return Transaction(arguments);
+    if (absl::StartsWith(command, "block-dirty-bitmap-")) {
+      SP_RETURN_IF_ERROR(BitmapAction(command, arguments, true));
+      return json::object();
+    }
+    if (command == "nbd-server-start") {
+      if (server_) return Error("NBD server already running");
+      server_ = true;
+      return json::object();
+    }
+    if (command == "nbd-server-stop") {
+      if (!server_) return Error("NBD server not running");
+      server_ = false;
+      return json::object();
+    }
+    if (command == "block-export-add") return ExportAdd(arguments);
+    if (command == "block-export-del") return ExportDel(arguments);
+    return Error("CommandNotFound: " + command);
+  }
+
+  std::string label_ = "VM 'fake'";
+  std::vector<std::string> violations_;
+  std::deque<qmp::Event> events_;
+  bool server_ = false;
+  bool paused_ = false;
+  int fail_after_ = -1;
+  bool fail_is_error_ = true;
+  int count_ = 0;
+};
+
+constexpr char kPrev[] = "stillpoint-prev";
+constexpr char kNew[] = "stillpoint-new";
+
+std::vector<VolumeCut> Volumes() {
+  return {{"root", "root-fmt", FakeQemu::DrivePath("root"), 1 << 20, kPrev, kNew},
+          {"data", "data-fmt", FakeQemu::DrivePath("data"), 1 << 20, kPrev, kNew}};
+}
+
+std::vector<DeviceDrive> Devices() {
+  return {{FakeQemu::DrivePath("root"), "root-fmt"}, {FakeQemu::DrivePath("data"), "data-fmt"}};
+}
+
+class LiveCutTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    for (const char* node : {"root-fmt", "data-fmt"}) qemu_.nodes_[node].bitmaps[kPrev] = {};
+  }
+
+  // Prepare, cut (paused or not), export; the first error.
+  Status Capture(LiveCut& cut) {
+    SP_RETURN_IF_ERROR(cut.Prepare(Volumes()));
+    SP_RETURN_IF_ERROR(cut.Cut(/*pause_vcpus=*/GetParam()).status());
+    return cut.Export();
+  }
+
+  // The previous bitmap is usable again (present and recording) and the new one is gone, or
+  // the new one took over (success).
+  void ExpectBitmapsUsable(bool success) {
+    for (const char* node : {"root-fmt", "data-fmt"}) {
+      const auto& bitmaps = qemu_.nodes_[node].bitmaps;
+      if (success) {
+        EXPECT_EQ(bitmaps.count(kPrev), 0u) << node;
+        ASSERT_EQ(bitmaps.count(kNew), 1u) << node;
+        EXPECT_TRUE(bitmaps.at(kNew).recording) << node;
+      } else {
+        EXPECT_EQ(bitmaps.count(kNew), 0u) << node;
+        ASSERT_EQ(bitmaps.count(kPrev), 1u) << node;
+        EXPECT_TRUE(bitmaps.at(kPrev).recording) << node;
+      }
+    }
+  }
+
+  testing::TempDir dir_;
+  FakeQemu qemu_;
+};
+
+TEST_P(LiveCutTest, CaptureAndTeardownLeaveTheGraphAsItWas) {
+  LiveCut cut(&qemu_, dir_.path() + "/scratch", dir_.path() + "/nbd.sock");
+  ASSERT_TRUE(Capture(cut).ok());
+  EXPECT_EQ(qemu_.drives_[FakeQemu::DrivePath("root")], "sp-c0");
+  EXPECT_EQ(qemu_.exports_.size(), 2u);
+  ASSERT_TRUE(cut.Teardown(/*success=*/true).ok());
+  EXPECT_EQ(qemu_.Leftovers(), "");
+  EXPECT_TRUE(qemu_.violations().empty()) << qemu_.violations()[0];
+  ExpectBitmapsUsable(true);
+}
+
+// Every command of the capture fails in turn: the teardown still restores everything.
+TEST_P(LiveCutTest, AnyCommandFailingLeavesTheGraphAndBitmapsUsable) {
+  int total = 0;
+  {
+    FakeQemu probe;
+    for (const char* node : {"root-fmt", "data-fmt"}) probe.nodes_[node].bitmaps[kPrev] = {};
+    LiveCut cut(&probe, dir_.path() + "/probe", dir_.path() + "/probe.sock");
+    ASSERT_TRUE(cut.Prepare(Volumes()).ok());
+    ASSERT_TRUE(cut.Cut(GetParam()).ok());
+    ASSERT_TRUE(cut.Export().ok());
+    total = probe.commands();
+  }
+  for (int n = 0; n < total; ++n) {
+    FakeQemu qemu;
+    for (const char* node : {"root-fmt", "data-fmt"}) qemu.nodes_[node].bitmaps[kPrev] = {};
+    qemu.FailAfter(n, /*fail=*/true);
+    {
+      LiveCut cut(&qemu, dir_.path() + "/s" + std::to_string(n), dir_.path() + "/n.sock");
+      Status captured = cut.Prepare(Volumes());
+      if (captured.ok()) captured = cut.Cut(GetParam()).status();
+      if (captured.ok()) captured = cut.Export();
+      EXPECT_FALSE(captured.ok()) << "command " << n + 1 << " failed unnoticed";
+      (void)cut.Teardown(/*success=*/false);
+    }
+    EXPECT_EQ(qemu.Leftovers(), "") << "after command " << n + 1 << " failed";
+    EXPECT_TRUE(qemu.violations().empty()) << "command " << n + 1 << ": " << qemu.violations()[0];
+    qemu_ = qemu;
+    ExpectBitmapsUsable(false);
+  }
+}
+
+// The capture is killed after each command (QEMU keeps what it did); the clean-up that starts
+// the next capture removes it all without a command QEMU would abort on or refuse.
+TEST_P(LiveCutTest, CleanupAfterAKillAtAnyStep) {
+  int total = 0;
+  {
+    LiveCut cut(&qemu_, dir_.path() + "/probe", dir_.path() + "/probe.sock");
+    ASSERT_TRUE(Capture(cut).ok());
+    ASSERT_TRUE(cut.Teardown(true).ok());
+    total = qemu_.commands();
+  }
+  for (int n = 0; n <= total; ++n) {
+    FakeQemu qemu;
+    for (const char* node : {"root-fmt", "data-fmt"}) qemu.nodes_[node].bitmaps[kPrev] = {};
+    qemu.FailAfter(n, /*fail=*/false);
+    {
+      LiveCut cut(&qemu, dir_.path() + "/k" + std::to_string(n), dir_.path() + "/k.sock");
+      Status captured = cut.Prepare(Volumes());
+      if (captured.ok()) captured = cut.Cut(GetParam()).status();
+      if (captured.ok()) captured = cut.Export();
+      if (captured.ok()) captured = cut.Teardown(true);
+    }  // its destructor's teardown finds QEMU gone for it, like a killed process
+    qemu.FailAfter(-1, true);
+    auto cleaned = RemoveCaptureNodes(&qemu, Devices(), /*stop_server=*/true, "cleanup");
+    ASSERT_TRUE(cleaned.ok()) << "killed after command " << n << ": " << cleaned.status();
+    auto resumed = ResumeIfPausedByCapture(&qemu, dir_.path() + "/k" + std::to_string(n));
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    EXPECT_EQ(qemu.Leftovers(), "") << "killed after command " << n;
+    EXPECT_TRUE(qemu.violations().empty()) << "killed after command " << n << ": "
+                                           << qemu.violations()[0];
+    // A new capture works on the cleaned graph.
+    qemu.FailAfter(-1, true);
+    LiveCut next(&qemu, dir_.path() + "/next" + std::to_string(n), dir_.path() + "/x.sock");
+    std::vector<VolumeCut> fresh = Volumes();
+    for (VolumeCut& volume : fresh) {
+      volume.prev_bitmap.clear();
+      volume.new_bitmap = absl::StrCat("stillpoint-next", n);
+    }
+    ASSERT_TRUE(next.Prepare(fresh).ok());
+    ASSERT_TRUE(next.Cut(GetParam()).ok());
+    ASSERT_TRUE(next.Export().ok());
+    ASSERT_TRUE(next.Teardown(true).ok());
+    EXPECT_EQ(qemu.Leftovers(), "");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FrozenOrPaused, LiveCutTest, ::testing::Bool(),
+                         [](const auto& param_info) { return param_info.param ? "Paused" : "Frozen"; });
+
+}  // namespace
+}  // namespace sp::capture
