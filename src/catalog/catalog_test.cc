@@ -1,6 +1,7 @@
 #include "catalog/catalog.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "testing/temp_dir.h"
 
@@ -29,6 +30,22 @@ class CatalogTest : public ::testing::Test {
   sp::testing::TempDir dir_;
   std::unique_ptr<Catalog> catalog_;
 };
+
+TEST(CatalogModesTest, CatalogAndItsLogAreTheOwnersOnlyWhateverTheUmask) {
+  sp::testing::TempDir dir;
+  mode_t old = ::umask(0);
+  {
+    auto opened = Catalog::Open(dir.path() + "/catalog.db");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    ASSERT_TRUE((*opened)->AddVm(SampleVm("web01", "52:54:00:00:00:01")).ok());
+    for (const char* file : {"/catalog.db", "/catalog.db-wal"}) {
+      struct stat info {};
+      ASSERT_EQ(::stat((dir.path() + file).c_str(), &info), 0) << file;
+      EXPECT_EQ(info.st_mode & 0777u, 0600u) << file;
+    }
+  }
+  ::umask(old);
+}
 
 TEST_F(CatalogTest, AddFindListRemoveRoundTrip) {
   auto id = catalog_->AddVm(SampleVm("web01", "52:54:00:00:00:01"));

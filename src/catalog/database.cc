@@ -1,5 +1,11 @@
 #include "catalog/database.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace sp::catalog {
 
 Status SqliteStatus(sqlite3* db, int code, absl::string_view what) {
@@ -64,7 +70,26 @@ std::string Statement::Text(int column) const {
               : std::string();
 }
 
+namespace {
+
+// The catalog names every VM, image and point: the owner's alone. SQLite gives its -wal and -shm
+// files the database file's mode, so creating that one 0600 (whatever the umask) is enough.
+Status CreateForOwnerOnly(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return absl::OkStatus();
+    return ErrnoStatus(errno, absl::StrCat("create catalog ", path));
+  }
+  int chmod_error = ::fchmod(fd, 0600) == 0 ? 0 : errno;
+  ::close(fd);
+  return chmod_error == 0 ? absl::OkStatus()
+                          : ErrnoStatus(chmod_error, absl::StrCat("chmod catalog ", path));
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path) {
+  if (path != ":memory:") SP_RETURN_IF_ERROR(CreateForOwnerOnly(path));
   sqlite3* db = nullptr;
   int code = sqlite3_open_v2(path.c_str(), &db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
