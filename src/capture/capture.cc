@@ -122,7 +122,7 @@ class Capture {
   using SourceOpener = std::function<StatusOr<std::unique_ptr<block::BlockSource>>(
       const VolumeWork&, block::ConnectOptions)>;
   Status StreamAll(const SourceOpener& open);
-  void TruthCheck(block::BlockSource* source, const VolumeWork& work);
+  void CheckJournals(block::BlockSource* source, const VolumeWork& work);
   StatusOr<CaptureResult> Commit();
   Status Fail(const Status& status);
   json Extras() const;
@@ -474,13 +474,8 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
     auto thawed = agent_->Thaw(request_.agent_timeout);  // a failed freeze may have frozen some
     agent_.reset();  // leave the agent to the guard should it still need to thaw
     if (thawed.ok() && guard->Release().ok()) ::unlink(paths.freeze_record.c_str());
-    if (policy_ == Policy::kRequireApp) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          Label(vm_), ": the guest agent could not freeze (", frozen.status().message(),
-          ") and policy require-app forbids a crash-consistent point; nothing was kept"));
-    }
-    plan_ = {Consistency::kCrash, false,
-             absl::StrCat("guest agent could not freeze: ", frozen.status().message())};
+    SP_ASSIGN_OR_RETURN(plan_, AfterFreeze(policy_, plan_, frozen, agent_finding_.version,
+                                           vm_.name));
     return FreezeAndCut(cut);
   }
   if (FaultRequested("hang-while-frozen")) {
@@ -509,8 +504,7 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
   SP_RETURN_IF_ERROR(timings.status());
   result_.timings.qmp_ms = timings->qmp_ms;
   result_.timings.paused_ms = timings->paused_ms;
-  plan_.reason = absl::StrCat(*frozen, " filesystem(s) frozen by guest agent ",
-                              agent_finding_.version);
+  SP_ASSIGN_OR_RETURN(plan_, AfterFreeze(policy_, plan_, frozen, agent_finding_.version, vm_.name));
   return absl::OkStatus();
 }
 
@@ -568,14 +562,14 @@ Status Capture::StreamAll(const SourceOpener& open) {
   }
   for (size_t i = 0; i < volumes_.size(); ++i) {
     SP_RETURN_IF_ERROR(StreamVolume(sources[i].get(), volumes_[i]));
-    if (plan_.target == Consistency::kApplication) TruthCheck(sources[i].get(), volumes_[i]);
+    if (plan_.target == Consistency::kApplication) CheckJournals(sources[i].get(), volumes_[i]);
     sources[i].reset();  // a stopped VM's qemu-nbd ends with it
   }
   return absl::OkStatus();
 }
 
 // An application-consistent point must show it: every ext4 journal in it must be clean.
-void Capture::TruthCheck(block::BlockSource* source, const VolumeWork& work) {
+void Capture::CheckJournals(block::BlockSource* source, const VolumeWork& work) {
   auto found = block::ProbeExt4(*source);
   if (!found.ok()) return;
   for (const block::Ext4Info& fs : *found) {
@@ -621,25 +615,10 @@ json Capture::Extras() const {
 }
 
 StatusOr<CaptureResult> Capture::Commit() {
-  result_.consistency = plan_.target;
-  result_.reason = plan_.reason;
-  if (plan_.target == Consistency::kApplication && !dirty_journals_.empty()) {
-    result_.consistency = Consistency::kCrash;
-    result_.reason = absl::StrCat(plan_.reason, ", but ext4 needs journal recovery on ",
-                                  absl::StrJoin(dirty_journals_, ", "),
-                                  ": downgraded to crash-consistent");
-  } else if (power_ == Power::kStoppedUnknown) {
-    result_.consistency = ext4_.empty() ? Consistency::kCrash : Consistency::kApplication;
-    result_.reason = ext4_.empty()
-                         ? "VM was stopped outside stillpoint and no filesystem shows how"
-                         : absl::StrCat("VM was stopped outside stillpoint; all ", ext4_.size(),
-                                        " ext4 journal(s) are clean");
-  }
-  if (result_.consistency == Consistency::kCrash && policy_ == Policy::kRequireApp) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Label(vm_), ": policy require-app, but the point would be crash-consistent (",
-        result_.reason, "); nothing was kept"));
-  }
+  SP_ASSIGN_OR_RETURN(Verdict verdict, Judge(policy_, power_, plan_,
+                                              TruthCheck{ext4_.size(), dirty_journals_}, vm_.name));
+  result_.consistency = verdict.consistency;
+  result_.reason = verdict.reason;
   for (const VolumeWork& work : volumes_) {
     result_.logical_bytes += work.size;
     result_.incremental = result_.incremental || work.incremental;

@@ -1,5 +1,7 @@
 #include "capture/policy.h"
 
+#include "absl/strings/str_join.h"
+
 namespace sp::capture {
 
 StatusOr<Policy> ParsePolicy(const std::string& text) {
@@ -59,6 +61,46 @@ StatusOr<Plan> Decide(Policy policy, Power power, const AgentFinding& agent,
   }
   return Plan{Consistency::kApplication, true,
               absl::StrCat("filesystems to be frozen by guest agent ", agent.version)};
+}
+
+StatusOr<Plan> AfterFreeze(Policy policy, const Plan& plan, const StatusOr<int>& frozen,
+                           const std::string& agent_version, const std::string& vm_name) {
+  if (!plan.freeze) return plan;
+  if (!frozen.ok()) {
+    if (policy == Policy::kRequireApp) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "VM '", vm_name, "': the guest agent could not freeze (", frozen.status().message(),
+          ") and policy require-app forbids a crash-consistent point; nothing was kept"));
+    }
+    return Plan{Consistency::kCrash, false,
+                absl::StrCat("guest agent could not freeze: ", frozen.status().message())};
+  }
+  return Plan{plan.target, true,
+              absl::StrCat(*frozen, " filesystem(s) frozen by guest agent ", agent_version)};
+}
+
+StatusOr<Verdict> Judge(Policy policy, Power power, const Plan& plan, const TruthCheck& truth,
+                        const std::string& vm_name) {
+  Verdict verdict{plan.target, plan.reason};
+  if (plan.target == Consistency::kApplication && !truth.dirty_journals.empty()) {
+    verdict = {Consistency::kCrash,
+               absl::StrCat(plan.reason, ", but ext4 needs journal recovery on ",
+                            absl::StrJoin(truth.dirty_journals, ", "),
+                            ": downgraded to crash-consistent")};
+  } else if (power == Power::kStoppedUnknown) {
+    verdict = truth.ext4_found == 0
+                  ? Verdict{Consistency::kCrash,
+                            "VM was stopped outside stillpoint and no filesystem shows how"}
+                  : Verdict{Consistency::kApplication,
+                            absl::StrCat("VM was stopped outside stillpoint; all ", truth.ext4_found,
+                                         " ext4 journal(s) are clean")};
+  }
+  if (verdict.consistency == Consistency::kCrash && policy == Policy::kRequireApp) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "VM '", vm_name, "': policy require-app, but the point would be crash-consistent (",
+        verdict.reason, "); nothing was kept"));
+  }
+  return verdict;
 }
 
 }  // namespace sp::capture

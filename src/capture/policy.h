@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "platform/status.h"
 
@@ -45,5 +46,29 @@ struct Plan {
 // stopped: the caller decides later from the captured filesystems (see the truth check).
 StatusOr<Plan> Decide(Policy policy, Power power, const AgentFinding& agent,
                       const std::string& vm_name);
+
+// The plan once the agent was asked to freeze: `frozen` is how many filesystems it froze, or why
+// it could not. A failed freeze means crash-consistent with that reason (the cut goes on without
+// a freeze), or FailedPrecondition under require-app ("nothing was kept").
+StatusOr<Plan> AfterFreeze(Policy policy, const Plan& plan, const StatusOr<int>& frozen,
+                           const std::string& agent_version, const std::string& vm_name);
+
+// What the captured data showed: how many ext4 filesystems were found, and which of them (in
+// words) need journal recovery.
+struct TruthCheck {
+  size_t ext4_found = 0;
+  std::vector<std::string> dirty_journals;
+};
+
+struct Verdict {
+  Consistency consistency = Consistency::kCrash;
+  std::string reason;
+};
+
+// The point's consistency: the plan, downgraded to crash-consistent when a journal in data the
+// plan called application-consistent needs recovery; for a VM stopped outside stillpoint,
+// decided by its journals. FailedPrecondition under require-app when the verdict is crash.
+StatusOr<Verdict> Judge(Policy policy, Power power, const Plan& plan, const TruthCheck& truth,
+                        const std::string& vm_name);
 
 }  // namespace sp::capture
