@@ -80,13 +80,6 @@ Power PowerOf(const VmRecord& vm) {
   return Power::kStoppedUnknown;
 }
 
-// Faults to inject for tests: STILLPOINT_FAULT=hang-while-frozen (the thaw guard must act),
-// STILLPOINT_FAULT=slow-stream (100 ms per chunk, so a test can pull the VM away mid-stream).
-bool FaultRequested(const char* fault) {
-  const char* value = std::getenv("STILLPOINT_FAULT");
-  return value != nullptr && std::string(value) == fault;
-}
-
 struct VolumeWork {
   VolumeRecord record;
   uint64_t size = 0;
@@ -478,10 +471,6 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
                                            vm_.name));
     return FreezeAndCut(cut);
   }
-  if (FaultRequested("hang-while-frozen")) {
-    std::fprintf(stderr, "stillpoint: fault injected: hanging while the guest is frozen\n");
-    while (true) std::this_thread::sleep_for(Millis(1000));
-  }
   FaultPoint("cut.frozen");
   auto timings = cut->Cut(/*pause_vcpus=*/false);
   auto thaw_at = std::chrono::steady_clock::now();
@@ -516,9 +505,7 @@ Status Capture::StreamVolume(block::BlockSource* source, VolumeWork& work) {
   block::StreamOptions options;
   options.incremental = work.incremental;
   uint64_t base = all_done_;
-  bool slow = FaultRequested("slow-stream");
   auto sink = [&](uint64_t index, block::ChunkKind kind, std::string data) -> Status {
-    if (slow) std::this_thread::sleep_for(Millis(100));
     FaultPoint("stream.chunk");
     switch (kind) {
       case block::ChunkKind::kZero:

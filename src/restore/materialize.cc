@@ -254,13 +254,5 @@ StatusOr<FileDigest> HashFile(const std::string& path) {
   return result;
 }
 
-bool FaultRequested(absl::string_view name) {
-  const char* faults = std::getenv("STILLPOINT_FAULT");
-  if (faults == nullptr) return false;
-  for (absl::string_view fault : absl::StrSplit(faults, ',')) {
-    if (fault == name) return true;
-  }
-  return false;
-}
 
 }  // namespace sp::restore

@@ -49,8 +49,5 @@ struct FileDigest {
 };
 StatusOr<FileDigest> HashFile(const std::string& path);
 
-// True when the environment variable STILLPOINT_FAULT lists `name` (comma separated). Used by
-// tests to make a restore fail at a chosen step.
-bool FaultRequested(absl::string_view name);
 
 }  // namespace sp::restore

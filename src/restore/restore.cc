@@ -87,9 +87,9 @@ Status SwapIn(const std::vector<const catalog::VolumeRecord*>& volumes,
   Status status;
   for (; swapped < volumes.size(); ++swapped) {
     const std::string& path = volumes[swapped]->path;
-    if (swapped == 1 && FaultRequested("fail-restore-swap")) {
-      status = absl::InternalError("fault injected during the swap (STILLPOINT_FAULT)");
-      break;
+    if (swapped == 1) {
+      status = FailurePoint("restore.swapped-one");
+      if (!status.ok()) break;
     }
     if (::rename(path.c_str(), saved[swapped].c_str()) != 0) {
       status = ErrnoStatus(errno, "rename " + path);
@@ -228,13 +228,11 @@ StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::Vm
     if (!swapped) RemoveFiles(fresh);
   });
   for (size_t i = 0; i < volumes.size(); ++i) {
-    if (i == 1 && FaultRequested("fail-restore-midway")) {
-      return absl::InternalError("fault injected midway through the restore (STILLPOINT_FAULT)");
-    }
     SP_ASSIGN_OR_RETURN(ImageFormat format, ParseImageFormat(volumes[i]->format));
     SP_ASSIGN_OR_RETURN(MaterializeStats stats,
                         MaterializeVolume(repo, manifest.id, volumes[i]->name, fresh[i], format,
                                           nullptr, ModeToKeep(volumes[i]->path)));
+    SP_RETURN_IF_ERROR(FailurePoint("restore.volume-written"));
     result.volumes.push_back({volumes[i]->name, volumes[i]->path, stats});
   }
   FaultPoint("restore.written");

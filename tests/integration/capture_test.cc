@@ -260,13 +260,13 @@ TEST_F(CaptureTest, KilledCaptureWhileFrozenIsThawedByTheGuard) {
   spawn.stdout_path = spawn.stderr_path = err;
   spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
                      {"STILLPOINT_RUN_DIR", world_.paths().run_root},
-                     {"STILLPOINT_FAULT", "hang-while-frozen"}};
+                     {"STILLPOINT_FAULT_AT", "cut.frozen:hang"}};
   auto capture = Spawn({testing::StillpointBinary(), "snapshot", "create", "web01",
                         "--freeze-deadline-ms", "30000"},
                        spawn);
   ASSERT_TRUE(capture.ok());
   Deadline frozen = Deadline::In(Millis(60'000));
-  while (!Contains(ReadFile(err).value_or(""), "hanging while the guest is frozen") &&
+  while (!Contains(ReadFile(err).value_or(""), "fault point 'cut.frozen' reached") &&
          !frozen.Expired()) {
     std::this_thread::sleep_for(Millis(50));
   }
@@ -311,7 +311,7 @@ TEST_F(CaptureTest, HungCaptureIsKilledAndTheGuestThawedAtTheDeadline) {
   spawn.stdout_path = spawn.stderr_path = err;
   spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
                      {"STILLPOINT_RUN_DIR", world_.paths().run_root},
-                     {"STILLPOINT_FAULT", "hang-while-frozen"}};
+                     {"STILLPOINT_FAULT_AT", "cut.frozen:hang"}};
   auto hung = Spawn({testing::StillpointBinary(), "snapshot", "create", "web01",
                      "--freeze-deadline-ms", "3000"},
                     spawn);
@@ -342,7 +342,7 @@ TEST_F(CaptureTest, QemuKilledMidStreamDiscardsThePoint) {
   spawn.stdout_path = spawn.stderr_path = out;
   spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
                      {"STILLPOINT_RUN_DIR", world_.paths().run_root},
-                     {"STILLPOINT_FAULT", "slow-stream"}};
+                     {"STILLPOINT_FAULT_AT", "stream.chunk:delay=100"}};
   auto capture = Spawn({testing::StillpointBinary(), "snapshot", "create", "web01"}, spawn);
   ASSERT_TRUE(capture.ok());
   auto index = catalog::RecoveryPointIndex::Open(world_.app().catalog().db());

@@ -32,11 +32,11 @@ std::string Hash(const std::string& path) {
   return digest.ok() ? digest->sha256 : "";
 }
 
-// Sets STILLPOINT_FAULT for the commands run in its scope.
+// Arms a fault point (STILLPOINT_FAULT_AT) for the commands run in its scope.
 class Fault {
  public:
-  explicit Fault(const char* name) { ::setenv("STILLPOINT_FAULT", name, 1); }
-  ~Fault() { ::unsetenv("STILLPOINT_FAULT"); }
+  explicit Fault(const char* name) { ::setenv("STILLPOINT_FAULT_AT", name, 1); }
+  ~Fault() { ::unsetenv("STILLPOINT_FAULT_AT"); }
 };
 
 class RestoreTest : public ::testing::Test {
@@ -164,7 +164,7 @@ TEST_F(RestoreTest, RestoreInPlaceRefusesRunningFailsCleanlyAndRoundTrips) {
   Stop(world_, "web01");
   std::string root_hash = Hash(vm.volumes[0].path), data_hash = Hash(vm.volumes[1].path);
 
-  for (const char* fault : {"fail-restore-midway", "fail-restore-swap"}) {
+  for (const char* fault : {"restore.volume-written:fail", "restore.swapped-one:fail"}) {
     Fault injected(fault);
     CommandResult failed = Cli(world_, {"vm", "restore", "web01", point});
     EXPECT_FALSE(failed.status.success()) << fault << ": " << failed.output;
