@@ -135,27 +135,43 @@ class Qcow2Target {
   }
   Status Finish() {
     while (!pending_.empty()) SP_RETURN_IF_ERROR(RetireOldest());
-    if (nbd_flush(handle_, 0) < 0) return Error("flush");
+    int64_t flush = nbd_aio_flush(handle_, NBD_NULL_COMPLETION, 0);
+    if (flush < 0) return Error("flush");
+    SP_RETURN_IF_ERROR(AwaitCompletion(flush, "flush"));
     if (nbd_shutdown(handle_, 0) < 0) return Error("shutdown");
     return absl::OkStatus();
   }
 
  private:
   static constexpr size_t kWritesInFlight = 4;
+  // A qemu-nbd that takes longer than this for one request is stuck (its disk, or itself).
+  static constexpr Millis kRequestTimeout{120'000};
   struct Pending {
     int64_t cookie;
     std::string data;  // must stay untouched until the write completed
   };
 
   Status RetireOldest() {
+    SP_RETURN_IF_ERROR(AwaitCompletion(pending_.front().cookie, "write"));
+    pending_.pop_front();
+    return absl::OkStatus();
+  }
+
+  // Waits for the request `cookie`, at most kRequestTimeout.
+  Status AwaitCompletion(int64_t cookie, const char* what) {
+    Deadline deadline = Deadline::In(kRequestTimeout);
     while (true) {
-      int done = nbd_aio_command_completed(handle_, static_cast<uint64_t>(pending_.front().cookie));
-      if (done < 0) return Error("write");
-      if (done == 1) {
-        pending_.pop_front();
-        return absl::OkStatus();
+      int done = nbd_aio_command_completed(handle_, static_cast<uint64_t>(cookie));
+      if (done < 0) return Error(what);
+      if (done == 1) return absl::OkStatus();
+      if (deadline.Expired()) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "qemu-nbd did not complete a ", what, " within ", kRequestTimeout.count() / 1000,
+            " s (is the target disk hung?)"));
       }
-      if (nbd_poll(handle_, -1) < 0) return Error("waiting for qemu-nbd");
+      if (nbd_poll(handle_, std::max(1, deadline.PollTimeoutMs())) < 0) {
+        return Error("waiting for qemu-nbd");
+      }
     }
   }
 
