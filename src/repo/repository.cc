@@ -221,7 +221,7 @@ Status Repository::Init(const std::string& path, const InitOptions& options) {
   config.chunk_size = options.chunk_size;
   config.compression_level = options.compression_level;
   config.encrypted = options.encrypted;
-  config.created_micros = Clock::Real()->UnixMicros();
+  config.created_micros = options.clock->UnixMicros();
   if (options.encrypted) {
     SP_ASSIGN_OR_RETURN(std::string master, LoadMasterKey(options.key_file, /*create=*/true));
     config.key_check = KeyCheck(master);

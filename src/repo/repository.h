@@ -32,6 +32,7 @@
 
 #include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
+#include "platform/clock.h"
 #include "platform/file_system.h"
 #include "platform/status.h"
 #include "repo/manifest.h"
@@ -58,6 +59,7 @@ struct InitOptions {
   // (mode 0600) when it does not exist.
   std::string key_file;
   FileSystem* fs = FileSystem::Posix();
+  Clock* clock = Clock::Real();  // the repository's creation time
 };
 
 // Parses "zstd", "zstd:LEVEL" (1..19) or "none" into a zstd level (0 = none).
@@ -65,6 +67,9 @@ StatusOr<int> ParseCompression(absl::string_view text);
 
 struct OpenOptions {
   FileSystem* fs = FileSystem::Posix();
+  // Point ids and the times in manifests. (gc judges chunk ages by the file system's own clock,
+  // fs->NowMicros(), the one its files' times come from.)
+  Clock* clock = Clock::Real();
   std::string key_file;                // required for an encrypted repository
   int worker_threads = 0;              // hashing/compression workers; 0 = chosen from the CPUs
   uint64_t max_bytes_in_flight = 0;    // write-path memory bound; 0 = 64 MiB (≥ workers+2 chunks)

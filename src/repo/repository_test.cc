@@ -105,6 +105,43 @@ class RepositoryTest : public ::testing::Test {
   std::unique_ptr<Repository> repo_;
 };
 
+// A clock that always says the same time.
+class FixedClock final : public Clock {
+ public:
+  explicit FixedClock(int64_t micros) : micros_(micros) {}
+  SteadyTime Now() const override { return SteadyTime(std::chrono::microseconds(micros_)); }
+  int64_t UnixMicros() const override { return micros_; }
+
+ private:
+  int64_t micros_;
+};
+
+TEST(RepositoryClockTest, PointIdsAndTimesComeFromTheRepositorysClock) {
+  MemFileSystem mem;
+  FixedClock init_clock(1'600'000'000'000'000), clock(1'700'000'000'123'456);
+  InitOptions init;
+  init.fs = &mem;
+  init.clock = &init_clock;
+  ASSERT_TRUE(Repository::Init("/repo", init).ok());
+  OpenOptions options;
+  options.fs = &mem;
+  options.clock = &clock;
+  auto repo = Repository::Open("/repo", options);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ((*repo)->config().created_micros, 1'600'000'000'000'000);
+  RecoveryPointRequest request;
+  request.vm = VmIdentity{"uuid-web01", "web01"};
+  auto writer = (*repo)->BeginRecoveryPoint(request);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ((*writer)->id().substr(0, 16), "20231114T221320Z");
+  auto id = (*writer)->Commit(nlohmann::json::object());
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto manifest = (*repo)->GetRecoveryPoint(*id);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  EXPECT_EQ(manifest->created_micros, 1'700'000'000'123'456);
+  EXPECT_EQ(manifest->committed_micros, 1'700'000'000'123'456);
+}
+
 TEST_F(RepositoryTest, WritesAndReadsBackAVolume) {
   std::string volume = MakeVolume(1);
   auto id = WritePoint("web01", volume);

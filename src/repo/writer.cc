@@ -209,7 +209,7 @@ WriterImpl::WriterImpl(Repository* repo, RecoveryPointRequest request, std::stri
     : repo_(repo),
       request_(std::move(request)),
       id_(std::move(id)),
-      created_micros_(Clock::Real()->UnixMicros()),
+      created_micros_(repo->options().clock->UnixMicros()),
       vm_lock_(std::move(vm_lock)),
       pending_lock_(std::move(pending_lock)),
       parent_(std::move(parent)),
@@ -444,7 +444,7 @@ Status WriterImpl::WriteIndexesAndManifest(const nlohmann::json& extras) {
     manifest.volumes.push_back(std::move(entry));
   }
   SP_RETURN_IF_ERROR(fs->SyncDir(absl::StrCat(repo_->path(), "/", internal::kPointsDir)));
-  manifest.committed_micros = Clock::Real()->UnixMicros();
+  manifest.committed_micros = repo_->options().clock->UnixMicros();
   // The commit point: the manifest makes the recovery point exist.
   return fs->WriteFileDurably(JoinPath(dir, internal::kManifestFile), EncodeManifest(manifest));
 }
@@ -475,7 +475,7 @@ StatusOr<std::unique_ptr<RecoveryPointWriter>> Repository::BeginRecoveryPoint(
     SP_ASSIGN_OR_RETURN(VmUsage usage, Usage(request.vm.id));
     budget = *request.space_limit_bytes - std::min(usage.stored_bytes, *request.space_limit_bytes);
   }
-  std::string id = internal::NewPointId(Clock::Real()->UnixMicros());
+  std::string id = internal::NewPointId(options_.clock->UnixMicros());
   // Registering in pending/ first tells a concurrent gc when this writer started.
   SP_ASSIGN_OR_RETURN(auto pending_lock, fs()->TryLock(absl::StrCat(
                                              path_, "/", internal::kPendingDir, "/", id)));
