@@ -15,6 +15,9 @@
 #include "platform/status.h"
 #include "vm/guest_filesystems.h"
 #include "repo/repository.h"
+#include "restore/export.h"
+#include "restore/restore.h"
+#include "restore/serve.h"
 #include "vm/runtime.h"
 
 namespace sp::app {
@@ -36,6 +39,30 @@ struct AttachRequest {
   std::string qga_socket;   // empty: no guest agent
   std::string boot_volume;  // empty: the first disk
   std::string policy = "prefer-app";
+};
+
+struct NewVmFromSnapshotRequest {
+  std::string point_id;  // id or unique prefix
+  std::string name;      // the new VM's name
+  std::string dir;       // where its images go; empty: <home>/images/<name>
+};
+
+struct VmRestoreResult {
+  catalog::VmRecord vm;  // the VM restored
+  restore::InPlaceResult restored;
+};
+
+struct MountRequest {
+  std::string point_id;  // id or unique prefix
+  std::string volume;    // empty: the point's boot volume
+  std::string socket;    // unix socket to listen on; empty: one in the run directory
+  int port = 0;          // TCP port on 127.0.0.1 instead of a unix socket
+};
+
+struct MountedVolume {
+  std::string point_id;  // the point's full id
+  std::string volume;
+  std::unique_ptr<restore::VolumeServer> server;  // serves until stopped or destroyed
 };
 
 class App {
@@ -72,6 +99,28 @@ class App {
   // Takes a snapshot (see capture::CaptureVm). FailedPrecondition when snapshots are disabled.
   StatusOr<capture::CaptureResult> CreateSnapshot(capture::CaptureRequest request,
                                                   const capture::ProgressFn& progress);
+
+  // Recovery points back into VMs and out to files (restore_cases.cc).
+
+  // A new VM (new UUID and MACs) from a recovery point (see restore::CreateVmFromPoint), defined
+  // through DefineVm and recorded with a "vm.created-from-snapshot" event. AlreadyExists when the
+  // name or an image is taken; on error no VM is defined.
+  StatusOr<restore::NewVmResult> CreateVmFromSnapshot(const NewVmFromSnapshotRequest& request);
+  // Puts the stopped VM `vm_name`'s disks back to `point_id` in place (see
+  // restore::RestoreInPlace); `volumes` empty = all. Records "vm.restored", or
+  // "vm.restore-failed" with the error, which it returns; the VM's images are then unchanged.
+  StatusOr<VmRestoreResult> RestoreVm(const std::string& vm_name, const std::string& point_id,
+                                      const std::vector<std::string>& volumes);
+  // Writes a recovery point to a directory (see restore::ExportPoint); AlreadyExists when the
+  // directory holds an export already.
+  StatusOr<restore::ExportResult> ExportSnapshot(const restore::ExportRequest& request);
+  // Adds the export in `dir` as a new recovery point and lists it in the catalog. The checks'
+  // errors as restore::ImportPoint says; nothing is added unless all passed.
+  StatusOr<restore::ImportResult> ImportSnapshot(const std::string& dir);
+  // Starts serving a volume of a recovery point read-only over NBD. NotFound for an unknown
+  // point or volume; Unavailable when the server did not come up.
+  // REQUIRES: the calling thread lives as long as the server (see restore::VolumeServer).
+  StatusOr<MountedVolume> MountVolume(const MountRequest& request);
 
   // System-wide settings (`stillpoint config`): the known keys, their values or defaults.
   static const std::vector<std::pair<std::string, std::string>>& SettingDefaults();

@@ -9,11 +9,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "catalog/recovery_points.h"
 #include "cli/command_tree.h"
-#include "restore/export.h"
-#include "restore/restore.h"
-#include "restore/serve.h"
 
 namespace sp::cli {
 namespace {
@@ -46,12 +42,6 @@ void PrintWarnings(const std::vector<std::string>& warnings) {
   }
 }
 
-// Keeps the catalog's index of recovery points in step with the repository.
-Status IndexPoint(app::App& app, const repo::Manifest& manifest) {
-  SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app.catalog().db()));
-  return index->Upsert(catalog::RecordFromManifest(manifest));
-}
-
 struct CreateArgs {
   std::string point;
   std::string name;
@@ -73,17 +63,8 @@ void AddCreateFromSnapshot(CLI::App& vm_cmd, Context& context) {
   create->callback([args, &context] {
     context.action = [args, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
-      restore::NewVmRequest request;
-      request.point_id = args->point;
-      request.name = args->name;
-      request.dir = args->dir.empty() ? app->paths().home + "/images/" + args->name : args->dir;
       SP_ASSIGN_OR_RETURN(restore::NewVmResult result,
-                          restore::CreateVmFromPoint(
-                              *repo, app->catalog(), request,
-                              [app](catalog::VmRecord draft) { return app->DefineVm(draft); }));
-      (void)app->catalog().AddEvent(&result.vm, "vm.created-from-snapshot",
-                                    "created from recovery point " + result.point_id);
+                          app->CreateVmFromSnapshot({args->point, args->name, args->dir}));
       PrintWarnings(result.warnings);
       if (args->start) SP_RETURN_IF_ERROR(app->StartVm(result.vm.name));
       if (context.json) {
@@ -124,29 +105,18 @@ void AddRestore(CLI::App& vm_cmd, Context& context) {
   restore->callback([args, &context] {
     context.action = [args, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
-      SP_ASSIGN_OR_RETURN(catalog::VmRecord vm, app->GetVm(args->vm));
-      restore::InPlaceRequest request{args->point, args->volumes, app->paths().run_root};
-      auto result = restore::RestoreInPlace(*repo, vm, request);
-      if (!result.ok()) {
-        (void)app->catalog().AddEvent(&vm, "vm.restore-failed",
-                                      std::string(result.status().message()));
-        return result.status();
-      }
-      std::vector<std::string> names;
-      for (const auto& volume : result->volumes) names.push_back(volume.name);
-      (void)app->catalog().AddEvent(&vm, "vm.restored",
-                                    absl::StrCat("volumes ", absl::StrJoin(names, ", "),
-                                                 " restored from recovery point ",
-                                                 result->point_id));
+      SP_ASSIGN_OR_RETURN(app::VmRestoreResult restored,
+                          app->RestoreVm(args->vm, args->point, args->volumes));
+      const catalog::VmRecord& vm = restored.vm;
+      const restore::InPlaceResult& result = restored.restored;
       if (context.json) {
-        PrintJson({{"vm", vm.name}, {"point", result->point_id},
-                   {"volumes", VolumesToJson(result->volumes)}});
+        PrintJson({{"vm", vm.name}, {"point", result.point_id},
+                   {"volumes", VolumesToJson(result.volumes)}});
         return absl::OkStatus();
       }
-      std::cout << "VM '" << vm.name << "' restored from recovery point " << result->point_id
+      std::cout << "VM '" << vm.name << "' restored from recovery point " << result.point_id
                 << ":\n";
-      PrintVolumes(result->volumes);
+      PrintVolumes(result.volumes);
       return absl::OkStatus();
     };
   });
@@ -169,21 +139,15 @@ Status Mount(Context& context, const MountArgs& args) {
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
   SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-  SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
-  SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(args.point));
-  std::string volume = args.volume.empty() ? restore::BootVolumeName(manifest) : args.volume;
-  restore::ServeOptions options;
-  std::string tag = absl::StrCat("mount-", ::getpid());
-  options.work_dir = app->paths().run_root + "/" + tag;
-  options.port = args.port;
-  options.socket_path =
-      args.socket.empty() ? app->paths().run_root + "/" + tag + ".sock" : args.socket;
-  SP_ASSIGN_OR_RETURN(auto server, restore::VolumeServer::Start(*repo, manifest.id, volume, options));
+  SP_ASSIGN_OR_RETURN(app::MountedVolume mounted,
+                      app->MountVolume({args.point, args.volume, args.socket, args.port}));
+  const std::string& volume = mounted.volume;
+  restore::VolumeServer* server = mounted.server.get();
   if (context.json) {
-    PrintJson({{"point", manifest.id}, {"volume", volume}, {"uri", server->uri()},
+    PrintJson({{"point", mounted.point_id}, {"volume", volume}, {"uri", server->uri()},
                {"size", server->size()}, {"read_only", true}});
   } else {
-    std::cout << "serving volume '" << volume << "' of recovery point " << manifest.id
+    std::cout << "serving volume '" << volume << "' of recovery point " << mounted.point_id
               << " read-only (" << Bytes(server->size()) << ")\n  " << server->uri()
               << "\n  e.g. qemu-img info '" << server->uri() << "'\n"
               << "Ctrl-C stops it." << std::endl;
@@ -241,14 +205,13 @@ void AddExport(CLI::App& snapshot, Context& context) {
   exp->callback([args, &context] {
     context.action = [args, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
       restore::ExportRequest request;
       request.point_id = args->point;
       request.dir = args->dir;
       request.volumes = args->volumes;
       SP_ASSIGN_OR_RETURN(request.format, restore::ParseImageFormat(args->format));
       SP_ASSIGN_OR_RETURN(request.file_mode, restore::ParseExportMode(args->mode));
-      SP_ASSIGN_OR_RETURN(restore::ExportResult result, restore::ExportPoint(*repo, request));
+      SP_ASSIGN_OR_RETURN(restore::ExportResult result, app->ExportSnapshot(request));
       PrintWarnings(result.warnings);
       if (context.json) {
         PrintJson({{"dir", args->dir}, {"point", result.manifest.point_id},
@@ -277,9 +240,7 @@ void AddImport(CLI::App& snapshot, Context& context) {
   imp->callback([dir, &context] {
     context.action = [dir, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
-      SP_ASSIGN_OR_RETURN(restore::ImportResult result, restore::ImportPoint(*repo, *dir));
-      SP_RETURN_IF_ERROR(IndexPoint(*app, result.point));
+      SP_ASSIGN_OR_RETURN(restore::ImportResult result, app->ImportSnapshot(*dir));
       if (context.json) {
         PrintJson({{"point", result.point_id}, {"vm", result.manifest.vm_name},
                    {"original_point", result.manifest.point_id}});
