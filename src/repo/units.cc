@@ -16,7 +16,9 @@ std::string FormatBytes(uint64_t bytes) {
     value /= 1024;
     ++unit;
   }
-  return absl::StrFormat(value < 10 ? "%.2f %s" : "%.1f %s", value, kUnits[unit]);
+  // Two formats spelled out: StrFormat checks its format at compile time (clang insists).
+  if (value < 10) return absl::StrFormat("%.2f %s", value, kUnits[unit]);
+  return absl::StrFormat("%.1f %s", value, kUnits[unit]);
 }
 
 StatusOr<uint64_t> ParseBytes(absl::string_view text) {
