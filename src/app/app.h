@@ -41,6 +41,23 @@ struct AttachRequest {
   std::string policy = "prefer-app";
 };
 
+// Which repository a repository command works on.
+struct RepoLocation {
+  std::string path;      // empty: the default repository (<home>/repo)
+  std::string key_file;  // key of an encrypted repository; empty: $STILLPOINT_KEY_FILE
+};
+
+struct RepoInfo {
+  std::string path;
+  repo::RepositoryConfig config;
+};
+
+struct SpaceLimitResult {
+  catalog::VmRecord vm;
+  std::optional<int64_t> limit_bytes;  // none: no limit
+  uint64_t used_bytes = 0;             // what its points use; 0 when the repository cannot tell
+};
+
 struct NewVmFromSnapshotRequest {
   std::string point_id;  // id or unique prefix
   std::string name;      // the new VM's name
@@ -121,6 +138,40 @@ class App {
   // point or volume; Unavailable when the server did not come up.
   // REQUIRES: the calling thread lives as long as the server (see restore::VolumeServer).
   StatusOr<MountedVolume> MountVolume(const MountRequest& request);
+
+  // The repository and its maintenance (repo_cases.cc). Those that need no catalog are static,
+  // so that they work on a repository named by path without a state directory's catalog.
+
+  // The repository's path: `location.path`, else the default one. Fails only when the state
+  // directory cannot be told.
+  static StatusOr<std::string> RepoPath(const RepoLocation& location);
+  // Creates a repository at `location` (its key_file is options.key_file's default).
+  // AlreadyExists when one is there; InvalidArgument for bad options.
+  static Status InitRepo(const RepoLocation& location, const repo::InitOptions& options);
+  // NotFound when no repository is there; FailedPrecondition without the key of an encrypted one.
+  static StatusOr<RepoInfo> GetRepoInfo(const RepoLocation& location);
+  static StatusOr<repo::RepositoryStats> GetRepoStats(const RepoLocation& location);
+  // Re-reads every chunk (of `point_id` only, when not empty); the report lists what is wrong.
+  // Errors are those of opening the repository and reading it, not the problems found.
+  static StatusOr<repo::VerifyReport> VerifyRepo(const RepoLocation& location,
+                                                 const std::string& point_id);
+  // DataLoss that sums up a report with problems; OK for a clean one.
+  static Status VerifyVerdict(const repo::VerifyReport& report);
+  static StatusOr<repo::GcReport> CollectGarbage(const RepoLocation& location);
+  // Removes the VM's points no rule of `policy` keeps (unless `dry_run`), from the repository
+  // and the catalog. InvalidArgument for a policy that keeps nothing.
+  StatusOr<std::vector<repo::PruneDecision>> Prune(const RepoLocation& location,
+                                                   const std::string& vm,
+                                                   const repo::PrunePolicy& policy, bool dry_run);
+  // Replaces the catalog's list of recovery points with the repository's; returns how many.
+  StatusOr<size_t> RebuildCatalog(const RepoLocation& location);
+  // Deletes a recovery point (id or unique prefix) from the repository and the catalog and
+  // returns its manifest. NotFound for an unknown point.
+  StatusOr<repo::Manifest> DeleteSnapshot(const RepoLocation& location, const std::string& id);
+  // Sets (or with nullopt, lifts) the space the VM's recovery points may use. NotFound for an
+  // unknown VM; a repository that cannot be read only leaves used_bytes 0.
+  StatusOr<SpaceLimitResult> SetSpaceLimit(const RepoLocation& location, const std::string& vm,
+                                           std::optional<int64_t> limit_bytes);
 
   // System-wide settings (`stillpoint config`): the known keys, their values or defaults.
   static const std::vector<std::pair<std::string, std::string>>& SettingDefaults();

@@ -1,56 +1,24 @@
 #include "cli/repo_commands.h"
 
-#include <cstdlib>
 #include <iostream>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "catalog/recovery_points.h"
 #include "cli/command_tree.h"
 #include "platform/clock.h"
-#include "repo/repository.h"
 #include "repo/units.h"
 
 namespace sp::cli {
 namespace {
 
-using repo::Repository;
-
-// Options every repository command shares.
-struct RepoFlags {
-  std::string path;      // --repo; empty = <state dir>/repo
-  std::string key_file;  // --key-file; empty = $STILLPOINT_KEY_FILE
-};
+// Options every repository command shares: --repo and --key-file.
+using RepoFlags = app::RepoLocation;
 
 void AddRepoFlags(CLI::App* command, RepoFlags& flags, Context& context) {
   command->add_option("--repo", flags.path, "repository directory (default: <state dir>/repo)");
   command->add_option("--key-file", flags.key_file,
                       "key file of an encrypted repository (default: $STILLPOINT_KEY_FILE)");
   command->add_flag("--json", context.json, "print JSON");
-}
-
-StatusOr<std::string> RepoPath(const RepoFlags& flags, Context& context) {
-  if (!flags.path.empty()) return flags.path;
-  SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-  return app->paths().repo;
-}
-
-std::string KeyFile(const RepoFlags& flags) {
-  if (!flags.key_file.empty()) return flags.key_file;
-  const char* env = std::getenv("STILLPOINT_KEY_FILE");
-  return env != nullptr ? env : "";
-}
-
-StatusOr<std::unique_ptr<Repository>> OpenRepo(const RepoFlags& flags, Context& context) {
-  SP_ASSIGN_OR_RETURN(std::string path, RepoPath(flags, context));
-  repo::OpenOptions options;
-  options.key_file = KeyFile(flags);
-  return Repository::Open(path, options);
-}
-
-StatusOr<std::unique_ptr<catalog::RecoveryPointIndex>> OpenIndex(Context& context) {
-  SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-  return catalog::RecoveryPointIndex::Open(app->catalog().db());
 }
 
 std::string Ratio(double value) { return absl::StrFormat("%.2fx", value); }
@@ -89,9 +57,9 @@ void AddInit(CLI::App& repo_cmd, Context& context) {
         return absl::InvalidArgumentError(absl::StrCat(
             "--encryption '", flags->encryption, "': choose none or aes-256-gcm"));
       }
-      RepoFlags repo_flags{flags->path, flags->key_file};
-      SP_ASSIGN_OR_RETURN(std::string path, RepoPath(repo_flags, context));
-      SP_RETURN_IF_ERROR(Repository::Init(path, options));
+      RepoFlags location{flags->path, flags->key_file};
+      SP_ASSIGN_OR_RETURN(std::string path, app::App::RepoPath(location));
+      SP_RETURN_IF_ERROR(app::App::InitRepo(location, options));
       if (context.json) {
         PrintJson({{"path", path}, {"created", true}});
       } else {
@@ -110,9 +78,9 @@ void AddInfoStats(CLI::App& repo_cmd, Context& context) {
   AddRepoFlags(info, *flags, context);
   info->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
-      const repo::RepositoryConfig& config = repo->config();
-      nlohmann::json out = {{"path", repo->path()},
+      SP_ASSIGN_OR_RETURN(app::RepoInfo described, app::App::GetRepoInfo(*flags));
+      const repo::RepositoryConfig& config = described.config;
+      nlohmann::json out = {{"path", described.path},
                             {"id", config.id},
                             {"format_version", config.version},
                             {"chunk_size", config.chunk_size},
@@ -136,8 +104,7 @@ void AddInfoStats(CLI::App& repo_cmd, Context& context) {
   AddRepoFlags(stats, *stats_flags, context);
   stats->callback([stats_flags, &context] {
     context.action = [stats_flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*stats_flags, context));
-      SP_ASSIGN_OR_RETURN(repo::RepositoryStats totals, repo->Stats());
+      SP_ASSIGN_OR_RETURN(repo::RepositoryStats totals, app::App::GetRepoStats(*stats_flags));
       if (context.json) {
         PrintJson({{"recovery_points", totals.points},
                    {"logical_bytes", totals.logical_bytes},
@@ -197,15 +164,10 @@ void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
   AddRepoFlags(verify, *flags, context);
   verify->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
-      SP_ASSIGN_OR_RETURN(repo::VerifyReport report, repo->Verify(flags->point));
+      SP_ASSIGN_OR_RETURN(repo::VerifyReport report, app::App::VerifyRepo(*flags, flags->point));
       if (context.json) PrintJson(VerifyToJson(report));
       else PrintVerify(report);
-      if (report.ok()) return absl::OkStatus();
-      return absl::DataLossError(absl::StrCat(
-          "verify found ", report.problems.size(), " bad chunk reference(s) and ",
-          report.damaged_points.size(), " damaged recovery point(s); the points named above "
-          "cannot be restored in full"));
+      return app::App::VerifyVerdict(report);
     };
   });
   auto gc_flags = std::make_shared<RepoFlags>();
@@ -213,8 +175,7 @@ void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
   AddRepoFlags(gc, *gc_flags, context);
   gc->callback([gc_flags, &context] {
     context.action = [gc_flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*gc_flags, context));
-      SP_ASSIGN_OR_RETURN(repo::GcReport report, repo->CollectGarbage());
+      SP_ASSIGN_OR_RETURN(repo::GcReport report, app::App::CollectGarbage(*gc_flags));
       if (context.json) {
         PrintJson({{"chunks_in_use", report.chunks_in_use},
                    {"chunks_deleted", report.chunks_deleted},
@@ -261,14 +222,9 @@ void AddPrune(CLI::App& repo_cmd, Context& context) {
   AddRepoFlags(prune, *flags, context);
   prune->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
-      SP_ASSIGN_OR_RETURN(auto decisions, repo->Prune(flags->vm, flags->policy, flags->dry_run));
-      if (!flags->dry_run) {
-        SP_ASSIGN_OR_RETURN(auto index, OpenIndex(context));
-        for (const auto& decision : decisions) {
-          if (!decision.keep) SP_RETURN_IF_ERROR(index->Remove(decision.id));
-        }
-      }
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(auto decisions,
+                          app->Prune(*flags, flags->vm, flags->policy, flags->dry_run));
       if (context.json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& d : decisions) {
@@ -298,14 +254,10 @@ void AddRebuildCatalog(CLI::App& repo_cmd, Context& context) {
   AddRepoFlags(rebuild, *flags, context);
   rebuild->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
-      SP_ASSIGN_OR_RETURN(auto manifests, repo->ListRecoveryPoints());
-      std::vector<catalog::RecoveryPointRecord> records;
-      for (const auto& manifest : manifests) records.push_back(catalog::RecordFromManifest(manifest));
-      SP_ASSIGN_OR_RETURN(auto index, OpenIndex(context));
-      SP_RETURN_IF_ERROR(index->ReplaceAll(records));
-      if (context.json) PrintJson({{"recovery_points", records.size()}});
-      else std::cout << "catalog now lists " << records.size() << " recovery points\n";
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(size_t points, app->RebuildCatalog(*flags));
+      if (context.json) PrintJson({{"recovery_points", points}});
+      else std::cout << "catalog now lists " << points << " recovery points\n";
       return absl::OkStatus();
     };
   });
@@ -321,11 +273,8 @@ void AddSnapshotDelete(CLI::App& snapshot_cmd, Context& context) {
   AddRepoFlags(remove, *flags, context);
   remove->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
-      SP_ASSIGN_OR_RETURN(auto repo, OpenRepo(*flags, context));
-      SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(flags->id));
-      SP_RETURN_IF_ERROR(repo->DeleteRecoveryPoint(manifest.id));
-      SP_ASSIGN_OR_RETURN(auto index, OpenIndex(context));
-      SP_RETURN_IF_ERROR(index->Remove(manifest.id));
+      SP_ASSIGN_OR_RETURN(app::App * app, context.App());
+      SP_ASSIGN_OR_RETURN(repo::Manifest manifest, app->DeleteSnapshot(*flags, flags->id));
       if (context.json) {
         PrintJson({{"deleted", manifest.id}});
       } else {
@@ -357,12 +306,10 @@ void AddSetLimit(CLI::App& vm_cmd, Context& context) {
         limit = static_cast<int64_t>(bytes);
       }
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(catalog::VmRecord vm, app->GetVm(flags->vm));
-      SP_RETURN_IF_ERROR(app->catalog().SetSpaceLimit(vm.id, limit));
-      uint64_t used = 0;
-      if (auto repo = OpenRepo(*flags, context); repo.ok()) {
-        if (auto usage = (*repo)->Usage(vm.uuid); usage.ok()) used = usage->stored_bytes;
-      }
+      SP_ASSIGN_OR_RETURN(app::SpaceLimitResult result,
+                          app->SetSpaceLimit(*flags, flags->vm, limit));
+      const catalog::VmRecord& vm = result.vm;
+      uint64_t used = result.used_bytes;
       if (context.json) {
         PrintJson({{"vm", vm.name}, {"limit_bytes", limit ? nlohmann::json(*limit) : nullptr},
                    {"used_bytes", used}});

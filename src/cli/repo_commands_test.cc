@@ -4,6 +4,8 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "catalog/catalog.h"
+#include "catalog/recovery_points.h"
 #include "repo/repository.h"
 #include "testing/temp_dir.h"
 
@@ -82,6 +84,40 @@ TEST_F(RepoCommandsTest, VerifyExitsWithDataLossOnACorruptChunk) {
   EXPECT_TRUE(RunCommand({"repo", "prune", "web01", "--keep-last", "1", "--dry-run", "--repo", Repo()})
                   .ok());
   EXPECT_TRUE(absl::IsInvalidArgument(RunCommand({"repo", "prune", "web01", "--repo", Repo()})));
+}
+
+// Commits a one-chunk recovery point of VM web01 to the repository at `path`; returns its id.
+std::string CommitPoint(const std::string& path) {
+  auto repo = *repo::Repository::Open(path, repo::OpenOptions{});
+  repo::RecoveryPointRequest request;
+  request.vm = {"uuid-web01", "web01"};
+  auto writer = *repo->BeginRecoveryPoint(request);
+  auto volume = *writer->AddVolume("vda", 1 << 20);
+  EXPECT_TRUE(volume->PutChunk(0, std::string(1 << 20, 'x')).ok());
+  return *writer->Commit({});
+}
+
+// How many recovery points the catalog of the state directory `home` lists.
+size_t CatalogedPoints(const std::string& home) {
+  auto catalog = *catalog::Catalog::Open(home + "/catalog.db");
+  auto index = *catalog::RecoveryPointIndex::Open(catalog->db());
+  return index->List("")->size();
+}
+
+TEST_F(RepoCommandsTest, DeletePruneAndRebuildKeepTheCatalogInStep) {
+  ASSERT_TRUE(RunCommand({"repo", "init", "--chunk-size", "1M"}).ok());
+  std::string first = CommitPoint(Repo());
+  std::string second = CommitPoint(Repo());
+  ASSERT_TRUE(RunCommand({"repo", "rebuild-catalog", "--json"}).ok());
+  EXPECT_EQ(CatalogedPoints(dir_.path()), 2u);
+  ASSERT_TRUE(RunCommand({"repo", "prune", "web01", "--keep-last", "1"}).ok());
+  EXPECT_EQ(CatalogedPoints(dir_.path()), 1u);
+  EXPECT_TRUE(absl::IsNotFound(RunCommand({"snapshot", "delete", first})));
+  ASSERT_TRUE(RunCommand({"snapshot", "delete", second}).ok());
+  EXPECT_EQ(CatalogedPoints(dir_.path()), 0u);
+  EXPECT_TRUE(absl::IsNotFound(RunCommand({"snapshot", "delete", second})));
+  EXPECT_TRUE(RunCommand({"repo", "gc"}).ok());
+  EXPECT_TRUE(absl::IsNotFound(RunCommand({"vm", "set-limit", "web01", "1G"})));
 }
 
 }  // namespace
