@@ -132,6 +132,13 @@ StatusOr<std::string> LoadMasterKey(const std::string& key_file, bool create) {
   struct stat info {};
   if (::stat(key_file.c_str(), &info) == 0) {
     SP_RETURN_IF_ERROR(RefuseWritableByOthers(key_file, info.st_mode, "key file"));
+    // Whoever can read the key can read every recovery point (as ssh refuses an open key).
+    if ((info.st_mode & 0044u) != 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "key file %s is readable by others than its owner (mode %04o): whoever can read it can "
+          "read every recovery point; run `chmod 600 %s`",
+          key_file, info.st_mode & 07777u, key_file));
+    }
   }
   auto text = ReadFile(key_file);
   if (!text.ok()) return Annotate(text.status(), "read key file");

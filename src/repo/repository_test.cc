@@ -658,6 +658,20 @@ TEST(RepositoryModesTest, RepositoryOrKeyOthersCanWriteIsRefused) {
   EXPECT_TRUE(Repository::Open(path, options).ok());
 }
 
+TEST(RepositoryModesTest, KeyOthersCanReadIsRefused) {
+  sp::testing::TempDir dir;
+  std::string path = dir.path() + "/repo";
+  OpenOptions options = InitEncrypted(dir.path());
+  for (unsigned mode : {0640u, 0604u}) {
+    ASSERT_EQ(::chmod(options.key_file.c_str(), mode), 0);
+    auto refused = Repository::Open(path, options);
+    EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << std::oct << mode;
+    EXPECT_THAT(refused.status().message(), HasSubstr("chmod 600 " + options.key_file));
+  }
+  ASSERT_EQ(::chmod(options.key_file.c_str(), 0600), 0);
+  EXPECT_TRUE(Repository::Open(path, options).ok());
+}
+
 TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
   sp::testing::TempDir dir;
   std::string path = dir.path() + "/repo";
@@ -700,6 +714,7 @@ TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
     std::ofstream out(other_key);
     out << std::string(64, 'a') << "\n";
   }
+  ASSERT_EQ(::chmod(other_key.c_str(), 0600), 0);
   options.key_file = other_key;
   auto wrong_key = Repository::Open(path, options);
   EXPECT_TRUE(absl::IsFailedPrecondition(wrong_key.status()));
