@@ -485,7 +485,9 @@ Status Capture::FreezeAndCut(LiveCut* cut) {
   }
   FaultPoint("cut.thawed");
   ::unlink(paths.freeze_record.c_str());
-  if (!guard->Release().ok()) {
+  if (guard->Release().ok()) {
+    ::unlink(guard_options.log_path.c_str());  // it only stood by: nothing worth keeping
+  } else {
     // We thawed the guest ourselves; the guard only stood by (it acts on its deadline by killing
     // this process first, so it cannot have acted here: it died).
     result_.notes.push_back("the thaw guard ended before the thaw; the guest was thawed anyway");
