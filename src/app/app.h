@@ -1,6 +1,7 @@
-// Use cases of stillpoint, wiring the modules together: where state lives, defining, attaching,
-// starting, stopping and removing VMs, and talking to their guest agents. The CLI (and later the
-// REST server) are thin layers over this.
+// Use cases of stillpoint, wiring the modules together: where state lives; defining, attaching,
+// starting, stopping and removing VMs; guest agents; snapshots, restores, exports, imports and
+// mounts; the repository's maintenance, limits and settings. The CLI and the coming REST service
+// are thin layers over this and reach nothing below it.
 #pragma once
 
 #include <memory>
@@ -11,10 +12,13 @@
 
 #include "capture/capture.h"
 #include "catalog/catalog.h"
+#include "catalog/recovery_points.h"
 #include "catalog/records_json.h"
+#include "platform/clock.h"
 #include "platform/status.h"
 #include "vm/guest_filesystems.h"
 #include "repo/repository.h"
+#include "repo/units.h"  // byte counts as front ends show and take them
 #include "restore/export.h"
 #include "restore/restore.h"
 #include "restore/serve.h"
@@ -58,6 +62,12 @@ struct SpaceLimitResult {
   uint64_t used_bytes = 0;             // what its points use; 0 when the repository cannot tell
 };
 
+// A recovery point as `snapshot show` sees it: exactly one of the two is set.
+struct SnapshotDetails {
+  std::optional<repo::Manifest> manifest;                  // a complete point
+  std::optional<catalog::RecoveryPointRecord> unfinished;  // one only the catalog knows
+};
+
 struct NewVmFromSnapshotRequest {
   std::string point_id;  // id or unique prefix
   std::string name;      // the new VM's name
@@ -97,6 +107,10 @@ class App {
   // The VM by name or UUID, with its power state brought up to date.
   StatusOr<catalog::VmRecord> GetVm(const std::string& name);
   StatusOr<std::vector<catalog::VmRecord>> ListVms();
+  // The VM's newest `limit` events, newest first.
+  StatusOr<std::vector<catalog::EventRecord>> ListEvents(const catalog::VmRecord& vm, int limit);
+  // Space the VM's recovery points use; nullopt when the repository cannot tell (never fails).
+  std::optional<repo::VmUsage> SpaceUsage(const catalog::VmRecord& vm);
   // Forgets the VM (its images stay). FailedPrecondition while it runs.
   Status RemoveVm(const std::string& name);
 
@@ -116,6 +130,13 @@ class App {
   // Takes a snapshot (see capture::CaptureVm). FailedPrecondition when snapshots are disabled.
   StatusOr<capture::CaptureResult> CreateSnapshot(capture::CaptureRequest request,
                                                   const capture::ProgressFn& progress);
+
+  // The catalog's recovery points, of the VM `vm` (name or UUID) only unless it is empty.
+  // NotFound for an unknown VM.
+  StatusOr<std::vector<catalog::RecoveryPointRecord>> ListSnapshots(const std::string& vm);
+  // A recovery point by id or unique prefix: its manifest, else the catalog's record of an
+  // unfinished point; else the repository's error (NotFound for an unknown id).
+  StatusOr<SnapshotDetails> GetSnapshot(const std::string& id);
 
   // Recovery points back into VMs and out to files (restore_cases.cc).
 

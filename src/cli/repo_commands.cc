@@ -5,8 +5,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "cli/command_tree.h"
-#include "platform/clock.h"
-#include "repo/units.h"
 
 namespace sp::cli {
 namespace {

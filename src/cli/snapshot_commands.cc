@@ -7,7 +7,6 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "catalog/recovery_points.h"
 #include "cli/command_tree.h"
 
 namespace sp::cli {
@@ -129,13 +128,7 @@ void AddList(CLI::App& snapshot, Context& context) {
   list->callback([vm, &context] {
     context.action = [vm, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app->catalog().db()));
-      std::string key = *vm;
-      if (!key.empty()) {
-        SP_ASSIGN_OR_RETURN(catalog::VmRecord record, app->catalog().FindVm(key));
-        key = record.uuid;
-      }
-      SP_ASSIGN_OR_RETURN(auto points, index->List(key));
+      SP_ASSIGN_OR_RETURN(auto points, app->ListSnapshots(*vm));
       if (context.json) {
         nlohmann::json out = nlohmann::json::array();
         for (const auto& point : points) out.push_back(RecordToJson(point));
@@ -280,21 +273,14 @@ nlohmann::json PointToJson(const repo::Manifest& manifest) {
   return out;
 }
 
-// A point that is not (yet) complete lives only in the catalog.
-Status ShowUnfinished(app::App& app, const std::string& id, bool json, const Status& not_found) {
-  SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(app.catalog().db()));
-  SP_ASSIGN_OR_RETURN(auto points, index->List(""));
-  for (const auto& point : points) {
-    if (point.id.rfind(id, 0) != 0 || point.state == "complete") continue;
-    if (json) {
-      PrintJson(RecordToJson(point));
-    } else {
-      std::cout << "id:     " << point.id << "\nvm:     " << point.vm_name
-                << "\nstate:  " << point.state << "\nreason: " << point.reason << "\n";
-    }
-    return absl::OkStatus();
+// A point that is not (yet) complete: what the catalog knows of it.
+void PrintUnfinished(const catalog::RecoveryPointRecord& point, bool json) {
+  if (json) {
+    PrintJson(RecordToJson(point));
+  } else {
+    std::cout << "id:     " << point.id << "\nvm:     " << point.vm_name
+              << "\nstate:  " << point.state << "\nreason: " << point.reason << "\n";
   }
-  return not_found;
 }
 
 void AddShow(CLI::App& snapshot, Context& context) {
@@ -305,13 +291,13 @@ void AddShow(CLI::App& snapshot, Context& context) {
   show->callback([id, &context] {
     context.action = [id, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(repo::Repository * repo, app->Repo());
-      auto manifest = repo->GetRecoveryPoint(*id);
-      if (!manifest.ok()) return ShowUnfinished(*app, *id, context.json, manifest.status());
-      if (context.json) {
-        PrintJson(PointToJson(*manifest));
+      SP_ASSIGN_OR_RETURN(app::SnapshotDetails details, app->GetSnapshot(*id));
+      if (details.unfinished) {
+        PrintUnfinished(*details.unfinished, context.json);
+      } else if (context.json) {
+        PrintJson(PointToJson(*details.manifest));
       } else {
-        PrintPoint(*manifest);
+        PrintPoint(*details.manifest);
       }
       return absl::OkStatus();
     };

@@ -70,15 +70,6 @@ std::string StateText(const VmRecord& vm) {
   return text;
 }
 
-// Space the VM's recovery points use, against its limit ("2.1 GiB of 50.0 GiB"); empty when the
-// repository cannot tell.
-std::optional<repo::VmUsage> UsageOf(app::App* app, const VmRecord& vm) {
-  auto repo = app->Repo();
-  if (!repo.ok()) return std::nullopt;
-  auto usage = (*repo)->Usage(vm.uuid);
-  return usage.ok() ? std::optional<repo::VmUsage>(*usage) : std::nullopt;
-}
-
 void PrintVm(const VmRecord& vm, const std::optional<repo::VmUsage>& usage,
              const std::vector<catalog::EventRecord>& events) {
   std::cout << "name:        " << vm.name << "\n"
@@ -210,8 +201,8 @@ void AddListShow(CLI::App& vm_cmd, Context& context) {
     context.action = [name, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(VmRecord vm, app->GetVm(*name));
-      SP_ASSIGN_OR_RETURN(auto events, app->catalog().ListEvents(vm.id, 10));
-      std::optional<repo::VmUsage> usage = UsageOf(app, vm);
+      SP_ASSIGN_OR_RETURN(auto events, app->ListEvents(vm, 10));
+      std::optional<repo::VmUsage> usage = app->SpaceUsage(vm);
       if (!context.json) {
         PrintVm(vm, usage, events);
         return absl::OkStatus();
