@@ -200,8 +200,6 @@ class App {
   // InvalidArgument for an unknown key or a value the key does not take.
   Status SetSetting(const std::string& key, const std::string& value);
 
-  catalog::Catalog& catalog() { return *catalog_; }
-  vm::Runtime& runtime() { return *runtime_; }
   const StatePaths& paths() const { return paths_; }
 
  private:

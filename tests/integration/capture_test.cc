@@ -49,7 +49,7 @@ class CaptureTest : public ::testing::Test {
 
   // Starts a writer in the guest that keeps writing to the data disk until the VM stops.
   void StartWriter(const catalog::VmRecord& vm) {
-    auto agent = world_.app().runtime().ConnectAgent(vm);
+    auto agent = world_.runtime().ConnectAgent(vm);
     ASSERT_TRUE(agent.ok());
     auto pid = (*agent)->Exec(
         "/bin/sh",
@@ -197,10 +197,10 @@ TEST_F(CaptureTest, StoppedVmsCleanAndDirty) {
 
   ASSERT_TRUE(world_.app().StartVm("web01").ok());
   ASSERT_TRUE(world_.WaitForAgent(vm, kBootTimeout).ok());
-  auto pid = world_.app().runtime().QemuPid(vm);
+  auto pid = world_.runtime().QemuPid(vm);
   ASSERT_TRUE(pid.ok());
   ASSERT_TRUE(SendSignal(*pid, SIGKILL).ok());
-  ASSERT_TRUE(world_.app().runtime().WaitUntilStopped(vm, Deadline::In(Millis(30'000))).ok());
+  ASSERT_TRUE(world_.runtime().WaitUntilStopped(vm, Deadline::In(Millis(30'000))).ok());
   auto dirty = Snapshot("web01");
   ASSERT_TRUE(dirty.ok()) << dirty.status();
   EXPECT_EQ(dirty->power_state, "stopped-dirty");
@@ -221,7 +221,7 @@ TEST_F(CaptureTest, IncrementalEqualsFullAndKillNineForcesFull) {
   Guest(vm, "dd if=/dev/urandom of=/data/changed.bin bs=1M count=5 2>/dev/null && sync");
   // Pause the guest so that an incremental and a full see the very same disks.
   {
-    auto qmp = world_.app().runtime().ConnectQmp(vm);
+    auto qmp = world_.runtime().ConnectQmp(vm);
     ASSERT_TRUE(qmp.ok());
     ASSERT_TRUE((*qmp)->Execute("stop").ok());
   }
@@ -240,10 +240,10 @@ TEST_F(CaptureTest, IncrementalEqualsFullAndKillNineForcesFull) {
     EXPECT_EQ(same->status.code, 0) << volume << ": " << same->output;
   }
   // After kill -9 of QEMU the bitmaps are inconsistent or gone: the next capture is a full.
-  auto pid = world_.app().runtime().QemuPid(vm);
+  auto pid = world_.runtime().QemuPid(vm);
   ASSERT_TRUE(pid.ok());
   ASSERT_TRUE(SendSignal(*pid, SIGKILL).ok());
-  ASSERT_TRUE(world_.app().runtime().WaitUntilStopped(vm, Deadline::In(Millis(30'000))).ok());
+  ASSERT_TRUE(world_.runtime().WaitUntilStopped(vm, Deadline::In(Millis(30'000))).ok());
   ASSERT_TRUE(world_.app().StartVm("web01").ok());
   ASSERT_TRUE(world_.WaitForAgent(vm, kBootTimeout).ok());
   auto after_crash = Snapshot("web01");
@@ -279,7 +279,7 @@ TEST_F(CaptureTest, KilledCaptureWhileFrozenIsThawedByTheGuard) {
   Deadline thawed = Deadline::In(Millis(30'000));
   bool recorded = false;
   while (!recorded && !thawed.Expired()) {
-    auto events = world_.app().catalog().ListEvents(vm.id);
+    auto events = world_.catalog().ListEvents(vm.id);
     ASSERT_TRUE(events.ok()) << events.status();
     for (const auto& event : *events) recorded |= event.kind == "agent.thawed-by-guard";
     if (!recorded) std::this_thread::sleep_for(Millis(50));
@@ -295,7 +295,7 @@ TEST_F(CaptureTest, KilledCaptureWhileFrozenIsThawedByTheGuard) {
   // The next capture of the VM works, and records the killed one as failed.
   auto next = Snapshot("web01");
   ASSERT_TRUE(next.ok()) << next.status();
-  auto index = catalog::RecoveryPointIndex::Open(world_.app().catalog().db());
+  auto index = catalog::RecoveryPointIndex::Open(world_.catalog().db());
   ASSERT_TRUE(index.ok());
   auto points = (*index)->List();
   ASSERT_TRUE(points.ok());
@@ -325,7 +325,7 @@ TEST_F(CaptureTest, HungCaptureIsKilledAndTheGuestThawedAtTheDeadline) {
   Deadline thawed = Deadline::In(Millis(30'000));
   bool recorded = false;
   while (!recorded && !thawed.Expired()) {
-    auto events = world_.app().catalog().ListEvents(vm.id);
+    auto events = world_.catalog().ListEvents(vm.id);
     ASSERT_TRUE(events.ok()) << events.status();
     for (const auto& event : *events) {
       recorded |= event.kind == "agent.thawed-by-guard" && Contains(event.message, "deadline");
@@ -346,7 +346,7 @@ TEST_F(CaptureTest, QemuKilledMidStreamDiscardsThePoint) {
                      {"STILLPOINT_FAULT_AT", "stream.chunk:delay=100"}};
   auto capture = Spawn({testing::StillpointBinary(), "snapshot", "create", "web01"}, spawn);
   ASSERT_TRUE(capture.ok());
-  auto index = catalog::RecoveryPointIndex::Open(world_.app().catalog().db());
+  auto index = catalog::RecoveryPointIndex::Open(world_.catalog().db());
   ASSERT_TRUE(index.ok());
   Deadline started = Deadline::In(Millis(60'000));
   bool streaming = false;
@@ -358,7 +358,7 @@ TEST_F(CaptureTest, QemuKilledMidStreamDiscardsThePoint) {
   }
   ASSERT_TRUE(streaming);
   std::this_thread::sleep_for(Millis(1000));
-  auto pid = world_.app().runtime().QemuPid(vm);
+  auto pid = world_.runtime().QemuPid(vm);
   ASSERT_TRUE(pid.ok());
   ASSERT_TRUE(SendSignal(*pid, SIGKILL).ok());
   auto ended = WaitChild(*capture, Deadline::In(Millis(60'000)));
@@ -414,12 +414,12 @@ TEST_F(CaptureTest, FreezeRefusalIsAnEventAndAFrozenGuestIsNamed) {
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->status.code, 4) << refused->output;
   EXPECT_TRUE(Contains(refused->output, "nothing was kept")) << refused->output;
-  auto index = catalog::RecoveryPointIndex::Open(world_.app().catalog().db());
+  auto index = catalog::RecoveryPointIndex::Open(world_.catalog().db());
   ASSERT_TRUE(index.ok());
   auto points = (*index)->List();
   ASSERT_TRUE(points.ok());
   EXPECT_TRUE(points->empty()) << "a refused capture is not a recovery point";
-  auto events = world_.app().catalog().ListEvents(vm.id);
+  auto events = world_.catalog().ListEvents(vm.id);
   ASSERT_TRUE(events.ok());
   bool recorded = false;
   for (const auto& event : *events) {

@@ -55,16 +55,24 @@ GuestWorld::GuestWorld() {
   paths_.repo = paths_.home + "/repo";
   auto app = app::App::Open(paths_, StillpointBinary());
   if (app.ok()) app_ = std::move(app).value();
+  auto catalog = catalog::Catalog::Open(paths_.catalog);
+  if (!catalog.ok()) return;
+  catalog_ = std::move(catalog).value();
+  vm::RuntimeOptions options;
+  options.monitor_program = StillpointBinary();
+  options.catalog_path = paths_.catalog;
+  options.run_root = paths_.run_root;
+  runtime_ = std::make_unique<vm::Runtime>(catalog_.get(), std::move(options));
 }
 
 GuestWorld::~GuestWorld() {
-  if (!app_) return;
-  auto vms = app_->catalog().ListVms();
+  if (!app_ || !catalog_) return;
+  auto vms = catalog_->ListVms();
   if (!vms.ok()) return;
   for (const auto& vm : *vms) {
-    auto pid = app_->runtime().QemuPid(vm);
+    auto pid = runtime_->QemuPid(vm);
     if (pid.ok()) (void)SendSignal(*pid, SIGKILL);
-    if (pid.ok()) (void)app_->runtime().WaitUntilStopped(vm, Deadline::In(Millis(10'000)));
+    if (pid.ok()) (void)runtime_->WaitUntilStopped(vm, Deadline::In(Millis(10'000)));
   }
 }
 
@@ -97,7 +105,7 @@ StatusOr<catalog::VmRecord> GuestWorld::DefineGuest(const std::string& name, boo
 StatusOr<double> GuestWorld::WaitForAgent(const catalog::VmRecord& vm, Millis timeout) {
   auto start = std::chrono::steady_clock::now();
   Deadline deadline = Deadline::In(timeout);
-  SP_ASSIGN_OR_RETURN(auto agent, app_->runtime().ConnectAgent(vm));
+  SP_ASSIGN_OR_RETURN(auto agent, runtime_->ConnectAgent(vm));
   Status last = absl::DeadlineExceededError("no attempt");
   while (!deadline.Expired()) {
     last = agent->Ping(Millis(1000));
@@ -118,7 +126,7 @@ StatusOr<catalog::VmRecord> GuestWorld::BootGuest(const std::string& name, Milli
 
 StatusOr<qga::ExecResult> GuestWorld::Shell(const catalog::VmRecord& vm,
                                             const std::string& command) {
-  SP_ASSIGN_OR_RETURN(auto agent, app_->runtime().ConnectAgent(vm));
+  SP_ASSIGN_OR_RETURN(auto agent, runtime_->ConnectAgent(vm));
   return agent->Run("/bin/sh", {"-c", command}, Millis(60'000));
 }
 

@@ -9,9 +9,11 @@
 
 #include "absl/strings/string_view.h"
 #include "app/app.h"
+#include "catalog/catalog.h"
 #include "platform/process.h"
 #include "platform/status.h"
 #include "testing/temp_dir.h"
+#include "vm/runtime.h"
 
 namespace sp::testing {
 
@@ -52,6 +54,10 @@ class GuestWorld {
                               Millis timeout = Millis(120'000));
 
   app::App& app() { return *app_; }
+  // The world's catalog and VM runtime, for looking below the application: a connection and a
+  // runtime of their own over the same state directory, as another process would have.
+  catalog::Catalog& catalog() { return *catalog_; }
+  vm::Runtime& runtime() { return *runtime_; }
   const std::string& dir() const { return temp_.path(); }
   const app::StatePaths& paths() const { return paths_; }
 
@@ -59,6 +65,8 @@ class GuestWorld {
   TempDir temp_;
   app::StatePaths paths_;
   std::unique_ptr<app::App> app_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<vm::Runtime> runtime_;
 };
 
 }  // namespace sp::testing

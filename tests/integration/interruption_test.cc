@@ -67,7 +67,7 @@ class InterruptionTest : public ::testing::Test {
     ASSERT_TRUE(booted.ok()) << booted.status();
     vm_ = *booted;
     // A writer inside the guest keeps the disks changing through every capture.
-    auto agent = world_.app().runtime().ConnectAgent(vm_);
+    auto agent = world_.runtime().ConnectAgent(vm_);
     ASSERT_TRUE(agent.ok()) << agent.status();
     auto pid = (*agent)->Exec(
         "/bin/sh",
@@ -110,13 +110,13 @@ class InterruptionTest : public ::testing::Test {
 
   // QEMU runs and the guest is thawed (the agent answers and says so) within the deadline.
   void ExpectVmRunsAndThawed(const std::string& after) {
-    auto vm = world_.app().runtime().Refresh(vm_);
+    auto vm = world_.runtime().Refresh(vm_);
     ASSERT_TRUE(vm.ok()) << vm.status();
     ASSERT_EQ(vm->state, catalog::PowerState::kRunning) << after << ": " << vm->state_reason;
     Deadline deadline = Deadline::In(Millis(kFreezeDeadlineMs + 5000));
     std::string last;
     while (true) {
-      auto agent = world_.app().runtime().ConnectAgent(vm_, Millis(2000));
+      auto agent = world_.runtime().ConnectAgent(vm_, Millis(2000));
       Status synced = agent.ok() ? (*agent)->Sync(Millis(2000)) : agent.status();
       auto state = synced.ok() ? (*agent)->FreezeStatus(Millis(2000))
                                : StatusOr<qga::FreezeState>(synced);
@@ -143,7 +143,7 @@ class InterruptionTest : public ::testing::Test {
   }
 
   bool EventRecorded(const std::string& kind) {
-    auto events = world_.app().catalog().ListEvents(vm_.id);
+    auto events = world_.catalog().ListEvents(vm_.id);
     if (!events.ok()) return false;
     for (const auto& event : *events) {
       if (event.kind == kind) return true;

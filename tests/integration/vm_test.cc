@@ -35,7 +35,7 @@ class VmIntegrationTest : public ::testing::Test {
   }
 
   catalog::VmRecord WaitStopped(const catalog::VmRecord& vm) {
-    auto stopped = world_.app().runtime().WaitUntilStopped(vm, Deadline::In(Millis(30'000)));
+    auto stopped = world_.runtime().WaitUntilStopped(vm, Deadline::In(Millis(30'000)));
     EXPECT_TRUE(stopped.ok()) << stopped.status();
     return stopped.ok() ? *stopped : vm;
   }
@@ -57,7 +57,7 @@ TEST_F(VmIntegrationTest, AgentAnswersMapsFilesystemsAndFreezesWithHookMarkers) 
   EXPECT_EQ(by_mountpoint["/"], std::vector<std::string>{"root"});
   EXPECT_EQ(by_mountpoint["/data"], std::vector<std::string>{"data"});
 
-  auto agent = world_.app().runtime().ConnectAgent(vm);
+  auto agent = world_.runtime().ConnectAgent(vm);
   ASSERT_TRUE(agent.ok()) << agent.status();
   auto info = (*agent)->Info(Millis(10'000));
   ASSERT_TRUE(info.ok()) << info.status();
@@ -95,7 +95,7 @@ TEST_F(VmIntegrationTest, GuestShutdownIsRecordedAsStoppedClean) {
   catalog::VmRecord stopped = *world_.app().GetVm("web01");
   EXPECT_EQ(stopped.state, PowerState::kStoppedClean) << stopped.state_reason;
   EXPECT_TRUE(Contains(stopped.state_reason, "guest-shutdown")) << stopped.state_reason;
-  auto events = world_.app().catalog().ListEvents(stopped.id);
+  auto events = world_.catalog().ListEvents(stopped.id);
   ASSERT_TRUE(events.ok());
   ASSERT_FALSE(events->empty());
   EXPECT_EQ(events->front().kind, "vm.stopped");
@@ -103,7 +103,7 @@ TEST_F(VmIntegrationTest, GuestShutdownIsRecordedAsStoppedClean) {
 
 TEST_F(VmIntegrationTest, QmpQuitIsRecordedAsStoppedDirtyWithReason) {
   catalog::VmRecord vm = StartGuest("web01");
-  auto qmp = world_.app().runtime().ConnectQmp(vm);
+  auto qmp = world_.runtime().ConnectQmp(vm);
   ASSERT_TRUE(qmp.ok()) << qmp.status();
   (void)(*qmp)->Execute("quit");
   catalog::VmRecord stopped = WaitStopped(vm);
@@ -113,7 +113,7 @@ TEST_F(VmIntegrationTest, QmpQuitIsRecordedAsStoppedDirtyWithReason) {
 
 TEST_F(VmIntegrationTest, KillNineAndSigtermAreRecordedAsStoppedDirty) {
   catalog::VmRecord vm = StartGuest("web01");
-  auto pid = world_.app().runtime().QemuPid(vm);
+  auto pid = world_.runtime().QemuPid(vm);
   ASSERT_TRUE(pid.ok()) << pid.status();
   ASSERT_TRUE(SendSignal(*pid, SIGKILL).ok());
   catalog::VmRecord killed = WaitStopped(vm);
@@ -121,7 +121,7 @@ TEST_F(VmIntegrationTest, KillNineAndSigtermAreRecordedAsStoppedDirty) {
   EXPECT_TRUE(Contains(killed.state_reason, "SIGKILL")) << killed.state_reason;
 
   ASSERT_TRUE(world_.app().StartVm("web01").ok());
-  pid = world_.app().runtime().QemuPid(vm);
+  pid = world_.runtime().QemuPid(vm);
   ASSERT_TRUE(pid.ok());
   ASSERT_TRUE(SendSignal(*pid, SIGTERM).ok());
   catalog::VmRecord terminated = WaitStopped(vm);
@@ -141,7 +141,7 @@ TEST_F(VmIntegrationTest, AgentThatDoesNotRunTimesOutWithinItsDeadline) {
   auto vm = world_.app().DefineVm(draft);
   ASSERT_TRUE(vm.ok()) << vm.status();
   ASSERT_TRUE(world_.app().StartVm("silent").ok());
-  auto agent = world_.app().runtime().ConnectAgent(*vm);
+  auto agent = world_.runtime().ConnectAgent(*vm);
   ASSERT_TRUE(agent.ok()) << agent.status();
   auto start = std::chrono::steady_clock::now();
   Status ping = (*agent)->Ping(Millis(2000));
@@ -309,7 +309,7 @@ TEST_F(VmIntegrationTest, AttachDiscoversDisksOfAQemuStartedElsewhere) {
   // The guest powers itself off while nothing of stillpoint's watches: how it stopped is not
   // known, so the VM is "stopped", not "stopped-dirty"; its disks' journals then tell.
   {
-    auto agent = world_.app().runtime().ConnectAgent(*vm);
+    auto agent = world_.runtime().ConnectAgent(*vm);
     ASSERT_TRUE(agent.ok()) << agent.status();
     ASSERT_TRUE((*agent)->Sync(Millis(5000)).ok());
     ASSERT_TRUE((*agent)->Shutdown("powerdown").ok());
