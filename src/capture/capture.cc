@@ -370,7 +370,7 @@ Status Capture::CleanUpInterrupted() {
     if (absl::EndsWith(name, ".nbd")) stop_server = true;
     if (!entry.is_directory(ignored)) continue;
     for (DeviceDrive& device : ReadDevicesNote(entry.path())) devices.push_back(device);
-    SP_ASSIGN_OR_RETURN(bool paused, ResumeIfPausedByCapture(qmp_.get(), entry.path()));
+    SP_ASSIGN_OR_RETURN(bool paused, vm::ResumeIfPausedByCapture(qmp_.get(), entry.path()));
     resumed = resumed || paused;
   }
   SP_ASSIGN_OR_RETURN(bool found, RemoveCaptureNodes(qmp_.get(), devices, stop_server, "cleanup"));

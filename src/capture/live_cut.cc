@@ -202,19 +202,6 @@ std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir) {
   return devices;
 }
 
-StatusOr<bool> ResumeIfPausedByCapture(qmp::Session* qmp, const std::string& scratch_dir) {
-  std::string marker = absl::StrCat(scratch_dir, "/", vm::kPausedMarker);
-  if (!PathExists(marker)) return false;
-  SP_ASSIGN_OR_RETURN(json status, qmp->Execute("query-status", nullptr, kQmpTimeout));
-  bool resumed = false;
-  if (!status.value("running", true) && StringField(status, "status") == "paused") {
-    SP_RETURN_IF_ERROR(qmp->Execute("cont", nullptr, kQmpTimeout).status());
-    resumed = true;
-  }
-  ::unlink(marker.c_str());
-  return resumed;
-}
-
 StatusOr<std::vector<std::string>> OwnBitmaps(qmp::Session* qmp, const std::string& node) {
   SP_ASSIGN_OR_RETURN(json entry, FindNode(qmp, node));
   std::vector<std::string> names;
@@ -422,7 +409,7 @@ Status LiveCut::Teardown(bool success) {
     if (first.ok() && !status.ok()) first = status;
   };
   // A guest left paused (the cut's `cont` failed) is the first thing to put right.
-  note(ResumeIfPausedByCapture(qmp_, scratch_dir_).status());
+  note(vm::ResumeIfPausedByCapture(qmp_, scratch_dir_).status());
   if (touched_qemu_) {
     std::vector<DeviceDrive> devices;
     for (const VolumeCut& volume : volumes_) {

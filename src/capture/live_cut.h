@@ -37,6 +37,7 @@
 #include "platform/status.h"
 #include "qmp/qmp_client.h"
 #include "vm/machine.h"
+#include "vm/runtime.h"
 
 namespace sp::capture {
 
@@ -126,8 +127,5 @@ inline constexpr char kDevicesNote[] = "devices.json";
 // capture died before it touched QEMU, or the note was cut short).
 std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir);
 
-// When `scratch_dir` of an interrupted capture holds vm::kPausedMarker and QEMU is paused, resumes
-// the vCPUs (the capture died between its `stop` and `cont`). Returns true when it resumed.
-StatusOr<bool> ResumeIfPausedByCapture(qmp::Session* qmp, const std::string& scratch_dir);
 
 }  // namespace sp::capture

@@ -345,9 +345,7 @@ TEST_P(LiveCutTest, AnyCommandFailingLeavesTheGraphAndBitmapsUsable) {
     FakeQemu probe;
     for (const char* node : {"root-fmt", "data-fmt"}) probe.nodes_[node].bitmaps[kPrev] = {};
     LiveCut cut(&probe, dir_.path() + "/probe", dir_.path() + "/probe.sock");
-    ASSERT_TRUE(cut.Prepare(Volumes()).ok());
-    ASSERT_TRUE(cut.Cut(GetParam()).ok());
-    ASSERT_TRUE(cut.Export().ok());
+    ASSERT_TRUE(Capture(cut).ok());
     total = probe.commands();
   }
   for (int n = 0; n < total; ++n) {
@@ -356,9 +354,7 @@ TEST_P(LiveCutTest, AnyCommandFailingLeavesTheGraphAndBitmapsUsable) {
     qemu.FailAfter(n, /*fail=*/true);
     {
       LiveCut cut(&qemu, dir_.path() + "/s" + std::to_string(n), dir_.path() + "/n.sock");
-      Status captured = cut.Prepare(Volumes());
-      if (captured.ok()) captured = cut.Cut(GetParam()).status();
-      if (captured.ok()) captured = cut.Export();
+      Status captured = Capture(cut);
       EXPECT_FALSE(captured.ok()) << "command " << n + 1 << " failed unnoticed";
       (void)cut.Teardown(/*success=*/false);
     }
@@ -385,15 +381,12 @@ TEST_P(LiveCutTest, CleanupAfterAKillAtAnyStep) {
     qemu.FailAfter(n, /*fail=*/false);
     {
       LiveCut cut(&qemu, dir_.path() + "/k" + std::to_string(n), dir_.path() + "/k.sock");
-      Status captured = cut.Prepare(Volumes());
-      if (captured.ok()) captured = cut.Cut(GetParam()).status();
-      if (captured.ok()) captured = cut.Export();
-      if (captured.ok()) captured = cut.Teardown(true);
+      if (Capture(cut).ok()) (void)cut.Teardown(true);
     }  // its destructor's teardown finds QEMU gone for it, like a killed process
     qemu.FailAfter(-1, true);
     auto cleaned = RemoveCaptureNodes(&qemu, Devices(), /*stop_server=*/true, "cleanup");
     ASSERT_TRUE(cleaned.ok()) << "killed after command " << n << ": " << cleaned.status();
-    auto resumed = ResumeIfPausedByCapture(&qemu, dir_.path() + "/k" + std::to_string(n));
+    auto resumed = vm::ResumeIfPausedByCapture(&qemu, dir_.path() + "/k" + std::to_string(n));
     ASSERT_TRUE(resumed.ok()) << resumed.status();
     EXPECT_EQ(qemu.Leftovers(), "") << "killed after command " << n;
     EXPECT_TRUE(qemu.violations().empty()) << "killed after command " << n << ": "

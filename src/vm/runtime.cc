@@ -116,26 +116,26 @@ void ThawAbandonedFreeze(catalog::Catalog* catalog, const VmRecord& vm, const Ru
 void ResumeAbandonedPause(qmp::Client* qmp, catalog::Catalog* catalog, const VmRecord& vm,
                           const std::string& run_root) {
   CaptureFiles files = CaptureFilesFor(vm, run_root);
-  std::vector<std::string> markers;
+  std::vector<std::string> dirs;
   std::error_code ignored;
   for (const auto& entry : std::filesystem::directory_iterator(files.dir, ignored)) {
-    std::string marker = entry.path().string() + "/" + kPausedMarker;
-    if (entry.path().filename().string().rfind(files.prefix, 0) == 0 && PathExists(marker)) {
-      markers.push_back(marker);
+    if (entry.path().filename().string().rfind(files.prefix, 0) == 0 &&
+        PathExists(entry.path().string() + "/" + kPausedMarker)) {
+      dirs.push_back(entry.path().string());
     }
   }
-  if (markers.empty()) return;
+  if (dirs.empty()) return;
   auto lock = FileSystem::Posix()->TryLock(files.lock);
   if (!lock.ok()) return;  // a capture runs: the pause is its own
-  auto status = qmp->Execute("query-status");
-  if (!status.ok()) return;
-  if (status->is_object() && status->value("status", "") == "paused") {
-    if (!qmp->Execute("cont").ok()) return;
-    std::string message = "resumed the VM's vCPUs, left paused by a capture that ended";
-    Log(message);
-    (void)catalog->AddEvent(&vm, "vm.resumed", message);
+  bool resumed = false;
+  for (const std::string& dir : dirs) {
+    auto done = ResumeIfPausedByCapture(qmp, dir);
+    resumed = resumed || (done.ok() && *done);
   }
-  for (const std::string& marker : markers) ::unlink(marker.c_str());
+  if (!resumed) return;
+  std::string message = "resumed the VM's vCPUs, left paused by a capture that ended";
+  Log(message);
+  (void)catalog->AddEvent(&vm, "vm.resumed", message);
 }
 
 [[noreturn]] void RunMonitor(const RuntimeOptions& options, int64_t vm_id, int report_fd) {
@@ -380,6 +380,19 @@ StatusOr<std::unique_ptr<qga::Client>> Runtime::ConnectAgent(const VmRecord& vm,
     path = paths.qga_socket;
   }
   return qga::Client::Connect(path, Label(vm), timeout);
+}
+
+StatusOr<bool> ResumeIfPausedByCapture(qmp::Session* qmp, const std::string& scratch_dir) {
+  std::string marker = absl::StrCat(scratch_dir, "/", kPausedMarker);
+  if (!PathExists(marker)) return false;
+  SP_ASSIGN_OR_RETURN(nlohmann::json status, qmp->Execute("query-status"));
+  bool resumed = false;
+  if (status.is_object() && status.value("status", "") == "paused") {
+    SP_RETURN_IF_ERROR(qmp->Execute("cont").status());
+    resumed = true;
+  }
+  ::unlink(marker.c_str());
+  return resumed;
 }
 
 }  // namespace sp::vm

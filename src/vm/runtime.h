@@ -36,6 +36,11 @@ inline constexpr char kMonitorCommand[] = "__monitor";
 // Entry point of `<program> __monitor CATALOG RUN_ROOT VM_ID REPORT_FD`; never returns.
 [[noreturn]] void MonitorMain(int argc, char** argv);
 
+// When `scratch_dir` of a capture that ended holds kPausedMarker (see CaptureFilesFor) and QEMU
+// is paused, resumes the vCPUs (the capture died between its `stop` and `cont`); removes the
+// marker. Returns true when it resumed. REQUIRES: no capture of the VM runs (its lock is held).
+StatusOr<bool> ResumeIfPausedByCapture(qmp::Session* qmp, const std::string& scratch_dir);
+
 class Runtime {
  public:
   // `catalog` is not owned and must outlive the runtime.
