@@ -4,6 +4,13 @@ set(STILLPOINT_WARNINGS
     -Wall -Wextra -Wshadow -Wconversion -Wsign-conversion -Wnon-virtual-dtor
     -Wold-style-cast -Woverloaded-virtual -Wimplicit-fallthrough)
 
+option(STILLPOINT_FUZZ "Build fuzz targets with libFuzzer (needs clang)" OFF)
+
+# clang checks the lock annotations (ABSL_GUARDED_BY ...) on lock-protected state.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  list(APPEND STILLPOINT_WARNINGS -Wthread-safety)
+endif()
+
 function(sp_apply_options target)
   target_compile_options(${target} PRIVATE ${STILLPOINT_WARNINGS})
   if(STILLPOINT_WERROR)
@@ -11,6 +18,12 @@ function(sp_apply_options target)
   endif()
   if(STILLPOINT_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  endif()
+  if(STILLPOINT_FUZZ)
+    # Everything carries libFuzzer's coverage hooks, so the fuzzers are guided by the code they
+    # test, not only by their own entry point.
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link,address,undefined)
     target_link_options(${target} PRIVATE -fsanitize=address,undefined)
   endif()
 endfunction()
@@ -52,7 +65,6 @@ endfunction()
 
 include(GoogleTest)
 
-option(STILLPOINT_FUZZ "Build fuzz targets with libFuzzer (needs clang)" OFF)
 
 # sp_fuzz_target(NAME SOURCES ... DEPS ... CORPUS dir...): a fuzz target (LLVMFuzzerTestOneInput).
 # Always registered with ctest as a regression test over its checked-in corpus; with

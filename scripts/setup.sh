@@ -2,7 +2,7 @@
 # Installs everything stillpoint needs to build, test and run its demo on Debian 12, then
 # configures and builds it. Idempotent: a second run only rebuilds what changed.
 #
-#   scripts/setup.sh [PRESET]      PRESET: release (default), debug, asan, ci
+#   scripts/setup.sh [PRESET]      PRESET: release (default), debug, asan, ci, clang
 set -euo pipefail
 
 preset="${1:-${STILLPOINT_PRESET:-release}}"
@@ -17,6 +17,10 @@ packages=(
   # QEMU, image tools and the pieces of the test guest
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static e2fsprogs cpio zstd fdisk
 )
+# The clang preset: thread-safety analysis, libFuzzer targets, and the format/tidy checks.
+if [ "$preset" = clang ]; then
+  packages+=(clang clang-format clang-tidy libclang-rt-14-dev)
+fi
 
 missing=()
 for package in "${packages[@]}"; do

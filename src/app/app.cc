@@ -55,10 +55,10 @@ StatusOr<std::unique_ptr<App>> App::Open() {
 }
 
 StatusOr<std::unique_ptr<App>> App::Open(const StatePaths& paths,
-                                         const std::string& monitor_program) {
+                                         const std::string& monitor_program, Clock* clock) {
   SP_RETURN_IF_ERROR(MakeDirs(paths.home, 0700));
   SP_RETURN_IF_ERROR(MakeDirs(paths.run_root, 0700));
-  SP_ASSIGN_OR_RETURN(auto catalog, catalog::Catalog::Open(paths.catalog));
+  SP_ASSIGN_OR_RETURN(auto catalog, catalog::Catalog::Open(paths.catalog, clock));
   return std::unique_ptr<App>(new App(paths, std::move(catalog), monitor_program));
 }
 

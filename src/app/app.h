@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "capture/capture.h"
+#include "catalog/auth_store.h"
 #include "catalog/catalog.h"
 #include "catalog/recovery_points.h"
 #include "catalog/records_json.h"
@@ -22,6 +23,8 @@
 #include "restore/export.h"
 #include "restore/restore.h"
 #include "restore/serve.h"
+#include "app/schedules.h"
+#include "app/views.h"
 #include "vm/runtime.h"
 
 namespace sp::app {
@@ -86,6 +89,11 @@ struct MountRequest {
   int port = 0;          // TCP port on 127.0.0.1 instead of a unix socket
 };
 
+struct NewToken {
+  catalog::TokenRecord record;
+  std::string secret;  // shown once; only its digest is kept
+};
+
 struct MountedVolume {
   std::string point_id;  // the point's full id
   std::string volume;
@@ -97,8 +105,10 @@ class App {
   // Opens the state directory and catalog named by the environment.
   static StatusOr<std::unique_ptr<App>> Open();
   // `monitor_program`: the binary that runs VM monitors (see vm::RuntimeOptions); empty = this one.
+  // `clock` (not owned, outlives the App) times the catalog's records and token expiry.
   static StatusOr<std::unique_ptr<App>> Open(const StatePaths& paths,
-                                             const std::string& monitor_program = "");
+                                             const std::string& monitor_program = "",
+                                             Clock* clock = Clock::Real());
 
   // Validates `draft`, gives it a UUID and MACs where missing, and stores it (state "defined").
   StatusOr<catalog::VmRecord> DefineVm(catalog::VmRecord draft);
@@ -199,6 +209,43 @@ class App {
   StatusOr<std::string> GetSetting(const std::string& key);
   // InvalidArgument for an unknown key or a value the key does not take.
   Status SetSetting(const std::string& key, const std::string& value);
+
+  // Users and API tokens of the service (user_cases.cc). `origin` says who asked, for the
+  // events each change records.
+
+  // InvalidArgument for a bad name or a weak password; AlreadyExists for a taken name.
+  StatusOr<catalog::UserRecord> AddUser(const std::string& name, catalog::Role role,
+                                        const std::string& password,
+                                        const catalog::EventOrigin& origin);
+  StatusOr<std::vector<catalog::UserRecord>> ListUsers();
+  // NotFound; FailedPrecondition for the last admin.
+  Status RemoveUser(const std::string& name, const catalog::EventOrigin& origin);
+  Status SetPassword(const std::string& name, const std::string& password,
+                     const catalog::EventOrigin& origin);
+  // The user when `password` is theirs; Unauthenticated ("wrong user or password") otherwise,
+  // taking the same time for an unknown user.
+  StatusOr<catalog::UserRecord> CheckPassword(const std::string& name, const std::string& password);
+  // A new token of `role` for scripts, valid for `lifetime` (none: until revoked).
+  StatusOr<NewToken> CreateToken(const std::string& name, catalog::Role role,
+                                 std::optional<Millis> lifetime, const catalog::EventOrigin& origin);
+  StatusOr<std::vector<catalog::TokenRecord>> ListTokens();
+  Status RevokeToken(const std::string& id, const catalog::EventOrigin& origin);
+  // The token whose secret is `secret`; Unauthenticated when unknown, expired or revoked.
+  StatusOr<catalog::TokenRecord> FindToken(const std::string& secret);
+
+  // Protection schedules (schedule_cases.cc). Set checks that every VM named exists.
+  StatusOr<ScheduleRecord> SetSchedule(const ScheduleSpec& spec, const catalog::EventOrigin& origin);
+  StatusOr<ScheduleRecord> GetSchedule(const std::string& name);
+  // Schedules whose stored description no longer reads are left out, with an event.
+  StatusOr<std::vector<ScheduleRecord>> ListSchedules();
+  Status RemoveSchedule(const std::string& name, const catalog::EventOrigin& origin);
+  Status MarkScheduleRun(const std::string& name, int64_t slot_us, const std::string& job_id);
+
+  // Events matching `filter` (see catalog::Catalog::QueryEvents).
+  StatusOr<std::vector<catalog::EventRecord>> QueryEvents(const catalog::EventFilter& filter);
+  // Records an event of the VM `vm` (name or UUID; empty: system-wide).
+  Status RecordEvent(const std::string& vm, const std::string& kind, const std::string& message,
+                     const catalog::EventOrigin& origin);
 
   const StatePaths& paths() const { return paths_; }
 

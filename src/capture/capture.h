@@ -9,6 +9,7 @@
 // thaw guard process covers the capture process dying or hanging while the guest is frozen.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -35,6 +36,9 @@ struct CaptureRequest {
   // The thaw guard thaws (and kills a hung capture) after this; 0 = the setting
   // capture.freeze_deadline_ms (default 5000).
   Millis freeze_deadline{0};
+  // Set to true (by another thread) to stop the capture: it thaws, tears down and discards the
+  // point, and fails with Cancelled. Not owned; may be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Bytes to read, not volume sizes: what is allocated (a full) or dirty (an incremental), an

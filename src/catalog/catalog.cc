@@ -224,29 +224,44 @@ StatusOr<bool> Catalog::MacInUse(const std::string& mac) {
   return query.Bind(1, mac).Step();
 }
 
-Status Catalog::AddEvent(const VmRecord* vm, const std::string& kind,
-                         const std::string& message) {
+Status Catalog::AddEvent(const VmRecord* vm, const std::string& kind, const std::string& message,
+                         const EventOrigin& origin) {
   SP_ASSIGN_OR_RETURN(Statement insert,
-                      db_->Prepare("INSERT INTO events (time_us, vm_id, vm_name, kind, message) "
-                                   "VALUES (?, ?, ?, ?, ?)"));
+                      db_->Prepare("INSERT INTO events (time_us, vm_id, vm_name, kind, message, "
+                                   "actor, address, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   insert.Bind(1, clock_->UnixMicros());
   insert.Bind(2, vm ? std::optional<int64_t>(vm->id) : std::nullopt);
   insert.Bind(3, vm ? vm->name : std::string());
-  return insert.Bind(4, kind).Bind(5, message).Run();
+  insert.Bind(4, kind).Bind(5, message).Bind(6, origin.actor).Bind(7, origin.address);
+  return insert.Bind(8, origin.job_id).Run();
 }
 
 StatusOr<std::vector<EventRecord>> Catalog::ListEvents(std::optional<int64_t> vm_id, int limit) {
+  EventFilter filter;
+  filter.vm_id = vm_id;
+  filter.limit = limit;
+  return QueryEvents(filter);
+}
+
+StatusOr<std::vector<EventRecord>> Catalog::QueryEvents(const EventFilter& filter) {
+  std::string order = filter.after_id ? "ORDER BY id ASC" : "ORDER BY time_us DESC, id DESC";
   SP_ASSIGN_OR_RETURN(
       Statement query,
-      db_->Prepare("SELECT id, time_us, vm_id, vm_name, kind, message FROM events "
-                   "WHERE ?1 IS NULL OR vm_id = ?1 ORDER BY time_us DESC, id DESC LIMIT ?2"));
-  query.Bind(1, vm_id).Bind(2, int64_t{limit});
+      db_->Prepare(absl::StrCat(
+          "SELECT id, time_us, vm_id, vm_name, kind, message, actor, address, job_id FROM events "
+          "WHERE (?1 IS NULL OR vm_id = ?1) AND (?2 = '' OR substr(kind, 1, length(?2)) = ?2) "
+          "AND (?3 IS NULL OR time_us >= ?3) AND (?4 IS NULL OR time_us <= ?4) "
+          "AND (?5 IS NULL OR id > ?5) ",
+          order, " LIMIT ?6 OFFSET ?7")));
+  query.Bind(1, filter.vm_id).Bind(2, filter.kind_prefix).Bind(3, filter.since_us);
+  query.Bind(4, filter.until_us).Bind(5, filter.after_id);
+  query.Bind(6, int64_t{filter.limit}).Bind(7, int64_t{filter.offset});
   std::vector<EventRecord> events;
   while (true) {
     SP_ASSIGN_OR_RETURN(bool row, query.Step());
     if (!row) break;
     events.push_back({query.Int(0), query.Int(1), query.OptionalInt(2), query.Text(3),
-                      query.Text(4), query.Text(5)});
+                      query.Text(4), query.Text(5), query.Text(6), query.Text(7), query.Text(8)});
   }
   return events;
 }

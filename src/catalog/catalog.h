@@ -40,9 +40,12 @@ class Catalog {
   StatusOr<bool> MacInUse(const std::string& mac);
 
   // Records an event; `vm` may be null for system-wide events.
-  Status AddEvent(const VmRecord* vm, const std::string& kind, const std::string& message);
+  Status AddEvent(const VmRecord* vm, const std::string& kind, const std::string& message,
+                  const EventOrigin& origin = {});
   // Newest first; all VMs when vm_id is empty.
   StatusOr<std::vector<EventRecord>> ListEvents(std::optional<int64_t> vm_id, int limit = 50);
+  // Events matching `filter`, newest first (oldest first with after_id set, for a live stream).
+  StatusOr<std::vector<EventRecord>> QueryEvents(const EventFilter& filter);
 
   StatusOr<std::optional<std::string>> GetSetting(const std::string& key);
   Status SetSetting(const std::string& key, const std::string& value);

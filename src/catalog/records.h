@@ -64,6 +64,25 @@ struct EventRecord {
   std::string vm_name;   // as it was when the event happened
   std::string kind;      // "vm.started", "vm.stopped", "agent.thawed-by-guard", ...
   std::string message;   // what happened and why, in words
+  std::string actor;     // who asked: a user, "token:ID", "schedule:NAME"; empty: stillpoint
+  std::string address;   // from where (the API caller's address); empty: this host
+  std::string job_id;    // the job it belongs to, if any
+};
+
+struct EventFilter {
+  std::optional<int64_t> vm_id;
+  std::string kind_prefix;      // "vm.", "snapshot.", ...; empty: all
+  std::optional<int64_t> since_us, until_us;
+  std::optional<int64_t> after_id;  // only events with a larger id, oldest first
+  int limit = 50;
+  int offset = 0;
+};
+
+// Who caused an event and in which job, for events the service records.
+struct EventOrigin {
+  std::string actor;
+  std::string address;
+  std::string job_id;
 };
 
 }  // namespace sp::catalog

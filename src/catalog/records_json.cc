@@ -33,8 +33,12 @@ nlohmann::json VmToJson(const VmRecord& vm) {
 }
 
 nlohmann::json EventToJson(const EventRecord& event) {
-  return {{"id", event.id}, {"time", FormatUnixMicros(event.time_us)}, {"vm", event.vm_name},
-          {"kind", event.kind}, {"message", event.message}};
+  nlohmann::json out = {{"id", event.id}, {"time", FormatUnixMicros(event.time_us)},
+                        {"vm", event.vm_name}, {"kind", event.kind}, {"message", event.message}};
+  if (!event.actor.empty()) out["actor"] = event.actor;
+  if (!event.address.empty()) out["address"] = event.address;
+  if (!event.job_id.empty()) out["job"] = event.job_id;
+  return out;
 }
 
 }  // namespace sp::catalog

@@ -7,7 +7,7 @@
 namespace sp::catalog {
 namespace {
 
-constexpr std::array<const char*, 1> kSteps = {
+constexpr std::array<const char*, 2> kSteps = {
     // 1: VMs, volumes, NICs, events, settings.
     R"sql(
     CREATE TABLE vms (
@@ -61,6 +61,56 @@ constexpr std::array<const char*, 1> kSteps = {
     );
     CREATE INDEX events_by_vm ON events (vm_id, time_us);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    )sql",
+    // 2: the service: users, API tokens, jobs, protection schedules; who did what, from where.
+    R"sql(
+    CREATE TABLE users (
+      name TEXT PRIMARY KEY,
+      role INTEGER NOT NULL,
+      password_hash TEXT NOT NULL,
+      created_us INTEGER NOT NULL,
+      password_changed_us INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+      id TEXT PRIMARY KEY,
+      name TEXT NOT NULL,
+      digest TEXT NOT NULL UNIQUE,
+      role INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      created_us INTEGER NOT NULL,
+      expires_us INTEGER,
+      revoked_us INTEGER,
+      last_used_us INTEGER
+    );
+    CREATE TABLE jobs (
+      id TEXT PRIMARY KEY,
+      kind TEXT NOT NULL,
+      state TEXT NOT NULL,
+      vm TEXT NOT NULL DEFAULT '',
+      requested_by TEXT NOT NULL DEFAULT '',
+      params_json TEXT NOT NULL DEFAULT '{}',
+      progress_json TEXT NOT NULL DEFAULT '{}',
+      result_json TEXT NOT NULL DEFAULT '',
+      error TEXT NOT NULL DEFAULT '',
+      error_code TEXT NOT NULL DEFAULT '',
+      created_us INTEGER NOT NULL,
+      started_us INTEGER,
+      finished_us INTEGER
+    );
+    CREATE INDEX jobs_by_time ON jobs (created_us);
+    CREATE INDEX jobs_by_state ON jobs (state);
+    CREATE TABLE schedules (
+      name TEXT PRIMARY KEY,
+      spec_json TEXT NOT NULL,
+      enabled INTEGER NOT NULL DEFAULT 1,
+      last_run_us INTEGER,
+      last_job TEXT NOT NULL DEFAULT '',
+      created_us INTEGER NOT NULL,
+      updated_us INTEGER NOT NULL
+    );
+    ALTER TABLE events ADD COLUMN actor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN address TEXT NOT NULL DEFAULT '';
+    ALTER TABLE events ADD COLUMN job_id TEXT NOT NULL DEFAULT '';
     )sql",
 };
 

@@ -6,6 +6,7 @@
 #include "capture/thaw_guard.h"
 #include "cli/repo_commands.h"
 #include "cli/restore_commands.h"
+#include "cli/service_commands.h"
 #include "cli/snapshot_commands.h"
 #include "cli/usage.h"
 #include "cli/vm_commands.h"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   sp::cli::RegisterConfigCommands(root, context);
   sp::cli::RegisterRepoCommands(root, context);
   sp::cli::RegisterRestoreCommands(root, context);
+  sp::cli::RegisterServiceCommands(root, context);
   try {
     root.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -77,14 +77,7 @@ void AddInfoStats(CLI::App& repo_cmd, Context& context) {
   info->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::RepoInfo described, app::App::GetRepoInfo(*flags));
-      const repo::RepositoryConfig& config = described.config;
-      nlohmann::json out = {{"path", described.path},
-                            {"id", config.id},
-                            {"format_version", config.version},
-                            {"chunk_size", config.chunk_size},
-                            {"compression", config.CompressionText()},
-                            {"encryption", config.EncryptionText()},
-                            {"created", FormatUnixMicros(config.created_micros)}};
+      nlohmann::json out = app::RepoInfoJson(described);
       if (context.json) {
         PrintJson(out);
         return absl::OkStatus();
@@ -104,11 +97,7 @@ void AddInfoStats(CLI::App& repo_cmd, Context& context) {
     context.action = [stats_flags, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(repo::RepositoryStats totals, app::App::GetRepoStats(*stats_flags));
       if (context.json) {
-        PrintJson({{"recovery_points", totals.points},
-                   {"logical_bytes", totals.logical_bytes},
-                   {"stored_bytes", totals.stored_bytes},
-                   {"chunks", totals.chunk_count},
-                   {"dedup_ratio", totals.DedupRatio()}});
+        PrintJson(app::RepoStatsJson(totals));
         return absl::OkStatus();
       }
       Table table({"RECOVERY POINTS", "LOGICAL", "STORED", "CHUNKS", "RATIO"});
@@ -122,19 +111,6 @@ void AddInfoStats(CLI::App& repo_cmd, Context& context) {
 }
 
 // --- verify / gc ------------------------------------------------------------------------------
-
-nlohmann::json VerifyToJson(const repo::VerifyReport& report) {
-  nlohmann::json problems = nlohmann::json::array();
-  for (const auto& problem : report.problems) {
-    problems.push_back({{"recovery_point", problem.point_id}, {"volume", problem.volume},
-                        {"offset", problem.offset}, {"chunk", problem.chunk_id},
-                        {"problem", problem.what}});
-  }
-  return {{"ok", report.ok()},           {"recovery_points", report.points},
-          {"volumes", report.volumes},   {"chunks_checked", report.chunks_checked},
-          {"bytes_checked", report.bytes_checked},
-          {"damaged_points", report.damaged_points}, {"problems", problems}};
-}
 
 void PrintVerify(const repo::VerifyReport& report) {
   std::cout << "checked " << report.chunks_checked << " chunks ("
@@ -163,7 +139,7 @@ void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
   verify->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(repo::VerifyReport report, app::App::VerifyRepo(*flags, flags->point));
-      if (context.json) PrintJson(VerifyToJson(report));
+      if (context.json) PrintJson(app::VerifyJson(report));
       else PrintVerify(report);
       return app::App::VerifyVerdict(report);
     };
@@ -175,12 +151,7 @@ void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
     context.action = [gc_flags, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(repo::GcReport report, app::App::CollectGarbage(*gc_flags));
       if (context.json) {
-        PrintJson({{"chunks_in_use", report.chunks_in_use},
-                   {"chunks_deleted", report.chunks_deleted},
-                   {"bytes_freed", report.bytes_freed},
-                   {"chunks_spared", report.chunks_spared},
-                   {"incomplete_points_removed", report.incomplete_points_removed},
-                   {"temp_files_removed", report.temp_files_removed}});
+        PrintJson(app::GcJson(report));
         return absl::OkStatus();
       }
       std::cout << "freed " << repo::FormatBytes(report.bytes_freed) << " in "
@@ -224,12 +195,7 @@ void AddPrune(CLI::App& repo_cmd, Context& context) {
       SP_ASSIGN_OR_RETURN(auto decisions,
                           app->Prune(*flags, flags->vm, flags->policy, flags->dry_run));
       if (context.json) {
-        nlohmann::json out = nlohmann::json::array();
-        for (const auto& d : decisions) {
-          out.push_back({{"id", d.id}, {"time", FormatUnixMicros(d.time_micros)},
-                         {"keep", d.keep}, {"reasons", d.reasons}});
-        }
-        PrintJson({{"dry_run", flags->dry_run}, {"decisions", out}});
+        PrintJson(app::PruneJson(decisions, flags->dry_run));
         return absl::OkStatus();
       }
       Table table({"RECOVERY POINT", "TIME", "ACTION", "WHY"});
@@ -309,8 +275,7 @@ void AddSetLimit(CLI::App& vm_cmd, Context& context) {
       const catalog::VmRecord& vm = result.vm;
       uint64_t used = result.used_bytes;
       if (context.json) {
-        PrintJson({{"vm", vm.name}, {"limit_bytes", limit ? nlohmann::json(*limit) : nullptr},
-                   {"used_bytes", used}});
+        PrintJson(app::SpaceLimitJson(vm, limit, used));
       } else {
         std::cout << "VM '" << vm.name << "': space limit "
                   << (limit ? repo::FormatBytes(static_cast<uint64_t>(*limit)) : "none")

@@ -207,14 +207,7 @@ void AddListShow(CLI::App& vm_cmd, Context& context) {
         PrintVm(vm, usage, events);
         return absl::OkStatus();
       }
-      nlohmann::json out = app::VmToJson(vm);
-      if (usage) {
-        out["space_used_bytes"] = usage->stored_bytes;
-        out["recovery_points"] = usage->points;
-      }
-      out["events"] = nlohmann::json::array();
-      for (const auto& event : events) out["events"].push_back(app::EventToJson(event));
-      PrintJson(out);
+      PrintJson(app::VmDetailsJson(vm, usage, events));
       return absl::OkStatus();
     };
   });

@@ -5,14 +5,15 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "platform/clock.h"
 
 namespace sp {
@@ -54,11 +55,15 @@ const std::vector<Armed>& ArmedPoints() {
 }
 
 // Whether a once-only action at `point` may still act (and marks it used).
+struct FiredPoints {
+  absl::Mutex mutex;
+  std::set<std::string, std::less<>> names ABSL_GUARDED_BY(mutex);
+};
+
 bool FirstTime(absl::string_view point) {
-  static std::mutex mutex;
-  static std::set<std::string, std::less<>> fired;
-  std::lock_guard<std::mutex> lock(mutex);
-  return fired.insert(std::string(point)).second;
+  static FiredPoints* const fired = new FiredPoints;
+  absl::MutexLock lock(&fired->mutex);
+  return fired->names.insert(std::string(point)).second;
 }
 
 const Armed* Find(absl::string_view point) {

@@ -239,13 +239,15 @@ struct MemFileSystem::Dir {
   std::map<std::string, std::shared_ptr<Inode>> durable;
 };
 
+// One lock for the whole tree; the inodes it reaches (shared with open files) are guarded by it
+// too, which the annotations cannot express across objects.
 struct MemFileSystem::State {
-  std::mutex mutex;
-  std::map<std::string, Dir> dirs;   // by normalized path; guarded by mutex
-  std::set<std::string> locked;      // guarded by mutex
-  int64_t clock = 1'000'000;         // guarded by mutex; advances on every mutation
+  absl::Mutex mutex;
+  std::map<std::string, Dir> dirs ABSL_GUARDED_BY(mutex);  // by normalized path
+  std::set<std::string> locked ABSL_GUARDED_BY(mutex);
+  int64_t clock ABSL_GUARDED_BY(mutex) = 1'000'000;  // advances on every mutation
 
-  int64_t Tick() { return ++clock; }
+  int64_t Tick() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex) { return ++clock; }
 };
 
 namespace {
@@ -271,49 +273,46 @@ namespace {
 
 class MemWritableFile final : public WritableFile {
  public:
-  MemWritableFile(std::shared_ptr<void> keep, std::mutex* mutex, int64_t* clock,
+  MemWritableFile(std::shared_ptr<MemFileSystem::State> state,
                   std::shared_ptr<MemFileSystem::Inode> inode)
-      : keep_(std::move(keep)), mutex_(mutex), clock_(clock), inode_(std::move(inode)) {}
+      : state_(std::move(state)), inode_(std::move(inode)) {}
   Status Append(absl::string_view data) override {
-    std::lock_guard<std::mutex> lock(*mutex_);
+    absl::MutexLock lock(&state_->mutex);
     inode_->data.append(data.data(), data.size());
-    inode_->modified = ++*clock_;
+    inode_->modified = state_->Tick();
     return absl::OkStatus();
   }
   Status Sync() override {
-    std::lock_guard<std::mutex> lock(*mutex_);
+    absl::MutexLock lock(&state_->mutex);
     inode_->synced = inode_->data.size();
     return absl::OkStatus();
   }
   Status Close() override { return absl::OkStatus(); }
 
  private:
-  std::shared_ptr<void> keep_;
-  std::mutex* mutex_;
-  int64_t* clock_;
+  std::shared_ptr<MemFileSystem::State> state_;
   std::shared_ptr<MemFileSystem::Inode> inode_;
 };
 
 class MemRandomAccessFile final : public RandomAccessFile {
  public:
-  MemRandomAccessFile(std::shared_ptr<void> keep, std::mutex* mutex,
+  MemRandomAccessFile(std::shared_ptr<MemFileSystem::State> state,
                       std::shared_ptr<MemFileSystem::Inode> inode)
-      : keep_(std::move(keep)), mutex_(mutex), inode_(std::move(inode)) {}
+      : state_(std::move(state)), inode_(std::move(inode)) {}
   StatusOr<size_t> Read(uint64_t offset, size_t size, char* buffer) const override {
-    std::lock_guard<std::mutex> lock(*mutex_);
+    absl::MutexLock lock(&state_->mutex);
     if (offset >= inode_->data.size()) return size_t{0};
     size_t count = std::min<size_t>(size, inode_->data.size() - offset);
     std::memcpy(buffer, inode_->data.data() + offset, count);
     return count;
   }
   StatusOr<uint64_t> Size() const override {
-    std::lock_guard<std::mutex> lock(*mutex_);
+    absl::MutexLock lock(&state_->mutex);
     return uint64_t{inode_->data.size()};
   }
 
  private:
-  std::shared_ptr<void> keep_;
-  std::mutex* mutex_;
+  std::shared_ptr<MemFileSystem::State> state_;
   std::shared_ptr<MemFileSystem::Inode> inode_;
 };
 
@@ -340,7 +339,7 @@ MemFileSystem::~MemFileSystem() = default;
 
 StatusOr<std::unique_ptr<WritableFile>> MemFileSystem::NewWritableFile(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(dir, path);
   if (state_->dirs.count(path) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is a directory"));
@@ -349,23 +348,23 @@ StatusOr<std::unique_ptr<WritableFile>> MemFileSystem::NewWritableFile(const std
   inode->modified = state_->Tick();
   dir.live[BaseName(path)] = inode;
   return std::unique_ptr<WritableFile>(
-      new MemWritableFile(state_, &state_->mutex, &state_->clock, inode));
+      new MemWritableFile(state_, inode));
 }
 
 StatusOr<std::unique_ptr<RandomAccessFile>> MemFileSystem::NewRandomAccessFile(
     const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(dir, path);
   auto it = dir.live.find(BaseName(path));
   if (it == dir.live.end()) return absl::NotFoundError(absl::StrCat("open ", path));
   return std::unique_ptr<RandomAccessFile>(
-      new MemRandomAccessFile(state_, &state_->mutex, it->second));
+      new MemRandomAccessFile(state_, it->second));
 }
 
 Status MemFileSystem::Rename(const std::string& raw_from, const std::string& raw_to) {
   std::string from = Normalize(raw_from), to = Normalize(raw_to);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(from_dir, from);
   SP_MEM_FIND_DIR_(to_dir, to);
   auto it = from_dir.live.find(BaseName(from));
@@ -379,7 +378,7 @@ Status MemFileSystem::Rename(const std::string& raw_from, const std::string& raw
 
 Status MemFileSystem::DeleteFile(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(dir, path);
   if (dir.live.erase(BaseName(path)) == 0) {
     return absl::NotFoundError(absl::StrCat("remove ", path));
@@ -390,7 +389,7 @@ Status MemFileSystem::DeleteFile(const std::string& raw) {
 
 Status MemFileSystem::CreateDir(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   if (state_->dirs.count(path) != 0) return absl::OkStatus();
   SP_MEM_FIND_DIR_(parent, path);
   if (parent.live.count(BaseName(path)) != 0) {
@@ -403,7 +402,7 @@ Status MemFileSystem::CreateDir(const std::string& raw) {
 
 Status MemFileSystem::DeleteDir(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   auto it = state_->dirs.find(path);
   if (it == state_->dirs.end()) return absl::NotFoundError(absl::StrCat("rmdir ", path));
   std::string prefix = path + "/";
@@ -419,7 +418,7 @@ Status MemFileSystem::DeleteDir(const std::string& raw) {
 
 Status MemFileSystem::SyncDir(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   auto it = state_->dirs.find(path);
   if (it == state_->dirs.end()) return absl::NotFoundError(absl::StrCat("fsync ", path));
   it->second.durable = it->second.live;
@@ -428,7 +427,7 @@ Status MemFileSystem::SyncDir(const std::string& raw) {
 
 StatusOr<std::vector<std::string>> MemFileSystem::ListDir(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   auto it = state_->dirs.find(path);
   if (it == state_->dirs.end()) return absl::NotFoundError(absl::StrCat("list ", path));
   std::vector<std::string> names;
@@ -445,7 +444,7 @@ StatusOr<std::vector<std::string>> MemFileSystem::ListDir(const std::string& raw
 
 StatusOr<FileInfo> MemFileSystem::Stat(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   if (state_->dirs.count(path) != 0) return FileInfo{0, 0, true, kOwnerDirMode};
   SP_MEM_FIND_DIR_(dir, path);
   auto it = dir.live.find(BaseName(path));
@@ -455,7 +454,7 @@ StatusOr<FileInfo> MemFileSystem::Stat(const std::string& raw) {
 
 Status MemFileSystem::Touch(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(dir, path);
   auto it = dir.live.find(BaseName(path));
   if (it == dir.live.end()) return absl::NotFoundError(absl::StrCat("touch ", path));
@@ -465,7 +464,7 @@ Status MemFileSystem::Touch(const std::string& raw) {
 
 StatusOr<std::unique_ptr<FileLock>> MemFileSystem::TryLock(const std::string& raw) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(dir, path);
   if (state_->locked.count(path) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(path, " is locked by another process"));
@@ -478,18 +477,18 @@ StatusOr<std::unique_ptr<FileLock>> MemFileSystem::TryLock(const std::string& ra
   state_->locked.insert(path);
   std::shared_ptr<State> state = state_;
   return std::unique_ptr<FileLock>(new MemFileLock([state, path] {
-    std::lock_guard<std::mutex> unlock(state->mutex);
+    absl::MutexLock unlock(&state->mutex);
     state->locked.erase(path);
   }));
 }
 
 int64_t MemFileSystem::NowMicros() {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   return state_->Tick();
 }
 
 void MemFileSystem::DropUnsyncedData() {
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   for (auto& [path, dir] : state_->dirs) {
     dir.live = dir.durable;
     for (auto& [name, inode] : dir.live) inode->data.resize(inode->synced);
@@ -498,7 +497,7 @@ void MemFileSystem::DropUnsyncedData() {
 
 Status MemFileSystem::CorruptByte(const std::string& raw, uint64_t offset) {
   std::string path = Normalize(raw);
-  std::lock_guard<std::mutex> lock(state_->mutex);
+  absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(dir, path);
   auto it = dir.live.find(BaseName(path));
   if (it == dir.live.end()) return absl::NotFoundError(absl::StrCat("corrupt ", path));
@@ -579,28 +578,28 @@ FaultInjectionFileSystem::~FaultInjectionFileSystem() = default;
 
 void FaultInjectionFileSystem::InjectError(FsOp op, Status error, absl::string_view path_substring,
                                            int skip, int count) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   rules_.push_back(Rule{op, std::move(error), std::string(path_substring), skip, count});
 }
 
 void FaultInjectionFileSystem::FailAfterMutations(int64_t count) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   mutations_left_ = count;
 }
 
 int64_t FaultInjectionFileSystem::mutations() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return mutations_;
 }
 
 void FaultInjectionFileSystem::ClearFaults() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   rules_.clear();
   mutations_left_ = -1;
 }
 
 Status FaultInjectionFileSystem::Check(FsOp op, const std::string& path) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   if (mutations_left_ == 0) {
     return absl::UnavailableError(absl::StrCat(path, ": injected power cut"));
   }

@@ -19,12 +19,13 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "platform/status.h"
 
 namespace sp {
@@ -147,9 +148,9 @@ class MemFileSystem : public FileSystem {
 
   struct Inode;
   struct Dir;
+  struct State;
 
  private:
-  struct State;
   std::shared_ptr<State> state_;
 };
 
@@ -203,10 +204,10 @@ class FaultInjectionFileSystem : public FileSystem {
     int count;
   };
   FileSystem* const base_;
-  mutable std::mutex mutex_;
-  std::vector<Rule> rules_;            // guarded by mutex_
-  int64_t mutations_ = 0;              // guarded by mutex_
-  int64_t mutations_left_ = -1;        // guarded by mutex_; -1 = unlimited
+  mutable absl::Mutex mutex_;
+  std::vector<Rule> rules_ ABSL_GUARDED_BY(mutex_);
+  int64_t mutations_ ABSL_GUARDED_BY(mutex_) = 0;
+  int64_t mutations_left_ ABSL_GUARDED_BY(mutex_) = -1;  // -1 = unlimited
 };
 
 }  // namespace sp

@@ -1,8 +1,9 @@
 // The read path: random access to a volume of a recovery point, and a read-ahead stream.
 #include <deque>
 #include <future>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "repo/internal/chunk_codec.h"
 #include "repo/repository.h"
 
@@ -44,9 +45,9 @@ class VolumeReaderImpl final : public VolumeReader {
   const std::string point_id_;
   const std::string volume_;
   const VolumeIndex index_;
-  mutable std::mutex cache_mutex_;
-  mutable uint64_t cached_index_ = UINT64_MAX;              // guarded by cache_mutex_
-  mutable std::shared_ptr<const std::string> cached_;       // guarded by cache_mutex_
+  mutable absl::Mutex cache_mutex_;
+  mutable uint64_t cached_index_ ABSL_GUARDED_BY(cache_mutex_) = UINT64_MAX;
+  mutable std::shared_ptr<const std::string> cached_ ABSL_GUARDED_BY(cache_mutex_);
 };
 
 StatusOr<std::string> VolumeReaderImpl::ReadChunk(uint64_t index) const {
@@ -64,12 +65,12 @@ StatusOr<std::string> VolumeReaderImpl::ReadChunk(uint64_t index) const {
 
 StatusOr<std::shared_ptr<const std::string>> VolumeReaderImpl::CachedChunk(uint64_t index) const {
   {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
+    absl::MutexLock lock(&cache_mutex_);
     if (cached_index_ == index) return cached_;
   }
   SP_ASSIGN_OR_RETURN(std::string plain, ReadChunk(index));
   auto chunk = std::make_shared<const std::string>(std::move(plain));
-  std::lock_guard<std::mutex> lock(cache_mutex_);
+  absl::MutexLock lock(&cache_mutex_);
   cached_index_ = index;
   cached_ = chunk;
   return chunk;
