@@ -14,6 +14,8 @@ packages=(
   # libraries: NBD client, JSON, compression, hashing/encryption, catalog, CLI, errors, tests
   libnbd-dev nlohmann-json3-dev libzstd-dev libssl-dev libsqlite3-dev libcli11-dev libabsl-dev
   libgtest-dev libgmock-dev
+  # the service: HTTPS server, configuration file, password hashes, systemd readiness
+  libcpp-httplib-dev libtomlplusplus-dev libargon2-dev libsystemd-dev
   # QEMU, image tools and the pieces of the test guest
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static e2fsprogs cpio zstd fdisk
 )
