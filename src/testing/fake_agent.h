@@ -1,12 +1,13 @@
 // Test helper: a model of the qemu-guest-agent behind qga::Agent. It keeps the agent's rules that
 // a capture relies on — a freeze while frozen is refused, a thaw while thawed returns 0, the
-// freeze status answers while frozen — and can stay silent (DeadlineExceeded) or fail at any
-// call. It records what the guest went through (freezes, thaws, whether it is frozen now) and
+// freeze status answers while frozen — and can fail at any call, or hang there (every call from
+// then on gets no answer in time: DeadlineExceeded). It records what the guest went through (freezes, thaws, whether it is frozen now) and
 // how many connections are open (the real agent serves one client at a time).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,10 +26,8 @@ class FakeAgent {
     failures_[call] = std::move(error);
     freeze_despite_failure_ = freeze_anyway;
   }
-  // The next `call` gets no answer in time, as from a hung or absent agent.
-  void SilenceNext(Call call) {
-    FailNext(call, absl::DeadlineExceededError("guest agent: no reply within the timeout"));
-  }
+  // From the next `call` on, no call gets an answer in time: the agent hangs there.
+  void HangFrom(Call call) { hang_from_ = call; }
 
   // A new connection to the agent, as qga::Client::Connect makes.
   std::unique_ptr<qga::Agent> Connect() { return std::make_unique<Connection>(this); }
@@ -80,6 +79,8 @@ class FakeAgent {
 
   Status Answer(Call call, const char* name) {
     calls_.push_back(name);
+    if (hang_from_ == call) hung_ = true;
+    if (hung_) return absl::DeadlineExceededError("guest agent: no reply within the timeout");
     auto failure = failures_.find(call);
     if (failure == failures_.end()) return absl::OkStatus();
     Status error = failure->second;
@@ -120,6 +121,8 @@ class FakeAgent {
 
   std::map<Call, Status> failures_;
   bool freeze_despite_failure_ = false;
+  std::optional<Call> hang_from_;
+  bool hung_ = false;
   bool frozen_ = false;
   int freezes_ = 0;
   int thaws_ = 0;
