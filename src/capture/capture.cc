@@ -26,8 +26,9 @@ using catalog::PowerState;
 using catalog::VmRecord;
 
 // One capture: its parts in order (preflight, incremental planning, the point's start, the cut
-// under a freeze or a pause, the stream, the verdict, the commit — or the failure), and what they
-// found, which the point's manifest records (Extras). Each member is set by one part.
+// under a freeze or a pause, the stream, the verdict, the commit — or the failure). The members
+// hold what the parts found, for the next part and for the point's manifest (Extras); the
+// comment beside each names the part that fills it in.
 class Capture {
  public:
   Capture(const CaptureContext& context, const CaptureRequest& request,
@@ -69,18 +70,18 @@ class Capture {
   const Seams& seams_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 
-  VmRecord vm_;                      // preflight
+  VmRecord vm_;  // preflight
   Policy policy_ = Policy::kPreferApp;
   Power power_ = Power::kRunning;
   std::vector<VolumeWork> volumes_;  // preflight, then incremental planning, Begin, the stream
   std::unique_ptr<FileLock> lock_;   // the VM's capture lock, held to the end
   AgentFinding agent_finding_;       // the agent probe
   std::vector<qga::Filesystem> guest_filesystems_;
-  Plan plan_;                        // the verdict before and after the freeze
-  json ext4_ = json::array();        // the stream's truth check
+  Plan plan_;                  // the verdict before and after the freeze
+  json ext4_ = json::array();  // the stream's truth check
   std::vector<std::string> dirty_journals_;
-  CaptureResult result_;
-  std::unique_ptr<PointBook> point_;
+  CaptureResult result_;              // every part adds to it
+  std::unique_ptr<PointBook> point_;  // from Resolve on, for the failure's event
 };
 
 Status Capture::Resolve() {

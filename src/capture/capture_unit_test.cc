@@ -33,10 +33,10 @@
 namespace sp::capture {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
 using testing::FakeAgent;
 using testing::FakeQemu;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 constexpr uint32_t kChunk = 1u << 20;
 constexpr uint64_t kDiskSize = 4 * kChunk;
@@ -47,7 +47,7 @@ constexpr char kSilent[] = "guest agent did not answer within 2000 ms";
 struct FakeDisk {
   std::string bytes;
   std::vector<std::pair<uint64_t, uint64_t>> dirty;  // offset, length
-  uint64_t fail_at = UINT64_MAX;                    // the read covering it fails
+  uint64_t fail_at = UINT64_MAX;                     // the read covering it fails
 
   void Write(uint64_t offset, const std::string& data) {
     bytes.replace(offset, data.size(), data);
@@ -161,8 +161,8 @@ class CaptureUnitTest : public ::testing::Test {
 
   StatusOr<std::unique_ptr<block::BlockSource>> Source(const std::string& volume, bool bitmap) {
     const FakeDisk& disk = disks_[volume];
-    auto source = std::make_unique<testing::FakeBlockSource>(disk.bytes, ExtentsOf(disk, bitmap),
-                                                             bitmap);
+    auto source =
+        std::make_unique<testing::FakeBlockSource>(disk.bytes, ExtentsOf(disk, bitmap), bitmap);
     source->fail_at_ = disk.fail_at;
     source->on_read_ = [this, volume](uint64_t offset, uint64_t length) {
       reads_[volume].push_back({offset, length});
@@ -176,8 +176,8 @@ class CaptureUnitTest : public ::testing::Test {
         [this](const catalog::VmRecord&) -> StatusOr<std::unique_ptr<qmp::Session>> {
       return qemu_.Connect();
     };
-    seams.connect_agent =
-        [this](const catalog::VmRecord&, Millis) -> StatusOr<std::unique_ptr<qga::Agent>> {
+    seams.connect_agent = [this](const catalog::VmRecord&,
+                                 Millis) -> StatusOr<std::unique_ptr<qga::Agent>> {
       return agent_.Connect();
     };
     seams.connect_nbd = [this](const std::string&, const std::string& name,
@@ -396,9 +396,8 @@ TEST_F(CaptureUnitTest, StoppedVmIsReadFromItsImages) {
                              Deadline::In(Millis(30'000)))
                     .ok());
   }
-  ASSERT_TRUE(catalog_->SetPowerState(vm_.id, catalog::PowerState::kStoppedClean,
-                                      "guest shut down")
-                  .ok());
+  ASSERT_TRUE(
+      catalog_->SetPowerState(vm_.id, catalog::PowerState::kStoppedClean, "guest shut down").ok());
   auto result = Capture();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->consistency, Consistency::kApplication);
@@ -434,8 +433,9 @@ constexpr char kFreezeTimedOut[] =
     "guest agent could not freeze: guest agent: no reply within the timeout";
 constexpr char kSilentRefused[] =
     "but guest agent did not answer within 2000 ms; nothing was captured";
-constexpr char kNotKept[] = "could not freeze (guest agent: no reply within the timeout) and "
-                            "policy require-app forbids a crash-consistent point; nothing was kept";
+constexpr char kNotKept[] =
+    "could not freeze (guest agent: no reply within the timeout) and "
+    "policy require-app forbids a crash-consistent point; nothing was kept";
 
 class AgentHangTest : public CaptureUnitTest, public ::testing::WithParamInterface<Hang> {};
 
@@ -471,10 +471,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Hang{"Sync", FakeAgent::Call::kSync, kSilent, kSilentRefused, true},
         Hang{"Ping", FakeAgent::Call::kPing, kSilent, kSilentRefused, true},
-        Hang{"Info", FakeAgent::Call::kInfo,
-             "guest-info failed: guest agent: no reply within the timeout",
-             "but guest-info failed: guest agent: no reply within the timeout; nothing was captured",
-             true},
+        Hang{
+            "Info", FakeAgent::Call::kInfo,
+            "guest-info failed: guest agent: no reply within the timeout",
+            "but guest-info failed: guest agent: no reply within the timeout; nothing was captured",
+            true},
         Hang{"FreezeStatus", FakeAgent::Call::kFreezeStatus, kFreezeTimedOut, kNotKept, false},
         Hang{"GetFsinfo", FakeAgent::Call::kGetFsinfo, kFreezeTimedOut, kNotKept, false}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
@@ -566,23 +567,22 @@ TEST_P(CutFailureTest, PointFailsGuestThawedGraphAndBitmapsAsBefore) {
 
 INSTANTIATE_TEST_SUITE_P(
     EachCommand, CutFailureTest,
-    ::testing::Values(
-        CutStep{"FrozenScratch", "blockdev-add", "\"driver\":\"qcow2\"", true},
-        CutStep{"FrozenFilter", "blockdev-add", "copy-before-write", true},
-        CutStep{"FrozenBitmaps", "transaction", "block-dirty-bitmap-add", true},
-        CutStep{"FrozenSwitch", "qom-set", "\"value\":\"sp-c", true},
-        CutStep{"FrozenAccess", "blockdev-add", "snapshot-access", true},
-        CutStep{"FrozenServer", "nbd-server-start", "", true},
-        CutStep{"FrozenExport", "block-export-add", "", true},
-        CutStep{"PausedScratch", "blockdev-add", "\"driver\":\"qcow2\"", false},
-        CutStep{"PausedFilter", "blockdev-add", "copy-before-write", false},
-        CutStep{"PausedStop", "stop", "", false},
-        CutStep{"PausedBitmaps", "transaction", "block-dirty-bitmap-add", false},
-        CutStep{"PausedSwitch", "qom-set", "\"value\":\"sp-c", false},
-        CutStep{"PausedCont", "cont", "", false},
-        CutStep{"PausedAccess", "blockdev-add", "snapshot-access", false},
-        CutStep{"PausedServer", "nbd-server-start", "", false},
-        CutStep{"PausedExport", "block-export-add", "", false}),
+    ::testing::Values(CutStep{"FrozenScratch", "blockdev-add", "\"driver\":\"qcow2\"", true},
+                      CutStep{"FrozenFilter", "blockdev-add", "copy-before-write", true},
+                      CutStep{"FrozenBitmaps", "transaction", "block-dirty-bitmap-add", true},
+                      CutStep{"FrozenSwitch", "qom-set", "\"value\":\"sp-c", true},
+                      CutStep{"FrozenAccess", "blockdev-add", "snapshot-access", true},
+                      CutStep{"FrozenServer", "nbd-server-start", "", true},
+                      CutStep{"FrozenExport", "block-export-add", "", true},
+                      CutStep{"PausedScratch", "blockdev-add", "\"driver\":\"qcow2\"", false},
+                      CutStep{"PausedFilter", "blockdev-add", "copy-before-write", false},
+                      CutStep{"PausedStop", "stop", "", false},
+                      CutStep{"PausedBitmaps", "transaction", "block-dirty-bitmap-add", false},
+                      CutStep{"PausedSwitch", "qom-set", "\"value\":\"sp-c", false},
+                      CutStep{"PausedCont", "cont", "", false},
+                      CutStep{"PausedAccess", "blockdev-add", "snapshot-access", false},
+                      CutStep{"PausedServer", "nbd-server-start", "", false},
+                      CutStep{"PausedExport", "block-export-add", "", false}),
     [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST_F(CaptureUnitTest, StreamErrorLeavesAFailedPointAndNothingReferenced) {
@@ -631,12 +631,12 @@ TEST_P(StorageFailureTest, PointFailsAndNothingIsReferenced) {
   ExpectOnlyBitmap(absl::StrCat(kBitmapPrefix, base_id));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    EachCommitStep, StorageFailureTest,
-    ::testing::Values(
-        StorageFault{"ChunkWrite", FsOp::kAppend, "/chunks/", "No space left on device"},
-        StorageFault{"ManifestWrite", FsOp::kRename, "manifest.json", "manifest not written"}),
-    [](const auto& param_info) { return std::string(param_info.param.name); });
+INSTANTIATE_TEST_SUITE_P(EachCommitStep, StorageFailureTest,
+                         ::testing::Values(StorageFault{"ChunkWrite", FsOp::kAppend, "/chunks/",
+                                                        "No space left on device"},
+                                           StorageFault{"ManifestWrite", FsOp::kRename,
+                                                        "manifest.json", "manifest not written"}),
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 // QEMU ends mid-capture: the error says the VM stopped, not what broke because of it.
 TEST_F(CaptureUnitTest, VmStoppingDuringTheCaptureDiscardsThePoint) {

@@ -1,8 +1,9 @@
 // Test helper: a model of the qemu-guest-agent behind qga::Agent. It keeps the agent's rules that
 // a capture relies on — a freeze while frozen is refused, a thaw while thawed returns 0, the
 // freeze status answers while frozen — and can fail at any call, or hang there (every call from
-// then on gets no answer in time: DeadlineExceeded). It records what the guest went through (freezes, thaws, whether it is frozen now) and
-// how many connections are open (the real agent serves one client at a time).
+// then on gets no answer in time: DeadlineExceeded). It records what the guest went through
+// (freezes, thaws, whether it is frozen now) and how many connections are open (the real agent
+// serves one client at a time).
 #pragma once
 
 #include <map>

@@ -10,10 +10,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -211,8 +210,11 @@ class FakeQemu final : public qmp::Session {
     for (const auto& [name, node] : nodes_) {
       json bitmaps = json::array();
       for (const auto& [bitmap, state] : node.bitmaps) {
-        bitmaps.push_back({{"name", bitmap}, {"recording", state.recording}, {"persistent", true},
-                           {"busy", false}, {"count", 0}});
+        bitmaps.push_back({{"name", bitmap},
+                           {"recording", state.recording},
+                           {"persistent", true},
+                           {"busy", false},
+                           {"count", 0}});
       }
       list.push_back({{"node-name", name}, {"drv", node.driver}, {"dirty-bitmaps", bitmaps}});
     }
@@ -275,9 +277,9 @@ class FakeQemu final : public qmp::Session {
     for (const auto& [path, node] : drives_) {
       list.push_back({{"device", ""},
                       {"qdev", path},
-                      {"inserted", {{"node-name", node},
-                                    {"image", {{"virtual-size", disk_size_},
-                                               {"actual-size", disk_size_}}}}}});
+                      {"inserted",
+                       {{"node-name", node},
+                        {"image", {{"virtual-size", disk_size_}, {"actual-size", disk_size_}}}}}});
     }
     return list;
   }

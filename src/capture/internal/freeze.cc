@@ -63,9 +63,8 @@ StatusOr<CutWindow> PausedCut(const Plan& plan, LiveCut* cut) {
 
 // The freeze failed: crash-consistent with the agent's reason (refused under require-app), cut
 // with the vCPUs paused. The watch stays until the end, in case the thaw did not happen.
-StatusOr<CutWindow> CutAfterFailedFreeze(const Plan& plan, const Frozen& frozen,
-                                         FreezeWatch* watch, const FreezeSettings& settings,
-                                         LiveCut* cut) {
+StatusOr<CutWindow> CutAfterFailedFreeze(const Plan& plan, const Frozen& frozen, FreezeWatch* watch,
+                                         const FreezeSettings& settings, LiveCut* cut) {
   if (frozen.thawed.ok() && watch->Release().ok()) {
     ::unlink(settings.guard.freeze_record.c_str());
   }

@@ -30,8 +30,7 @@ class FreezeWatch {
   virtual pid_t pid() const = 0;
 };
 
-using WatchStarter =
-    std::function<StatusOr<std::unique_ptr<FreezeWatch>>(const ThawGuardOptions&)>;
+using WatchStarter = std::function<StatusOr<std::unique_ptr<FreezeWatch>>(const ThawGuardOptions&)>;
 
 // Starts the thaw guard process and waits until it watches.
 StatusOr<std::unique_ptr<FreezeWatch>> StartThawGuard(const ThawGuardOptions& options);
@@ -39,8 +38,8 @@ StatusOr<std::unique_ptr<FreezeWatch>> StartThawGuard(const ThawGuardOptions& op
 struct FreezeSettings {
   Policy policy = Policy::kPreferApp;
   std::string vm_name;
-  std::string agent_version;  // names the agent in the reason
-  Millis agent_timeout{2000}; // for the thaw after a failed freeze
+  std::string agent_version;   // names the agent in the reason
+  Millis agent_timeout{2000};  // for the thaw after a failed freeze
   // guard.deadline is the longest the guest may stay frozen: also the timeout of the freeze and
   // of the thaw. guard.freeze_record is written before the freeze.
   ThawGuardOptions guard;

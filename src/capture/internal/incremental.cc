@@ -61,8 +61,7 @@ ParentPoint ParentOf(const repo::Manifest& parent) {
   return typed;
 }
 
-StatusOr<std::optional<ParentPoint>> FindParent(catalog::Catalog* catalog,
-                                                repo::Repository* repo,
+StatusOr<std::optional<ParentPoint>> FindParent(catalog::Catalog* catalog, repo::Repository* repo,
                                                 const std::string& vm_uuid) {
   SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(catalog->db()));
   SP_ASSIGN_OR_RETURN(auto points, index->List(vm_uuid));
@@ -75,8 +74,8 @@ StatusOr<std::optional<ParentPoint>> FindParent(catalog::Catalog* catalog,
   return std::optional<ParentPoint>();
 }
 
-StatusOr<IncrementalPlan> MakeIncrementalPlan(const std::vector<VolumeWork>& volumes,
-                                              Power power, bool force_full,
+StatusOr<IncrementalPlan> MakeIncrementalPlan(const std::vector<VolumeWork>& volumes, Power power,
+                                              bool force_full,
                                               const std::optional<ParentPoint>& parent,
                                               qmp::Session* qmp) {
   IncrementalPlan plan;

@@ -32,8 +32,7 @@ ParentPoint ParentOf(const repo::Manifest& parent);
 
 // The newest complete point of the VM `vm_uuid`, or nullopt when there is none or its manifest
 // cannot be read (the next capture is then a full one). Errors are the catalog's.
-StatusOr<std::optional<ParentPoint>> FindParent(catalog::Catalog* catalog,
-                                                repo::Repository* repo,
+StatusOr<std::optional<ParentPoint>> FindParent(catalog::Catalog* catalog, repo::Repository* repo,
                                                 const std::string& vm_uuid);
 
 // How one volume is read.
@@ -51,8 +50,8 @@ struct IncrementalPlan {
 // The plan for `volumes`. Bitmaps are checked in QEMU through `qmp` (a bitmap that is gone,
 // inconsistent or no longer recording means a full read). REQUIRES: `qmp` is not null when
 // `power` is kRunning. Errors are QMP's.
-StatusOr<IncrementalPlan> MakeIncrementalPlan(const std::vector<VolumeWork>& volumes,
-                                              Power power, bool force_full,
+StatusOr<IncrementalPlan> MakeIncrementalPlan(const std::vector<VolumeWork>& volumes, Power power,
+                                              bool force_full,
                                               const std::optional<ParentPoint>& parent,
                                               qmp::Session* qmp);
 

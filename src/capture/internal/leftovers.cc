@@ -57,9 +57,9 @@ Status ResolveAbandonedFreeze(const vm::RunPaths& paths, const catalog::VmRecord
       continue;
     }
     if (deadline.Expired()) {
-      return absl::UnavailableError(absl::StrCat(
-          Label(vm), ": an earlier capture's freeze is still being resolved (",
-          paths.freeze_record, "); try again in a minute"));
+      return absl::UnavailableError(
+          absl::StrCat(Label(vm), ": an earlier capture's freeze is still being resolved (",
+                       paths.freeze_record, "); try again in a minute"));
     }
     std::this_thread::sleep_for(Millis(100));
   }

@@ -64,10 +64,10 @@ StatusOr<std::string> PointBook::Commit(const nlohmann::json& extras, const Verd
   FaultPoint("commit.after");
   auto manifest = repo_->GetRecoveryPoint(id);
   if (manifest.ok()) (void)index_->Upsert(catalog::RecordFromManifest(*manifest));
-  (void)catalog_->AddEvent(&vm_, "snapshot.created",
-                           absl::StrCat("recovery point ", id, ": ",
-                                        ConsistencyName(verdict.consistency), "-consistent (",
-                                        verdict.reason, ")"));
+  (void)catalog_->AddEvent(
+      &vm_, "snapshot.created",
+      absl::StrCat("recovery point ", id, ": ", ConsistencyName(verdict.consistency),
+                   "-consistent (", verdict.reason, ")"));
   return id;
 }
 

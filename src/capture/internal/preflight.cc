@@ -35,9 +35,9 @@ StatusOr<std::vector<VolumeRecord>> SelectVolumes(const VmRecord& vm,
   const VolumeRecord* boot = vm.BootVolume();
   if (boot != nullptr && std::none_of(selected.begin(), selected.end(),
                                       [&](const VolumeRecord& v) { return v.boot; })) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the boot volume '", boot->name, "' of ", Label(vm),
-        " is always captured; add --volume ", boot->name));
+    return absl::InvalidArgumentError(absl::StrCat("the boot volume '", boot->name, "' of ",
+                                                   Label(vm), " is always captured; add --volume ",
+                                                   boot->name));
   }
   return selected;
 }
@@ -63,10 +63,10 @@ Power PowerOf(const VmRecord& vm) {
 StatusOr<std::unique_ptr<FileLock>> LockVm(const VmRecord& vm, const std::string& lock_path) {
   auto lock = FileSystem::Posix()->TryLock(lock_path);
   if (absl::IsFailedPrecondition(lock.status())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another capture of ", Label(vm),
-        " is running; wait for it to finish (`stillpoint snapshot list ", vm.name,
-        "` shows it in progress)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another capture of ", Label(vm),
+                     " is running; wait for it to finish (`stillpoint snapshot list ", vm.name,
+                     "` shows it in progress)"));
   }
   return lock;
 }
@@ -96,8 +96,8 @@ void AskAgent(AgentProbe& probe, Millis timeout) {
     return;
   }
   if (!info->Supports("guest-fsfreeze-freeze")) {
-    probe.finding.problem = absl::StrCat("guest agent ", info->version,
-                                         " has guest-fsfreeze-freeze disabled");
+    probe.finding.problem =
+        absl::StrCat("guest agent ", info->version, " has guest-fsfreeze-freeze disabled");
     return;
   }
   auto filesystems = probe.agent->GetFsinfo(timeout);

@@ -37,8 +37,7 @@ struct Seams {
 Seams RealSeams(vm::Runtime* runtime);
 
 // CaptureVm through `seams`.
-StatusOr<CaptureResult> CaptureVmWith(const CaptureContext& context,
-                                      const CaptureRequest& request, const ProgressFn& progress,
-                                      const Seams& seams);
+StatusOr<CaptureResult> CaptureVmWith(const CaptureContext& context, const CaptureRequest& request,
+                                      const ProgressFn& progress, const Seams& seams);
 
 }  // namespace sp::capture::internal

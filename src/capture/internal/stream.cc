@@ -66,9 +66,13 @@ void CheckJournals(block::BlockSource* source, const VolumeWork& work, StreamOut
   auto found = block::ProbeExt4(*source);
   if (!found.ok()) return;
   for (const block::Ext4Info& fs : *found) {
-    outcome.ext4.push_back({{"volume", work.record.name}, {"where", fs.where},
-                            {"offset", fs.offset}, {"kind", fs.kind}, {"label", fs.label},
-                            {"uuid", fs.uuid}, {"needs_recovery", fs.needs_recovery}});
+    outcome.ext4.push_back({{"volume", work.record.name},
+                            {"where", fs.where},
+                            {"offset", fs.offset},
+                            {"kind", fs.kind},
+                            {"label", fs.label},
+                            {"uuid", fs.uuid},
+                            {"needs_recovery", fs.needs_recovery}});
     if (fs.needs_recovery) {
       outcome.dirty_journals.push_back(
           absl::StrCat("volume '", work.record.name, "' (", fs.where, ")"));
@@ -77,9 +81,10 @@ void CheckJournals(block::BlockSource* source, const VolumeWork& work, StreamOut
 }
 
 // Opens every volume and fills in what each is expected to read.
-StatusOr<std::vector<std::unique_ptr<block::BlockSource>>> OpenAll(
-    std::vector<VolumeWork>& volumes, const SourceOpener& open, uint32_t chunk_size,
-    const std::string& vm_label) {
+StatusOr<std::vector<std::unique_ptr<block::BlockSource>>> OpenAll(std::vector<VolumeWork>& volumes,
+                                                                   const SourceOpener& open,
+                                                                   uint32_t chunk_size,
+                                                                   const std::string& vm_label) {
   std::vector<std::unique_ptr<block::BlockSource>> sources;
   block::StreamOptions stream_options;
   for (VolumeWork& w : volumes) {

@@ -5,10 +5,9 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "block/block_source.h"
 #include "capture/capture.h"
@@ -25,7 +24,7 @@ using SourceOpener = std::function<StatusOr<std::unique_ptr<block::BlockSource>>
 struct StreamOutcome {
   uint64_t read_bytes = 0;
   nlohmann::json ext4 = nlohmann::json::array();  // every ext4 filesystem found (when checked)
-  std::vector<std::string> dirty_journals;       // those needing journal recovery, in words
+  std::vector<std::string> dirty_journals;        // those needing journal recovery, in words
 };
 
 // Opens every volume first, so that the progress total (what will be read, from block status) is
