@@ -5,45 +5,14 @@
 #include <map>
 #include <vector>
 
+#include "testing/fake_block_source.h"
+
 namespace sp::block {
 namespace {
 
 constexpr uint32_t kChunk = 64 * 1024;
 
-// An in-memory volume whose extents are given explicitly; reads through the synchronous default.
-class FakeSource final : public BlockSource {
- public:
-  FakeSource(std::string bytes, std::vector<Extent> extents, bool bitmap)
-      : bytes_(std::move(bytes)), extents_(std::move(extents)), bitmap_(bitmap) {}
-  uint64_t size() const override { return bytes_.size(); }
-  bool has_dirty_bitmap() const override { return bitmap_; }
-  uint64_t max_read_size() const override { return 16 * 1024; }  // forces split reads
-  const std::string& label() const override { return label_; }
-  StatusOr<std::vector<Extent>> Extents(uint64_t offset, uint64_t length) override {
-    std::vector<Extent> out;
-    for (Extent extent : extents_) {
-      uint64_t begin = std::max(extent.offset, offset);
-      uint64_t end = std::min(extent.offset + extent.length, offset + length);
-      if (begin < end) out.push_back({begin, end - begin, extent.zero, extent.dirty});
-    }
-    return out;
-  }
-  Status ReadAt(uint64_t offset, uint64_t length, char* buffer) override {
-    if (fail_at_ >= offset && fail_at_ < offset + length) {
-      return absl::DataLossError(absl::StrCat("read failed at offset ", offset));
-    }
-    bytes_.copy(buffer, length, offset);
-    bytes_read_ += length;
-    return absl::OkStatus();
-  }
-
-  std::string bytes_;
-  std::vector<Extent> extents_;
-  bool bitmap_;
-  std::string label_ = "fake";
-  uint64_t bytes_read_ = 0;
-  uint64_t fail_at_ = UINT64_MAX;
-};
+using FakeSource = testing::FakeBlockSource;
 
 struct Received {
   std::vector<uint64_t> order;
@@ -75,7 +44,9 @@ FakeSource MakeVolume(bool bitmap) {
       {4 * kChunk + 4096, 4096, false, true},
       {4 * kChunk + 8192, kChunk + kChunk / 2 - 8192, false, false},
   };
-  return FakeSource(std::move(bytes), std::move(extents), bitmap);
+  FakeSource source(std::move(bytes), std::move(extents), bitmap);
+  source.max_read_size_ = 16 * 1024;  // forces split reads
+  return source;
 }
 
 TEST(StreamVolumeTest, FullStreamClassifiesChunksInIndexOrder) {

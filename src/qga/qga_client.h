@@ -57,7 +57,26 @@ struct ExecResult {
   std::string err;
 };
 
-class Client {
+// What the code above the guest agent needs of an agent connection: the handshake, the preflight
+// questions, freeze and thaw. Client is the real one; tests put a model of the agent behind it
+// to stay silent or fail at any call. Errors and timeouts as documented on Client.
+class Agent {
+ public:
+  virtual ~Agent() = default;
+  virtual Status Sync(Millis timeout = kDefaultTimeout) = 0;
+  virtual Status Ping(Millis timeout = kDefaultTimeout) = 0;
+  virtual StatusOr<AgentInfo> Info(Millis timeout = kDefaultTimeout) = 0;
+  virtual StatusOr<std::vector<Filesystem>> GetFsinfo(Millis timeout = kDefaultTimeout) = 0;
+  virtual StatusOr<FreezeState> FreezeStatus(Millis timeout = kDefaultTimeout) = 0;
+  // Freezes all filesystems; returns how many were frozen.
+  virtual StatusOr<int> Freeze(Millis timeout = kDefaultTimeout) = 0;
+  // Thaws; returns how many filesystems were thawed (0 when nothing was frozen).
+  virtual StatusOr<int> Thaw(Millis timeout = kDefaultTimeout) = 0;
+  // Names the VM in error messages.
+  virtual const std::string& label() const = 0;
+};
+
+class Client final : public Agent {
  public:
   // Connects to the agent's host-side socket. `label` names the VM in errors ("VM 'web01'").
   // This does not talk to the agent yet: a missing agent shows only at the first call.
@@ -71,18 +90,18 @@ class Client {
 
   // guest-sync-delimited handshake; everything the agent sent before the fresh id's reply is
   // dropped. DeadlineExceeded when the agent does not answer in time.
-  Status Sync(Millis timeout = kDefaultTimeout);
-  Status Ping(Millis timeout = kDefaultTimeout);
-  StatusOr<AgentInfo> Info(Millis timeout = kDefaultTimeout);
-  StatusOr<std::vector<Filesystem>> GetFsinfo(Millis timeout = kDefaultTimeout);
+  Status Sync(Millis timeout = kDefaultTimeout) override;
+  Status Ping(Millis timeout = kDefaultTimeout) override;
+  StatusOr<AgentInfo> Info(Millis timeout = kDefaultTimeout) override;
+  StatusOr<std::vector<Filesystem>> GetFsinfo(Millis timeout = kDefaultTimeout) override;
 
   // Freezes all (or the listed) filesystems; returns how many were frozen.
-  StatusOr<int> Freeze(Millis timeout = kDefaultTimeout);
+  StatusOr<int> Freeze(Millis timeout = kDefaultTimeout) override;
   StatusOr<int> FreezeList(const std::vector<std::string>& mountpoints,
                            Millis timeout = kDefaultTimeout);
-  StatusOr<FreezeState> FreezeStatus(Millis timeout = kDefaultTimeout);
+  StatusOr<FreezeState> FreezeStatus(Millis timeout = kDefaultTimeout) override;
   // Thaws; returns how many filesystems were thawed (0 when nothing was frozen).
-  StatusOr<int> Thaw(Millis timeout = kDefaultTimeout);
+  StatusOr<int> Thaw(Millis timeout = kDefaultTimeout) override;
 
   // Starts `path` with `args` in the guest; returns the guest pid.
   StatusOr<int64_t> Exec(const std::string& path, const std::vector<std::string>& args,
@@ -100,7 +119,7 @@ class Client {
   // error reply becomes a status with the agent's class and desc.
   StatusOr<json> Execute(const std::string& command, const json& arguments, Millis timeout);
 
-  const std::string& label() const { return label_; }
+  const std::string& label() const override { return label_; }
 
  private:
   StatusOr<json> ReadReply(Deadline deadline, const std::string& command, Millis timeout);
