@@ -210,7 +210,7 @@ Status Capture::Stream(const SourceOpener& open) {
   SP_ASSIGN_OR_RETURN(StreamOutcome outcome,
                       StreamVolumes(volumes_, open, point_.get(),
                                     /*check_journals=*/plan_.target == Consistency::kApplication,
-                                    Label(vm_), progress_));
+                                    Label(vm_), progress_, request_.cancel));
   result_.read_bytes = outcome.read_bytes;
   ext4_ = std::move(outcome.ext4);
   dirty_journals_ = std::move(outcome.dirty_journals);

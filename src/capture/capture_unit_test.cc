@@ -605,6 +605,27 @@ TEST_F(CaptureUnitTest, StreamErrorLeavesAFailedPointAndNothingReferenced) {
   ExpectPointHolds(next->point_id, disks_);
 }
 
+TEST_F(CaptureUnitTest, CancelDuringTheStreamDiscardsThePointAndKeepsTheBase) {
+  std::string base_id = CaptureBase();
+  disks_["data"].Write(kChunk, std::string(kChunk, 'n'));
+  std::atomic<bool> cancel{false};
+  request_.cancel = &cancel;
+  progress_ = [&](const Progress& p) {
+    if (p.all_done_bytes > 0) cancel = true;  // once the first bytes moved
+  };
+  auto result = Capture();
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(absl::IsCancelled(result.status())) << result.status();
+  ExpectFailedPoint(base_id, result.status());
+  ExpectGuestAndQemuAsBefore();
+  ExpectOnlyBitmap(absl::StrCat(kBitmapPrefix, base_id));
+  request_.cancel = nullptr;
+  progress_ = nullptr;
+  auto next = Capture();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(next->incremental);
+}
+
 // The repository fails under the capture: a chunk cannot be stored, or the manifest (the commit
 // point) cannot be written.
 struct StorageFault {

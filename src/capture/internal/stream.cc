@@ -12,8 +12,10 @@ namespace {
 // Streams the volumes one after the other, counting progress across all of them.
 class Streamer {
  public:
-  Streamer(PointBook* point, uint32_t chunk_size, const ProgressFn& progress, uint64_t total)
-      : point_(point), chunk_size_(chunk_size), progress_(progress), total_(total) {}
+  Streamer(PointBook* point, uint32_t chunk_size, const ProgressFn& progress, uint64_t total,
+           const std::atomic<bool>* cancel)
+      : point_(point), chunk_size_(chunk_size), progress_(progress), total_(total),
+        cancel_(cancel) {}
 
   // Returns the bytes read from `source`.
   StatusOr<uint64_t> Stream(block::BlockSource* source, const VolumeWork& work);
@@ -27,6 +29,7 @@ class Streamer {
   uint32_t chunk_size_;
   const ProgressFn& progress_;
   uint64_t total_;
+  const std::atomic<bool>* cancel_;  // may be null
   uint64_t all_done_ = 0;
 };
 
@@ -38,6 +41,9 @@ StatusOr<uint64_t> Streamer::Stream(block::BlockSource* source, const VolumeWork
   uint64_t base = all_done_;
   auto sink = [&](uint64_t index, block::ChunkKind kind, std::string data) -> Status {
     FaultPoint("stream.chunk");
+    if (cancel_ != nullptr && cancel_->load()) {
+      return absl::CancelledError("the capture was cancelled");
+    }
     switch (kind) {
       case block::ChunkKind::kZero:
         return volume->PutZero(index);
@@ -102,12 +108,13 @@ StatusOr<std::vector<std::unique_ptr<block::BlockSource>>> OpenAll(std::vector<V
 
 StatusOr<StreamOutcome> StreamVolumes(std::vector<VolumeWork>& volumes, const SourceOpener& open,
                                       PointBook* point, bool check_journals,
-                                      const std::string& vm_label, const ProgressFn& progress) {
+                                      const std::string& vm_label, const ProgressFn& progress,
+                                      const std::atomic<bool>* cancel) {
   const uint32_t chunk_size = point->chunk_size();
   SP_ASSIGN_OR_RETURN(auto sources, OpenAll(volumes, open, chunk_size, vm_label));
   uint64_t total = 0;
   for (const VolumeWork& w : volumes) total += w.to_read;
-  Streamer streamer(point, chunk_size, progress, total);
+  Streamer streamer(point, chunk_size, progress, total, cancel);
   StreamOutcome outcome;
   for (size_t i = 0; i < volumes.size(); ++i) {
     SP_ASSIGN_OR_RETURN(uint64_t read, streamer.Stream(sources[i].get(), volumes[i]));

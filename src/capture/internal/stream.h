@@ -3,6 +3,7 @@
 // progress in bytes to read and, for an application-consistent point, the ext4 journals checked.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -30,9 +31,11 @@ struct StreamOutcome {
 // Opens every volume first, so that the progress total (what will be read, from block status) is
 // known before the first byte moves, fills in each volume's `to_read`, then streams them one
 // after the other into `point`. `check_journals`: probe each volume for ext4 filesystems (the
-// truth check of an application-consistent point). Errors are the sources' and the writer's.
+// truth check of an application-consistent point). Errors are the sources' and the writer's,
+// and Cancelled once `*cancel` (may be null) turns true.
 StatusOr<StreamOutcome> StreamVolumes(std::vector<VolumeWork>& volumes, const SourceOpener& open,
                                       PointBook* point, bool check_journals,
-                                      const std::string& vm_label, const ProgressFn& progress);
+                                      const std::string& vm_label, const ProgressFn& progress,
+                                      const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace sp::capture::internal
