@@ -10,6 +10,9 @@ preset="${STILLPOINT_PRESET:-release}"
 # The integration tests boot a real guest; build (or reuse) it once, before ctest runs them.
 STILLPOINT_GUEST_DIR="$("$top/tests/guest/build-guest.sh")"
 export STILLPOINT_GUEST_DIR
+# promtool checks the service's /metrics.
+STILLPOINT_PROMTOOL="$("$top/scripts/promtool.sh")"
+export STILLPOINT_PROMTOOL
 
 cd "$top/build/$preset"
 exec ctest --output-on-failure --timeout 900 -j2 "$@"

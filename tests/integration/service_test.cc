@@ -203,12 +203,13 @@ TEST_F(ServiceTest, SnapshotThroughTheApiFollowedLiveThroughTheEventStream) {
   EXPECT_TRUE(absl::StrContains(metrics->body, "stillpoint_capture_frozen_window_seconds_count 1"));
   std::string metrics_file = world_.dir() + "/metrics.txt";
   ASSERT_TRUE(WriteFileAtomic(metrics_file, metrics->body).ok());
-  if (PathExists("/usr/bin/promtool")) {
-    auto checked = RunCommand({"sh", "-c", "promtool check metrics < " + metrics_file},
-                              Deadline::In(Millis(60'000)));
-    ASSERT_TRUE(checked.ok());
-    EXPECT_TRUE(checked->status.success()) << checked->output;
-  }
+  // scripts/test.sh provides promtool (scripts/promtool.sh); run by hand, set it yourself.
+  const char* promtool = std::getenv("STILLPOINT_PROMTOOL");
+  if (promtool == nullptr) GTEST_SKIP() << "STILLPOINT_PROMTOOL not set: /metrics not linted";
+  auto checked = RunCommand({"sh", "-c", absl::StrCat(promtool, " check metrics < ", metrics_file)},
+                            Deadline::In(Millis(60'000)));
+  ASSERT_TRUE(checked.ok());
+  EXPECT_TRUE(checked->status.success()) << checked->output;
 }
 
 TEST_F(ServiceTest, AServiceKilledMidCaptureLeavesTheGuestThawedAndTheJobFailed) {
