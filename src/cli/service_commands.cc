@@ -36,12 +36,19 @@ catalog::EventOrigin Local() {
 struct ServeArgs {
   std::string listen;
   std::string config;
+  bool check_config = false;
 };
 
 Status Serve(const ServeArgs& args) {
   SP_ASSIGN_OR_RETURN(server::ServerConfig config, server::LoadServerConfig(args.config));
   if (!args.listen.empty()) {
     SP_ASSIGN_OR_RETURN(config.listen, server::ParseListenAddress(args.listen));
+  }
+  if (args.check_config) {
+    std::cout << (config.source.empty() ? std::string("defaults") : config.source)
+              << ": configuration is valid; the service would listen on " << config.listen.host
+              << ":" << config.listen.port << "\n";
+    return absl::OkStatus();
   }
   if (!config.state_dir.empty()) ::setenv("STILLPOINT_HOME", config.state_dir.c_str(), 1);
   SP_ASSIGN_OR_RETURN(app::StatePaths paths, app::ResolveStatePaths());
@@ -81,6 +88,8 @@ void AddServe(CLI::App& root, Context& context) {
   serve->add_option("--config", args->config,
                     std::string("configuration file (default ") + server::kDefaultConfigPath +
                         " when it exists)");
+  serve->add_flag("--check-config", args->check_config,
+                  "only read the configuration, say whether it is valid, and exit");
   serve->callback([args, &context] {
     context.action = [args]() { return Serve(*args); };
   });
