@@ -188,8 +188,10 @@ std::optional<int64_t> DueSlot(const ScheduleSpec& spec, std::optional<int64_t> 
   if (!spec.enabled) return std::nullopt;
   int64_t since = last_run_us.value_or(created_us);
   if (spec.every_minutes > 0) {
-    int64_t next = since + int64_t{spec.every_minutes} * 60'000'000;
-    return next <= now_us ? std::optional<int64_t>(next) : std::nullopt;
+    // The newest slot of the interval's cadence: however many passed, one run.
+    int64_t every = int64_t{spec.every_minutes} * 60'000'000;
+    if (now_us < since + every) return std::nullopt;
+    return since + (now_us - since) / every * every;
   }
   absl::TimeZone zone = absl::LocalTimeZone();
   absl::CivilDay today = absl::ToCivilDay(absl::FromUnixMicros(now_us), zone);

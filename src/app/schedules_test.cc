@@ -33,10 +33,11 @@ TEST_F(ScheduleTest, AnIntervalIsDueOnceItsTimeHasCome) {
             At("2026-12-01T11:00:00Z"));
   int64_t ran = At("2026-12-01T11:00:00Z");
   EXPECT_FALSE(DueSlot(spec, ran, created, At("2026-12-01T11:30:00Z")));
-  // Down for five hours: due once, and the next run counts from that one.
+  // Down for five hours: due once, for the newest slot, and the cadence stays on the hour.
   auto slot = DueSlot(spec, ran, created, At("2026-12-01T16:10:00Z"));
-  ASSERT_TRUE(slot);
-  EXPECT_FALSE(DueSlot(spec, At("2026-12-01T16:10:00Z"), created, At("2026-12-01T16:20:00Z")));
+  EXPECT_EQ(slot, At("2026-12-01T16:00:00Z"));
+  EXPECT_FALSE(DueSlot(spec, *slot, created, At("2026-12-01T16:20:00Z")));
+  EXPECT_EQ(DueSlot(spec, *slot, created, At("2026-12-01T17:00:00Z")), At("2026-12-01T17:00:00Z"));
 }
 
 TEST_F(ScheduleTest, ACalendarRunsAtItsTimesOnItsDays) {

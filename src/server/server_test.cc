@@ -6,8 +6,11 @@
 #include <set>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "server/config.h"
 #include "server/fields.h"
+#include "platform/process.h"
+#include "server/scheduler.h"
 #include "server/service.h"
 #include "testing/temp_dir.h"
 
@@ -34,6 +37,7 @@ class ServerTest : public ::testing::Test {
     paths.repo = dir_.path() + "/repo";
     paths.run_root = dir_.path() + "/run";
     ::setenv("STILLPOINT_HOME", dir_.path().c_str(), 1);
+    service_paths_ = paths;
     ServiceOptions options;
     options.paths = paths;
     options.clock = &clock_;
@@ -81,6 +85,7 @@ class ServerTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  app::StatePaths service_paths_;
   FakeClock clock_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<app::App> app_;
@@ -245,6 +250,88 @@ TEST_F(ServerTest, JobsRunAndReportTheirOutcome) {
   EXPECT_TRUE(shown["result"].contains("chunks_in_use"));
   HttpResponse cancel = Call("POST", "/api/v1/jobs/" + id + "/cancel", operator_);
   EXPECT_EQ(cancel.status, 409);
+}
+
+// Schedules on the service's clock, with real captures of a stopped VM's images (qemu-img and
+// qemu-nbd, no guest).
+class ScheduleRunTest : public ServerTest {
+ protected:
+  void DefineStoppedVm() {
+    std::string image = dir_.path() + "/vm1.qcow2";
+    auto made = RunCommand({"qemu-img", "create", "-q", "-f", "qcow2", image, "8M"},
+                           Deadline::In(Millis(30'000)));
+    ASSERT_TRUE(made.ok() && made->status.success());
+    catalog::VmRecord draft;
+    draft.name = "vm1";
+    draft.agent = false;
+    draft.volumes.push_back({"root", image, "qcow2", true, "", "", -1});
+    ASSERT_TRUE(app_->DefineVm(draft).ok());
+  }
+
+  // One scheduler pass; waits for the jobs it started. Returns how many it started.
+  size_t TickAndWait() {
+    auto jobs = scheduler().Tick();
+    EXPECT_TRUE(jobs.ok()) << jobs.status();
+    if (!jobs.ok()) return 0;
+    for (const JobRecord& job : *jobs) {
+      auto done = service_->jobs().Wait(job.id, Millis(60'000));
+      EXPECT_TRUE(done.ok());
+      EXPECT_EQ(catalog::JobStateName(done->state), std::string("succeeded")) << done->error;
+    }
+    return jobs->size();
+  }
+
+  size_t Points() {
+    auto points = app_->ListSnapshots("vm1");
+    return points.ok() ? points->size() : 0;
+  }
+
+  Scheduler& scheduler() { return service_->scheduler(); }
+};
+
+TEST_F(ScheduleRunTest, IntervalRunsApplyRetentionNeverOverlapAndCatchUpOnce) {
+  DefineStoppedVm();
+  HttpResponse set = Call("PUT", "/api/v1/schedules/vm1", operator_,
+                          R"({"every_minutes": 60, "retention": {"keep_last": 2}})");
+  ASSERT_EQ(set.status, 200) << set.body;
+  EXPECT_EQ(TickAndWait(), 0u);
+  for (int hour = 1; hour <= 3; ++hour) {
+    clock_.Advance(Millis(3'600'000));
+    EXPECT_EQ(TickAndWait(), 1u) << "hour " << hour;
+    EXPECT_EQ(TickAndWait(), 0u) << "hour " << hour;
+  }
+  EXPECT_EQ(Points(), 2u);  // keep_last 2 after the third run
+
+  // No overlap: while a run of the schedule is unfinished, a due slot does not start another.
+  absl::Notification release;
+  JobRequest blocker{"snapshot.create", "vm1", "schedule:vm1", {}, false,
+                     [&release](JobContext&) -> StatusOr<nlohmann::json> {
+                       release.WaitForNotification();
+                       return nlohmann::json::object();
+                     }};
+  auto running = service_->jobs().Submit(std::move(blocker));
+  ASSERT_TRUE(running.ok());
+  clock_.Advance(Millis(3'600'000));
+  auto while_running = scheduler().Tick();
+  ASSERT_TRUE(while_running.ok());
+  EXPECT_TRUE(while_running->empty());
+  release.Notify();
+  ASSERT_TRUE(service_->jobs().Wait(running->id, Millis(60'000)).ok());
+  EXPECT_EQ(TickAndWait(), 1u);  // the slot that passed meanwhile runs once
+  EXPECT_EQ(TickAndWait(), 0u);
+
+  // Down for five hours: one run at the next start, not five.
+  service_.reset();
+  clock_.Advance(Millis(5 * 3'600'000));
+  ServiceOptions options;
+  options.paths = service_paths_;
+  options.clock = &clock_;
+  options.run_scheduler = false;
+  auto restarted = Service::Create(options);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  service_ = std::move(restarted).value();
+  EXPECT_EQ(TickAndWait(), 1u);
+  EXPECT_EQ(TickAndWait(), 0u);
 }
 
 TEST(ServerConfigTest, ErrorsNameTheLine) {

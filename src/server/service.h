@@ -47,6 +47,7 @@ class Service {
   const std::string& initial_admin_password() const { return initial_admin_password_; }
   Router& router() { return *router_; }  // for tests
   JobManager& jobs() { return *jobs_; }
+  Scheduler& scheduler() { return *scheduler_; }
 
  private:
   explicit Service(ServiceOptions options);
