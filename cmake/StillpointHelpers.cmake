@@ -28,6 +28,9 @@ function(sp_apply_options target)
   endif()
 endfunction()
 
+# `static-check`: every library and fuzzer, what scripts/check.sh builds with clang.
+add_custom_target(static-check)
+
 # sp_library(NAME SOURCES ... DEPS ...): a module library `sp_NAME`, includes rooted at src/.
 function(sp_library name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
@@ -35,6 +38,7 @@ function(sp_library name)
   target_include_directories(sp_${name} PUBLIC ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(sp_${name} PUBLIC ${ARG_DEPS})
   sp_apply_options(sp_${name})
+  add_dependencies(static-check sp_${name})
 endfunction()
 
 # sp_executable(NAME SOURCES ... DEPS ...)
@@ -81,5 +85,6 @@ function(sp_fuzz_target name)
     target_link_libraries(${name}_fuzzer PRIVATE ${ARG_DEPS})
     target_compile_options(${name}_fuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
     target_link_options(${name}_fuzzer PRIVATE -fsanitize=fuzzer,address,undefined)
+    add_dependencies(static-check ${name}_fuzzer)
   endif()
 endfunction()

@@ -43,5 +43,5 @@ fi
 
 cd "$top"
 cmake --preset "$preset" >/dev/null
-cmake --build --preset "$preset"
+cmake --build --preset "$preset" ${STILLPOINT_SETUP_BUILD_TARGET:+--target "$STILLPOINT_SETUP_BUILD_TARGET"}
 echo "setup: built $top/build/$preset/src/cli/stillpoint" >&2
