@@ -99,7 +99,7 @@ class LineReader {
   // DeadlineExceeded when no full record arrived in time (partial data is kept for later);
   // ResourceExhausted when a record grows beyond `max_record` bytes.
   StatusOr<std::string> ReadUntil(char delimiter, Deadline deadline,
-                                  size_t max_record = 16 * 1024 * 1024);
+                                  size_t max_record = size_t{16} * 1024 * 1024);
   StatusOr<std::string> ReadLine(Deadline deadline) { return ReadUntil('\n', deadline); }
   // Drops everything read ahead so far.
   void DiscardBuffered() { buffer_.clear(); }
