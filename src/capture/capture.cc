@@ -12,9 +12,9 @@
 #include "block/fs_probe.h"
 #include "block/stream.h"
 #include "capture/live_cut.h"
+#include "capture/point_record.h"
 #include "capture/thaw_guard.h"
 #include "catalog/recovery_points.h"
-#include "catalog/records_json.h"
 #include "platform/fault.h"
 #include "platform/file_system.h"
 #include "platform/files.h"
@@ -118,7 +118,7 @@ class Capture {
   void CheckJournals(block::BlockSource* source, const VolumeWork& work);
   StatusOr<CaptureResult> Commit();
   Status Fail(const Status& status);
-  json Extras() const;
+  repo::PointDescription Description() const;
   // Names this capture's scratch files: the VM (so that leftovers of an interrupted capture of
   // the same VM can be found) and the point.
   std::string WorkName() const {
@@ -239,11 +239,8 @@ Status Capture::PlanIncremental() {
     if (power_ != Power::kRunning || !qcow2) continue;
     std::string bitmap;
     if (parent_ && parent_->FindVolume(work.record.name) != nullptr) {
-      for (const json& volume : parent_->extras.value("volumes", json::array())) {
-        if (volume.is_object() && volume.value("name", "") == work.record.name) {
-          bitmap = volume.value("bitmap", "");
-        }
-      }
+      const repo::PointVolume* recorded = parent_->point_description.FindVolume(work.record.name);
+      if (recorded != nullptr) bitmap = recorded->bitmap;
     }
     if (request_.force_full) {
       work.note = absl::StrCat(work.record.name, ": full requested");
@@ -571,36 +568,35 @@ void Capture::CheckJournals(block::BlockSource* source, const VolumeWork& work) 
   }
 }
 
-json Capture::Extras() const {
-  json volumes = json::array();
-  for (const VolumeWork& work : volumes_) {
-    volumes.push_back({{"name", work.record.name}, {"size", work.size},
-                       {"boot", work.record.boot}, {"format", work.record.format},
-                       {"serial", work.record.serial}, {"incremental", work.incremental},
-                       {"bitmap", work.new_bitmap}});
-  }
-  json filesystems = json::array();
-  for (const auto& fs : vm::MapFilesystems(vm_, guest_filesystems_)) {
-    filesystems.push_back({{"mountpoint", fs.mountpoint}, {"type", fs.type},
-                           {"volumes", fs.volumes}});
-  }
+repo::PointDescription Capture::Description() const {
+  repo::PointDescription d;
+  d.consistency = result_.consistency == Consistency::kApplication
+                      ? repo::PointConsistency::kApplication
+                      : repo::PointConsistency::kCrash;
+  d.reason = result_.reason;
+  d.power_state = result_.power_state;
+  d.policy = PolicyName(policy_);
+  d.agent_version = agent_finding_.version;
+  d.incremental = result_.incremental;
+  d.notes = result_.notes;
   const CaptureTimings& t = result_.timings;
-  return {{"consistency", ConsistencyName(result_.consistency)},
-          {"reason", result_.reason},
-          {"power_state", result_.power_state},
-          {"policy", PolicyName(policy_)},
-          {"agent_version", agent_finding_.version},
-          {"incremental", result_.incremental},
-          {"notes", result_.notes},
-          {"timings_ms", {{"preflight", t.preflight_ms}, {"prepare", t.prepare_ms},
-                          {"freeze", t.freeze_ms}, {"qmp", t.qmp_ms}, {"paused", t.paused_ms},
-                          {"thaw", t.thaw_ms}, {"frozen_window", t.frozen_window_ms},
-                          {"stream", t.stream_ms}}},
-          {"bytes", {{"logical", result_.logical_bytes}, {"read", result_.read_bytes}}},
-          {"volumes", volumes},
-          {"guest_filesystems", filesystems},
-          {"ext4", ext4_},
-          {"vm", catalog::VmToJson(vm_)}};
+  d.timings = {t.preflight_ms, t.prepare_ms, t.freeze_ms,        t.qmp_ms,
+               t.paused_ms,    t.thaw_ms,    t.frozen_window_ms, t.stream_ms};
+  d.bytes = {result_.logical_bytes, result_.read_bytes};
+  for (const VolumeWork& work : volumes_) {
+    d.volumes.push_back({work.record.name, work.size, work.record.boot, work.record.format,
+                         work.record.serial, work.incremental, work.new_bitmap});
+  }
+  for (const auto& fs : vm::MapFilesystems(vm_, guest_filesystems_)) {
+    d.guest_filesystems.push_back({fs.mountpoint, fs.type, fs.volumes});
+  }
+  for (const json& fs : ext4_) {  // as CheckJournals made them
+    d.ext4.push_back({fs.value("volume", ""), fs.value("where", ""),
+                      fs.value("offset", uint64_t{0}), fs.value("kind", ""), fs.value("label", ""),
+                      fs.value("uuid", ""), fs.value("needs_recovery", false)});
+  }
+  d.vm = PointVmFromRecord(vm_);
+  return d;
 }
 
 StatusOr<CaptureResult> Capture::Commit() {
@@ -615,13 +611,13 @@ StatusOr<CaptureResult> Capture::Commit() {
   }
   result_.timings.total_ms = MillisSince(start_);
   FaultPoint("commit.before");
-  SP_ASSIGN_OR_RETURN(result_.point_id, writer_->Commit(Extras()));
+  SP_ASSIGN_OR_RETURN(repo::Manifest manifest, writer_->Commit(Description()));
+  result_.point_id = manifest.id;
   FaultPoint("commit.after");
   repo::WriteStats stats = writer_->stats();
   result_.new_bytes = stats.stored_bytes;
   result_.reused_bytes = result_.logical_bytes - std::min(result_.logical_bytes, stats.bytes_in);
-  auto manifest = context_.repo->GetRecoveryPoint(result_.point_id);
-  if (manifest.ok()) (void)index_->Upsert(catalog::RecordFromManifest(*manifest));
+  (void)index_->Upsert(RecordFromManifest(manifest));
   (void)context_.catalog->AddEvent(
       &vm_, "snapshot.created",
       absl::StrCat("recovery point ", result_.point_id, ": ",

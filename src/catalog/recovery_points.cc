@@ -51,32 +51,7 @@ RecoveryPointRecord ReadRow(const Statement& row) {
   return record;
 }
 
-std::string TextField(const nlohmann::json& extras, const char* key) {
-  auto it = extras.find(key);
-  return it != extras.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
 }  // namespace
-
-RecoveryPointRecord RecordFromManifest(const repo::Manifest& manifest) {
-  RecoveryPointRecord record;
-  record.id = manifest.id;
-  record.vm_uuid = manifest.vm_id;
-  record.vm_name = manifest.vm_name;
-  record.name = manifest.name;
-  record.description = manifest.description;
-  record.parent_id = manifest.parent_id;
-  record.state = "complete";
-  record.consistency = TextField(manifest.extras, "consistency");
-  record.reason = TextField(manifest.extras, "reason");
-  record.created_us = manifest.created_micros;
-  record.logical_bytes = static_cast<int64_t>(manifest.LogicalBytes());
-  for (const auto& volume : manifest.volumes) {
-    record.new_stored_bytes += static_cast<int64_t>(volume.new_stored_bytes);
-    record.volumes.push_back(volume.name);
-  }
-  return record;
-}
 
 StatusOr<std::unique_ptr<RecoveryPointIndex>> RecoveryPointIndex::Open(Database* db) {
   SP_RETURN_IF_ERROR(db->Exec(kSchema));

@@ -1,18 +1,19 @@
 // The catalog's index of recovery points: one row per point, so that listing thousands of them
 // is one query instead of reading every manifest. It is only an index: the repository's
 // manifests are the truth, and ReplaceAll rebuilds it from them (`stillpoint repo
-// rebuild-catalog`).
+// rebuild-catalog`). The catalog does not read manifests itself: its callers hand it the rows
+// (capture::RecordFromManifest makes one of a manifest).
 //
 // Lives in the catalog's database (Catalog::db()); the table is created on first use.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "catalog/database.h"
 #include "platform/status.h"
-#include "repo/manifest.h"
 
 namespace sp::catalog {
 
@@ -31,9 +32,6 @@ struct RecoveryPointRecord {
   int64_t new_stored_bytes = 0;  // what this point added to the repository
   std::vector<std::string> volumes;
 };
-
-// The row for a manifest.
-RecoveryPointRecord RecordFromManifest(const repo::Manifest& manifest);
 
 class RecoveryPointIndex {
  public:

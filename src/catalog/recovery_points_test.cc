@@ -77,19 +77,5 @@ TEST_F(RecoveryPointIndexTest, TenThousandPointsListWellUnderASecond) {
   EXPECT_EQ(index_->List("db01")->size(), 1000u);
 }
 
-TEST(RecordFromManifestTest, TakesConsistencyAndSizes) {
-  repo::Manifest manifest;
-  manifest.id = "p1";
-  manifest.vm_id = "u";
-  manifest.vm_name = "web01";
-  manifest.extras = {{"consistency", "application"}, {"reason", "frozen"}};
-  manifest.volumes.push_back(repo::ManifestVolume{"root", 100, "0.idx", {}, 1, 0, 1, 40});
-  auto record = RecordFromManifest(manifest);
-  EXPECT_EQ(record.consistency, "application");
-  EXPECT_EQ(record.reason, "frozen");
-  EXPECT_EQ(record.logical_bytes, 100);
-  EXPECT_EQ(record.new_stored_bytes, 40);
-}
-
 }  // namespace
 }  // namespace sp::catalog
