@@ -4,7 +4,7 @@
 // rebuild-catalog`). The catalog does not read manifests itself: its callers hand it the rows
 // (capture::RecordFromManifest makes one of a manifest).
 //
-// Lives in the catalog's database (Catalog::db()); the table is created on first use.
+// Lives in the catalog's database (Catalog::db()); its table is part of the catalog's schema.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +35,8 @@ struct RecoveryPointRecord {
 
 class RecoveryPointIndex {
  public:
-  // `db` is not owned and must outlive this. Creates the table when missing.
+  // `db` is not owned and must outlive this.
+  // REQUIRES: `db`'s schema is up to date (Catalog::Open brings it there).
   static StatusOr<std::unique_ptr<RecoveryPointIndex>> Open(Database* db);
 
   // Adds or replaces the row of `record.id`.

@@ -77,5 +77,32 @@ TEST_F(RecoveryPointIndexTest, TenThousandPointsListWellUnderASecond) {
   EXPECT_EQ(index_->List("db01")->size(), 1000u);
 }
 
+// Catalogs written before the table was a schema step had it from its first use, or not at all.
+TEST(RecoveryPointSchemaTest, VersionOneCatalogsKeepTheirRowsOrGainTheTable) {
+  sp::testing::TempDir dir;
+  std::string with_rows = dir.path() + "/with-rows.db", without = dir.path() + "/without.db";
+  {
+    auto catalog = Catalog::Open(with_rows);
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    ASSERT_TRUE((*RecoveryPointIndex::Open((*catalog)->db()))->Upsert(Sample(1, "web01")).ok());
+    ASSERT_TRUE((*catalog)->db()->Exec("PRAGMA user_version = 1").ok());
+    auto bare = Catalog::Open(without);
+    ASSERT_TRUE(bare.ok()) << bare.status();
+    ASSERT_TRUE((*bare)->db()->Exec("DROP TABLE recovery_points; PRAGMA user_version = 1").ok());
+  }
+  for (const std::string& path : {with_rows, without}) {
+    auto catalog = Catalog::Open(path);
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    auto version = (*catalog)->db()->Prepare("PRAGMA user_version");
+    ASSERT_TRUE(version.ok()) << version.status();
+    auto row = version->Step();
+    ASSERT_TRUE(row.ok() && *row);
+    EXPECT_EQ(version->Int(0), 2) << path;
+    auto rows = (*RecoveryPointIndex::Open((*catalog)->db()))->List();
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(rows->size(), path == with_rows ? 1u : 0u) << path;
+  }
+}
+
 }  // namespace
 }  // namespace sp::catalog
