@@ -108,11 +108,16 @@ TEST(ManifestFormatTest, NamesTheFieldThatIsWrong) {
   }
 }
 
-std::string DataFile(const std::string& name) {
-  std::ifstream in(std::string(SP_TEST_DATA_DIR) + "/" + name, std::ios::binary);
+// The whole file at `path` ("" when it cannot be read).
+std::string FileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
   std::stringstream bytes;
   bytes << in.rdbuf();
   return bytes.str();
+}
+
+std::string DataFile(const std::string& name) {
+  return FileText(std::string(SP_TEST_DATA_DIR) + "/" + name);
 }
 
 // Manifests written by the stillpoint before version 2, as they are (tests/data/v1/README.md):
@@ -218,10 +223,7 @@ namespace sp::repo {
 namespace {
 
 std::string CorpusFile(const std::string& name) {
-  std::ifstream in(std::string(SP_FUZZ_CORPUS_ROOT) + "/" + name, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
+  return FileText(std::string(SP_FUZZ_CORPUS_ROOT) + "/" + name);
 }
 
 // The seeds of the fuzz corpora mean what their names say.
