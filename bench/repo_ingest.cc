@@ -63,8 +63,11 @@ Status Ingest(const std::string& repo_path, const std::string& image, const std:
     SP_RETURN_IF_ERROR(ReadFully(fd.get(), i * chunk, &data));
     SP_RETURN_IF_ERROR(volume->PutChunk(i, std::move(data)));
   }
-  SP_ASSIGN_OR_RETURN(std::string id, writer->Commit({{"consistency", "crash"},
-                                                      {"reason", "benchmark"}}));
+  PointDescription description;
+  description.consistency = PointConsistency::kCrash;
+  description.reason = "benchmark";
+  SP_ASSIGN_OR_RETURN(Manifest manifest, writer->Commit(description));
+  const std::string& id = manifest.id;
   WriteStats stats = writer->stats();
   double seconds = MillisSince(start) / 1000;
   std::fprintf(stderr, "ingest: %s in %.1f s; new chunks %llu (%s stored), reused %llu, zero %llu\n",

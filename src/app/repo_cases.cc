@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "app/app.h"
+#include "capture/point_record.h"
 #include "catalog/recovery_points.h"
 
 namespace sp::app {
@@ -87,7 +88,7 @@ StatusOr<size_t> App::RebuildCatalog(const RepoLocation& location) {
   SP_ASSIGN_OR_RETURN(auto repo, OpenAt(location, paths_.repo));
   SP_ASSIGN_OR_RETURN(auto manifests, repo->ListRecoveryPoints());
   std::vector<catalog::RecoveryPointRecord> records;
-  for (const auto& manifest : manifests) records.push_back(catalog::RecordFromManifest(manifest));
+  for (const auto& manifest : manifests) records.push_back(capture::RecordFromManifest(manifest));
   SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(catalog_->db()));
   SP_RETURN_IF_ERROR(index->ReplaceAll(records));
   return records.size();

@@ -3,6 +3,7 @@
 
 #include "absl/strings/str_join.h"
 #include "app/app.h"
+#include "capture/point_record.h"
 #include "catalog/recovery_points.h"
 
 namespace sp::app {
@@ -55,7 +56,7 @@ StatusOr<restore::ImportResult> App::ImportSnapshot(const std::string& dir) {
   SP_ASSIGN_OR_RETURN(restore::ImportResult result, restore::ImportPoint(*repo, dir));
   // The catalog's index of recovery points stays in step with the repository.
   SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(catalog_->db()));
-  SP_RETURN_IF_ERROR(index->Upsert(catalog::RecordFromManifest(result.point)));
+  SP_RETURN_IF_ERROR(index->Upsert(capture::RecordFromManifest(result.point)));
   return result;
 }
 

@@ -11,7 +11,7 @@
 #include "capture/internal/stream.h"
 #include "capture/internal/volume_work.h"
 #include "capture/live_cut.h"
-#include "catalog/records_json.h"
+#include "capture/point_record.h"
 #include "platform/unix_socket.h"
 #include "vm/guest_filesystems.h"
 
@@ -27,7 +27,7 @@ using catalog::VmRecord;
 
 // One capture: its parts in order (preflight, incremental planning, the point's start, the cut
 // under a freeze or a pause, the stream, the verdict, the commit — or the failure). The members
-// hold what the parts found, for the next part and for the point's manifest (Extras); the
+// hold what the parts found, for the next part and for the point's manifest (Description); the
 // comment beside each names the part that fills it in.
 class Capture {
  public:
@@ -53,7 +53,7 @@ class Capture {
   StatusOr<CaptureResult> Commit();
   Status Fail(const Status& status);
   Status ExplainStop(const Status& status);
-  json Extras() const;
+  repo::PointDescription Description() const;
   // Names this capture's scratch files: the VM (so that leftovers of an interrupted capture of
   // the same VM can be found) and the point.
   std::string WorkName() const {
@@ -218,36 +218,35 @@ Status Capture::Stream(const SourceOpener& open) {
   return absl::OkStatus();
 }
 
-json Capture::Extras() const {
-  json volumes = json::array();
-  for (const VolumeWork& work : volumes_) {
-    volumes.push_back({{"name", work.record.name}, {"size", work.size},
-                       {"boot", work.record.boot}, {"format", work.record.format},
-                       {"serial", work.record.serial}, {"incremental", work.incremental},
-                       {"bitmap", work.new_bitmap}});
-  }
-  json filesystems = json::array();
-  for (const auto& fs : vm::MapFilesystems(vm_, guest_filesystems_)) {
-    filesystems.push_back({{"mountpoint", fs.mountpoint}, {"type", fs.type},
-                           {"volumes", fs.volumes}});
-  }
+repo::PointDescription Capture::Description() const {
+  repo::PointDescription d;
+  d.consistency = result_.consistency == Consistency::kApplication
+                      ? repo::PointConsistency::kApplication
+                      : repo::PointConsistency::kCrash;
+  d.reason = result_.reason;
+  d.power_state = result_.power_state;
+  d.policy = PolicyName(policy_);
+  d.agent_version = agent_finding_.version;
+  d.incremental = result_.incremental;
+  d.notes = result_.notes;
   const CaptureTimings& t = result_.timings;
-  return {{"consistency", ConsistencyName(result_.consistency)},
-          {"reason", result_.reason},
-          {"power_state", result_.power_state},
-          {"policy", PolicyName(policy_)},
-          {"agent_version", agent_finding_.version},
-          {"incremental", result_.incremental},
-          {"notes", result_.notes},
-          {"timings_ms", {{"preflight", t.preflight_ms}, {"prepare", t.prepare_ms},
-                          {"freeze", t.freeze_ms}, {"qmp", t.qmp_ms}, {"paused", t.paused_ms},
-                          {"thaw", t.thaw_ms}, {"frozen_window", t.frozen_window_ms},
-                          {"stream", t.stream_ms}}},
-          {"bytes", {{"logical", result_.logical_bytes}, {"read", result_.read_bytes}}},
-          {"volumes", volumes},
-          {"guest_filesystems", filesystems},
-          {"ext4", ext4_},
-          {"vm", catalog::VmToJson(vm_)}};
+  d.timings = {t.preflight_ms, t.prepare_ms, t.freeze_ms,        t.qmp_ms,
+               t.paused_ms,    t.thaw_ms,    t.frozen_window_ms, t.stream_ms};
+  d.bytes = {result_.logical_bytes, result_.read_bytes};
+  for (const VolumeWork& work : volumes_) {
+    d.volumes.push_back({work.record.name, work.size, work.record.boot, work.record.format,
+                         work.record.serial, work.incremental, work.new_bitmap});
+  }
+  for (const auto& fs : vm::MapFilesystems(vm_, guest_filesystems_)) {
+    d.guest_filesystems.push_back({fs.mountpoint, fs.type, fs.volumes});
+  }
+  for (const json& fs : ext4_) {  // as the stream's journal check made them
+    d.ext4.push_back({fs.value("volume", ""), fs.value("where", ""),
+                      fs.value("offset", uint64_t{0}), fs.value("kind", ""), fs.value("label", ""),
+                      fs.value("uuid", ""), fs.value("needs_recovery", false)});
+  }
+  d.vm = PointVmFromRecord(vm_);
+  return d;
 }
 
 StatusOr<CaptureResult> Capture::Commit() {
@@ -261,7 +260,7 @@ StatusOr<CaptureResult> Capture::Commit() {
     if (!work.note.empty()) result_.notes.push_back(work.note);
   }
   result_.timings.total_ms = MillisSince(start_);
-  SP_ASSIGN_OR_RETURN(result_.point_id, point_->Commit(Extras(), verdict));
+  SP_ASSIGN_OR_RETURN(result_.point_id, point_->Commit(Description(), verdict));
   repo::WriteStats stats = point_->stats();
   result_.new_bytes = stats.stored_bytes;
   result_.reused_bytes = result_.logical_bytes - std::min(result_.logical_bytes, stats.bytes_in);

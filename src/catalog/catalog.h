@@ -1,6 +1,6 @@
-// The catalog: stillpoint's SQLite index of VMs, volumes, NICs, events and settings (and, beside
-// it, recovery points). One file in the state directory, WAL mode: several stillpoint processes
-// (CLI commands, a VM's monitor) use it at once.
+// The catalog: stillpoint's SQLite index of VMs, volumes, NICs, events and settings (and, in
+// recovery_points.h, of recovery points). One file in the state directory, WAL mode: several
+// stillpoint processes (CLI commands, a VM's monitor) use it at once.
 #pragma once
 
 #include <memory>

@@ -6,28 +6,6 @@
 namespace sp::catalog {
 namespace {
 
-// Created on first use with IF NOT EXISTS, so that it needs no step in the catalog's own schema
-// list; a later change to this table adds a step there.
-constexpr char kSchema[] = R"sql(
-  CREATE TABLE IF NOT EXISTS recovery_points (
-    id TEXT PRIMARY KEY,
-    vm_uuid TEXT NOT NULL,
-    vm_name TEXT NOT NULL,
-    name TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    parent_id TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL,
-    consistency TEXT NOT NULL DEFAULT '',
-    reason TEXT NOT NULL DEFAULT '',
-    created_us INTEGER NOT NULL,
-    logical_bytes INTEGER NOT NULL,
-    new_stored_bytes INTEGER NOT NULL,
-    volumes TEXT NOT NULL DEFAULT ''
-  );
-  CREATE INDEX IF NOT EXISTS recovery_points_by_vm ON recovery_points (vm_uuid, created_us);
-  CREATE INDEX IF NOT EXISTS recovery_points_by_time ON recovery_points (created_us);
-)sql";
-
 constexpr char kColumns[] =
     "id, vm_uuid, vm_name, name, description, parent_id, state, consistency, reason, created_us, "
     "logical_bytes, new_stored_bytes, volumes";
@@ -51,35 +29,9 @@ RecoveryPointRecord ReadRow(const Statement& row) {
   return record;
 }
 
-std::string TextField(const nlohmann::json& extras, const char* key) {
-  auto it = extras.find(key);
-  return it != extras.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
 }  // namespace
 
-RecoveryPointRecord RecordFromManifest(const repo::Manifest& manifest) {
-  RecoveryPointRecord record;
-  record.id = manifest.id;
-  record.vm_uuid = manifest.vm_id;
-  record.vm_name = manifest.vm_name;
-  record.name = manifest.name;
-  record.description = manifest.description;
-  record.parent_id = manifest.parent_id;
-  record.state = "complete";
-  record.consistency = TextField(manifest.extras, "consistency");
-  record.reason = TextField(manifest.extras, "reason");
-  record.created_us = manifest.created_micros;
-  record.logical_bytes = static_cast<int64_t>(manifest.LogicalBytes());
-  for (const auto& volume : manifest.volumes) {
-    record.new_stored_bytes += static_cast<int64_t>(volume.new_stored_bytes);
-    record.volumes.push_back(volume.name);
-  }
-  return record;
-}
-
 StatusOr<std::unique_ptr<RecoveryPointIndex>> RecoveryPointIndex::Open(Database* db) {
-  SP_RETURN_IF_ERROR(db->Exec(kSchema));
   return std::unique_ptr<RecoveryPointIndex>(new RecoveryPointIndex(db));
 }
 

@@ -1,18 +1,19 @@
 // The catalog's index of recovery points: one row per point, so that listing thousands of them
 // is one query instead of reading every manifest. It is only an index: the repository's
 // manifests are the truth, and ReplaceAll rebuilds it from them (`stillpoint repo
-// rebuild-catalog`).
+// rebuild-catalog`). The catalog does not read manifests itself: its callers hand it the rows
+// (capture::RecordFromManifest makes one of a manifest).
 //
-// Lives in the catalog's database (Catalog::db()); the table is created on first use.
+// Lives in the catalog's database (Catalog::db()); its table is part of the catalog's schema.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "catalog/database.h"
 #include "platform/status.h"
-#include "repo/manifest.h"
 
 namespace sp::catalog {
 
@@ -32,12 +33,10 @@ struct RecoveryPointRecord {
   std::vector<std::string> volumes;
 };
 
-// The row for a manifest.
-RecoveryPointRecord RecordFromManifest(const repo::Manifest& manifest);
-
 class RecoveryPointIndex {
  public:
-  // `db` is not owned and must outlive this. Creates the table when missing.
+  // `db` is not owned and must outlive this.
+  // REQUIRES: `db`'s schema is up to date (Catalog::Open brings it there).
   static StatusOr<std::unique_ptr<RecoveryPointIndex>> Open(Database* db);
 
   // Adds or replaces the row of `record.id`.

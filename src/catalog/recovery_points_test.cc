@@ -77,18 +77,41 @@ TEST_F(RecoveryPointIndexTest, TenThousandPointsListWellUnderASecond) {
   EXPECT_EQ(index_->List("db01")->size(), 1000u);
 }
 
-TEST(RecordFromManifestTest, TakesConsistencyAndSizes) {
-  repo::Manifest manifest;
-  manifest.id = "p1";
-  manifest.vm_id = "u";
-  manifest.vm_name = "web01";
-  manifest.extras = {{"consistency", "application"}, {"reason", "frozen"}};
-  manifest.volumes.push_back(repo::ManifestVolume{"root", 100, "0.idx", {}, 1, 0, 1, 40});
-  auto record = RecordFromManifest(manifest);
-  EXPECT_EQ(record.consistency, "application");
-  EXPECT_EQ(record.reason, "frozen");
-  EXPECT_EQ(record.logical_bytes, 100);
-  EXPECT_EQ(record.new_stored_bytes, 40);
+// Catalogs written before the table was a schema step had it from its first use, or not at all.
+// Turns a catalog of the newest schema back into version 1 (what later steps added goes).
+void MakeVersionOne(Database* db) {
+  ASSERT_TRUE(db->Exec("DROP TABLE users; DROP TABLE tokens; DROP TABLE jobs; "
+                       "DROP TABLE schedules; ALTER TABLE events DROP COLUMN actor; "
+                       "ALTER TABLE events DROP COLUMN address; "
+                       "ALTER TABLE events DROP COLUMN job_id; PRAGMA user_version = 1")
+                  .ok());
+}
+
+TEST(RecoveryPointSchemaTest, VersionOneCatalogsKeepTheirRowsOrGainTheTable) {
+  sp::testing::TempDir dir;
+  std::string with_rows = dir.path() + "/with-rows.db", without = dir.path() + "/without.db";
+  {
+    auto catalog = Catalog::Open(with_rows);
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    ASSERT_TRUE((*RecoveryPointIndex::Open((*catalog)->db()))->Upsert(Sample(1, "web01")).ok());
+    MakeVersionOne((*catalog)->db());
+    auto bare = Catalog::Open(without);
+    ASSERT_TRUE(bare.ok()) << bare.status();
+    ASSERT_TRUE((*bare)->db()->Exec("DROP TABLE recovery_points").ok());
+    MakeVersionOne((*bare)->db());
+  }
+  for (const std::string& path : {with_rows, without}) {
+    auto catalog = Catalog::Open(path);
+    ASSERT_TRUE(catalog.ok()) << catalog.status();
+    auto version = (*catalog)->db()->Prepare("PRAGMA user_version");
+    ASSERT_TRUE(version.ok()) << version.status();
+    auto row = version->Step();
+    ASSERT_TRUE(row.ok() && *row);
+    EXPECT_EQ(version->Int(0), 3) << path;
+    auto rows = (*RecoveryPointIndex::Open((*catalog)->db()))->List();
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(rows->size(), path == with_rows ? 1u : 0u) << path;
+  }
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 namespace sp::catalog {
 namespace {
 
-constexpr std::array<const char*, 2> kSteps = {
+constexpr std::array<const char*, 3> kSteps = {
     // 1: VMs, volumes, NICs, events, settings.
     R"sql(
     CREATE TABLE vms (
@@ -62,7 +62,28 @@ constexpr std::array<const char*, 2> kSteps = {
     CREATE INDEX events_by_vm ON events (vm_id, time_us);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     )sql",
-    // 2: the service: users, API tokens, jobs, protection schedules; who did what, from where.
+    // 2: the index of recovery points (recovery_points.h). Catalogs of version 1 may have it
+    // already, created on first use before it was a step: IF NOT EXISTS keeps their rows.
+    R"sql(
+    CREATE TABLE IF NOT EXISTS recovery_points (
+      id TEXT PRIMARY KEY,
+      vm_uuid TEXT NOT NULL,
+      vm_name TEXT NOT NULL,
+      name TEXT NOT NULL,
+      description TEXT NOT NULL DEFAULT '',
+      parent_id TEXT NOT NULL DEFAULT '',
+      state TEXT NOT NULL,
+      consistency TEXT NOT NULL DEFAULT '',
+      reason TEXT NOT NULL DEFAULT '',
+      created_us INTEGER NOT NULL,
+      logical_bytes INTEGER NOT NULL,
+      new_stored_bytes INTEGER NOT NULL,
+      volumes TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX IF NOT EXISTS recovery_points_by_vm ON recovery_points (vm_uuid, created_us);
+    CREATE INDEX IF NOT EXISTS recovery_points_by_time ON recovery_points (created_us);
+    )sql",
+    // 3: the service: users, API tokens, jobs, protection schedules; who did what, from where.
     R"sql(
     CREATE TABLE users (
       name TEXT PRIMARY KEY,

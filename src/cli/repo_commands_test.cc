@@ -75,7 +75,7 @@ TEST_F(RepoCommandsTest, VerifyExitsWithDataLossOnACorruptChunk) {
   auto writer = *repo->BeginRecoveryPoint(request);
   auto volume = *writer->AddVolume("vda", 1 << 20);
   ASSERT_TRUE(volume->PutChunk(0, std::string(1 << 20, 'x')).ok());
-  std::string id = *writer->Commit({});
+  std::string id = writer->Commit({})->id;
   auto manifest = *repo->GetRecoveryPoint(id);
   auto index = *repo->LoadIndex(manifest, manifest.volumes[0]);
   ASSERT_TRUE(repo->fs()->WriteFileDurably(repo->ChunkPath(index.chunks[0]), "garbage").ok());
@@ -94,7 +94,7 @@ std::string CommitPoint(const std::string& path) {
   auto writer = *repo->BeginRecoveryPoint(request);
   auto volume = *writer->AddVolume("vda", 1 << 20);
   EXPECT_TRUE(volume->PutChunk(0, std::string(1 << 20, 'x')).ok());
-  return *writer->Commit({});
+  return writer->Commit({})->id;
 }
 
 // How many recovery points the catalog of the state directory `home` lists.

@@ -248,7 +248,8 @@ void AddImport(CLI::App& snapshot, Context& context) {
       }
       std::cout << "imported as recovery point " << result.point_id << " of VM '"
                 << result.manifest.vm_name << "' (exported point " << result.manifest.point_id
-                << ", consistency " << result.manifest.extras.value("consistency", "unknown")
+                << ", consistency "
+                << repo::PointConsistencyName(result.manifest.point_description.consistency)
                 << ")\n";
       return absl::OkStatus();
     };

@@ -148,108 +148,83 @@ void AddList(CLI::App& snapshot, Context& context) {
   });
 }
 
-// Display of what a capture recorded in a point's extras: outside data of any shape, so every
-// read tolerates a missing or mistyped field.
-std::string Text(const nlohmann::json& object, const char* key, const std::string& fallback = "") {
-  auto it = object.is_object() ? object.find(key) : object.end();
-  if (!object.is_object() || it == object.end() || it->is_null()) return fallback;
-  return it->is_string() ? it->get<std::string>() : it->dump();
-}
-double Number(const nlohmann::json& object, const char* key) {
-  auto it = object.is_object() ? object.find(key) : object.end();
-  return object.is_object() && it != object.end() && it->is_number() ? it->get<double>() : 0;
-}
-nlohmann::json Member(const nlohmann::json& object, const char* key) {
-  return object.is_object() && object.contains(key) ? object.at(key) : nlohmann::json();
+// A recorded text, or what to show when it was not recorded.
+std::string OrElse(const std::string& text, const char* fallback) {
+  return text.empty() ? fallback : text;
 }
 
-capture::CaptureTimings TimingsOf(const nlohmann::json& extras) {
-  nlohmann::json ms = Member(extras, "timings_ms");
+capture::CaptureTimings TimingsOf(const repo::PointTimings& recorded) {
   capture::CaptureTimings t;
-  t.freeze_ms = Number(ms, "freeze");
-  t.qmp_ms = Number(ms, "qmp");
-  t.paused_ms = Number(ms, "paused");
-  t.thaw_ms = Number(ms, "thaw");
-  t.frozen_window_ms = Number(ms, "frozen_window");
+  t.freeze_ms = recorded.freeze_ms;
+  t.qmp_ms = recorded.qmp_ms;
+  t.paused_ms = recorded.paused_ms;
+  t.thaw_ms = recorded.thaw_ms;
+  t.frozen_window_ms = recorded.frozen_window_ms;
   return t;
 }
 
 void PrintPointVolumes(const repo::Manifest& point) {
   Table table({"VOLUME", "BOOT", "SIZE", "CHUNKS", "ZERO", "NEW", "NEW STORED", "READ"});
-  nlohmann::json recorded = Member(point.extras, "volumes");
   for (const repo::ManifestVolume& volume : point.volumes) {
-    nlohmann::json entry;
-    for (const auto& candidate : recorded.is_array() ? recorded : nlohmann::json::array()) {
-      if (Text(candidate, "name") == volume.name) entry = candidate;
-    }
-    table.AddRow({volume.name, Text(entry, "boot") == "true" ? "yes" : "",
-                  FormatBytes(static_cast<int64_t>(volume.size)), absl::StrCat(volume.chunks),
-                  absl::StrCat(volume.zero_chunks), absl::StrCat(volume.new_chunks),
+    const repo::PointVolume* recorded = point.point_description.FindVolume(volume.name);
+    bool boot = recorded != nullptr && recorded->boot;
+    bool incremental = recorded != nullptr && recorded->incremental;
+    table.AddRow({volume.name, boot ? "yes" : "", FormatBytes(static_cast<int64_t>(volume.size)),
+                  absl::StrCat(volume.chunks), absl::StrCat(volume.zero_chunks),
+                  absl::StrCat(volume.new_chunks),
                   FormatBytes(static_cast<int64_t>(volume.new_stored_bytes)),
-                  Text(entry, "incremental") == "true" ? "changes only" : "in full"});
+                  incremental ? "changes only" : "in full"});
   }
   std::cout << "\n" << table.Render();
 }
 
-void PrintFilesystems(const nlohmann::json& extras) {
-  nlohmann::json filesystems = Member(extras, "guest_filesystems");
-  if (!filesystems.is_array() || filesystems.empty()) return;
+void PrintFilesystems(const repo::PointDescription& recorded) {
+  if (recorded.guest_filesystems.empty()) return;
   Table table({"MOUNTPOINT", "TYPE", "VOLUMES"});
-  for (const auto& fs : filesystems) {
-    nlohmann::json volumes = Member(fs, "volumes");
-    std::vector<std::string> names;
-    for (const auto& name : volumes.is_array() ? volumes : nlohmann::json::array()) {
-      names.push_back(name.is_string() ? name.get<std::string>() : name.dump());
-    }
-    table.AddRow({Text(fs, "mountpoint"), Text(fs, "type"), absl::StrJoin(names, ",")});
+  for (const repo::PointFilesystem& fs : recorded.guest_filesystems) {
+    table.AddRow({fs.mountpoint, fs.type, absl::StrJoin(fs.volumes, ",")});
   }
   std::cout << "\nguest filesystems at capture:\n" << table.Render();
 }
 
 // What a point is: identity, consistency and why, power state, policy, full or incremental.
 void PrintPointSummary(const repo::Manifest& point) {
-  const nlohmann::json& extras = point.extras;
+  const repo::PointDescription& recorded = point.point_description;
   std::cout << "recovery point " << point.id << " of VM '" << point.vm_name << "' ("
             << point.vm_id << ")\n"
             << "name:          " << point.name << "\n";
   if (!point.description.empty()) std::cout << "description:   " << point.description << "\n";
   std::cout << "state:         complete\n"
             << "created:       " << FormatUnixMicros(point.created_micros) << "\n"
-            << "consistency:   " << Text(extras, "consistency", "unknown") << " — "
-            << Text(extras, "reason", "no reason recorded") << "\n"
-            << "power state:   " << Text(extras, "power_state", "unknown") << "\n"
-            << "policy:        " << Text(extras, "policy", "unknown") << "\n"
+            << "consistency:   " << repo::PointConsistencyName(recorded.consistency) << " — "
+            << OrElse(recorded.reason, "no reason recorded") << "\n"
+            << "power state:   " << recorded.power_state << "\n"
+            << "policy:        " << recorded.policy << "\n"
             << "kind:          "
-            << (point.parent_id.empty() ? "full"
-                                        : (Text(extras, "incremental") == "true"
-                                               ? "incremental, parent " + point.parent_id
-                                               : "full, parent " + point.parent_id))
+            << (point.parent_id.empty()
+                    ? "full"
+                    : (recorded.incremental ? "incremental, parent " + point.parent_id
+                                            : "full, parent " + point.parent_id))
             << "\n";
 }
 
 // Its cost: the frozen window, sizes, time, and what else the capture noted.
 void PrintPointCosts(const repo::Manifest& point) {
-  const nlohmann::json& extras = point.extras;
-  PrintWindow(TimingsOf(extras));
-  nlohmann::json bytes = Member(extras, "bytes");
+  const repo::PointDescription& recorded = point.point_description;
+  PrintWindow(TimingsOf(recorded.timings));
   uint64_t stored = 0;
   for (const repo::ManifestVolume& volume : point.volumes) stored += volume.new_stored_bytes;
   std::cout << "size:          " << FormatBytes(static_cast<int64_t>(point.LogicalBytes()))
-            << ", read " << FormatBytes(static_cast<int64_t>(Number(bytes, "read")))
+            << ", read " << FormatBytes(static_cast<int64_t>(recorded.bytes.read))
             << ", new stored " << FormatBytes(static_cast<int64_t>(stored)) << "\n"
-            << absl::StrFormat("time:          %.1f s\n",
-                               static_cast<double>(point.committed_micros - point.created_micros) /
-                                   1e6);
-  nlohmann::json imported = Member(extras, "imported");
-  if (imported.is_object()) {
-    std::cout << "imported:      from " << Text(imported, "from") << " (exported point "
-              << Text(imported, "original_point_id") << ")\n";
+            << absl::StrFormat(
+                   "time:          %.1f s\n",
+                   static_cast<double>(point.committed_micros - point.created_micros) / 1e6);
+  if (recorded.imported) {
+    std::cout << "imported:      from " << recorded.imported->from << " (exported point "
+              << recorded.imported->original_point_id << ")\n";
   }
-  nlohmann::json notes = Member(extras, "notes");
-  for (const auto& note : notes.is_array() ? notes : nlohmann::json::array()) {
-    std::cout << "note:          " << (note.is_string() ? note.get<std::string>() : note.dump())
-              << "\n";
-  }
+  for (const std::string& note : recorded.notes) std::cout << "note:          " << note << "\n";
 }
 
 // `snapshot show` for people: the summary, its cost, then the volumes and guest filesystems.
@@ -257,9 +232,11 @@ void PrintPoint(const repo::Manifest& point) {
   PrintPointSummary(point);
   PrintPointCosts(point);
   PrintPointVolumes(point);
-  PrintFilesystems(point.extras);
+  PrintFilesystems(point.point_description);
 }
 
+// Everything recorded: the point's identity, then every field of its description at the top
+// level (as "extras" were before; the VM's configuration takes the key "vm").
 nlohmann::json PointToJson(const repo::Manifest& manifest) {
   nlohmann::json out = {{"id", manifest.id}, {"vm", manifest.vm_name},
                         {"vm_uuid", manifest.vm_id}, {"name", manifest.name},
@@ -267,9 +244,8 @@ nlohmann::json PointToJson(const repo::Manifest& manifest) {
                         {"created", FormatUnixMicros(manifest.created_micros)},
                         {"committed", FormatUnixMicros(manifest.committed_micros)},
                         {"chunk_size", manifest.chunk_size}};
-  if (manifest.extras.is_object()) {
-    for (auto& [key, value] : manifest.extras.items()) out[key] = value;
-  }
+  nlohmann::json recorded = repo::EncodePointDescription(manifest.point_description);
+  for (auto& [key, value] : recorded.items()) out[key] = value;
   return out;
 }
 

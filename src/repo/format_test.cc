@@ -1,8 +1,10 @@
 #include "repo/internal/format.h"
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "repo/internal/chunk_codec.h"
 #include "repo/manifest.h"
@@ -29,25 +31,133 @@ TEST(IndexFormatTest, RoundTripsAndDetectsEveryFlippedByte) {
   EXPECT_FALSE(internal::DecodeIndex(bytes.substr(0, bytes.size() - 1)).ok());
 }
 
-TEST(ManifestFormatTest, RoundTripsAndRejectsTampering) {
+Manifest SampleManifest() {
   Manifest manifest;
   manifest.id = "20261122T000000Z-00000001";
   manifest.vm_id = "uuid";
   manifest.vm_name = "web01";
   manifest.name = "web01";
   manifest.chunk_size = 1u << 20;
-  manifest.extras = {{"consistency", "application"}, {"freeze_ms", 12.5}};
+  manifest.point_description.consistency = PointConsistency::kApplication;
+  manifest.point_description.timings.freeze_ms = 12.5;
+  manifest.point_description.vm = PointVm{};
   manifest.volumes.push_back(ManifestVolume{"vda", 5u << 20, "0.idx", Sha256("x"), 5, 1, 2, 99});
+  return manifest;
+}
+
+TEST(ManifestFormatTest, RoundTripsAndRejectsTampering) {
+  Manifest manifest = SampleManifest();
   std::string text = EncodeManifest(manifest);
   auto decoded = DecodeManifest(text);
   ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->version, kManifestVersion);
   EXPECT_EQ(decoded->volumes[0].index_sha256, manifest.volumes[0].index_sha256);
-  EXPECT_EQ(decoded->extras, manifest.extras);
+  EXPECT_EQ(decoded->point_description, manifest.point_description);
+  EXPECT_EQ(EncodeManifest(*decoded), text);
   std::string tampered = text;
   tampered.replace(tampered.find("web01"), 5, "web02");
   EXPECT_TRUE(absl::IsDataLoss(DecodeManifest(tampered).status()));
   EXPECT_TRUE(absl::IsDataLoss(DecodeManifest("{").status()));
   EXPECT_TRUE(absl::IsDataLoss(DecodeManifest("[]").status()));
+}
+
+// `edit` applied to the JSON of a good manifest, with its checksum made right again.
+std::string Edited(const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json body = nlohmann::json::parse(EncodeManifest(SampleManifest()));
+  body.erase("checksum");
+  edit(body);
+  body["checksum"] = DigestHex(Sha256(body.dump()));
+  return body.dump();
+}
+
+TEST(ManifestFormatTest, NamesTheFieldThatIsWrong) {
+  struct Case {
+    std::function<void(nlohmann::json&)> edit;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](nlohmann::json& m) { m["point_description"]["vm"]["vcpus"] = "4"; },
+       "point description: field 'vm.vcpus' must be an integer, got string '4'"},
+      {[](nlohmann::json& m) { m["point_description"].erase("consistency"); },
+       "point description: field 'consistency' is missing"},
+      {[](nlohmann::json& m) { m.erase("point_description"); },
+       "manifest: field 'point_description' is missing"},
+      {[](nlohmann::json& m) { m["volumes"][0]["size"] = -1; },
+       "manifest: field 'volumes[0].size' must be a non-negative integer, got -1"},
+      {[](nlohmann::json& m) { m["vm"]["name"] = 3; },
+       "manifest: field 'vm.name' must be a string, got 3"},
+      {[](nlohmann::json& m) { m["chunk_size"] = "big"; },
+       "manifest: field 'chunk_size' must be an integer, got string 'big'"},
+      {[](nlohmann::json& m) { m["version"] = 3; }, "manifest version 3 is not known"},
+      {[](nlohmann::json& m) { m["version"] = "2"; },
+       "manifest: field 'version' must be an integer"},
+      // Version 1 kept the description as "extras": read with the same checks.
+      {[](nlohmann::json& m) {
+         m["version"] = 1;
+         m["extras"] = m["point_description"];
+         m.erase("point_description");
+         m["extras"]["vm"]["vcpus"] = "4";
+       },
+       "extras: field 'vm.vcpus' must be an integer, got string '4'"},
+  };
+  for (const Case& c : cases) {
+    auto decoded = DecodeManifest(Edited(c.edit));
+    ASSERT_FALSE(decoded.ok()) << c.message;
+    EXPECT_TRUE(absl::IsDataLoss(decoded.status())) << decoded.status();
+    EXPECT_THAT(std::string(decoded.status().message()), ::testing::StartsWith(c.message));
+  }
+}
+
+// The whole file at `path` ("" when it cannot be read).
+std::string FileText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+std::string DataFile(const std::string& name) {
+  return FileText(std::string(SP_TEST_DATA_DIR) + "/" + name);
+}
+
+// Manifests written by the stillpoint before version 2, as they are (tests/data/v1/README.md):
+// read with every field of their extras, and written again as version 2 without losing any.
+TEST(ManifestFormatTest, ReadsVersionOneManifestsWithEverythingTheyRecorded) {
+  for (const char* name : {"v1/guest/20261203T161655Z-d2908c2f.manifest.json",
+                           "v1/guest/20261203T161658Z-c6691309.manifest.json",
+                           "v1/repository/points/20261203T161629Z-9b03e381/manifest.json"}) {
+    std::string text = DataFile(name);
+    ASSERT_FALSE(text.empty()) << name;
+    auto decoded = DecodeManifest(text);
+    ASSERT_TRUE(decoded.ok()) << name << ": " << decoded.status();
+    EXPECT_EQ(decoded->version, 1);
+    EXPECT_EQ(EncodePointDescription(decoded->point_description),
+              nlohmann::json::parse(text)["extras"])
+        << name;
+    auto again = DecodeManifest(EncodeManifest(*decoded));
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->version, 2);
+    EXPECT_EQ(again->point_description, decoded->point_description);
+  }
+  auto incremental = DecodeManifest(DataFile("v1/guest/20261203T161658Z-c6691309.manifest.json"));
+  ASSERT_TRUE(incremental.ok());
+  const PointDescription& d = incremental->point_description;
+  EXPECT_EQ(incremental->parent_id, "20261203T161655Z-d2908c2f");
+  EXPECT_EQ(d.consistency, PointConsistency::kApplication);
+  EXPECT_EQ(d.reason, "2 filesystem(s) frozen by guest agent 7.2.22");
+  EXPECT_EQ(d.power_state, "running");
+  EXPECT_TRUE(d.incremental);
+  EXPECT_EQ(d.timings.freeze_ms, 292.734584);
+  EXPECT_EQ(d.bytes.read, 33554432u);
+  ASSERT_NE(d.FindVolume("root"), nullptr);
+  EXPECT_EQ(d.FindVolume("root")->bitmap, "stillpoint-20261203T161658Z-c6691309");
+  EXPECT_EQ(d.guest_filesystems.size(), 2u);
+  EXPECT_EQ(d.ext4.size(), 2u);
+  ASSERT_TRUE(d.vm.has_value());
+  EXPECT_EQ(d.vm->memory_mib, 256);
+  ASSERT_TRUE(d.vm->kernel.has_value());
+  EXPECT_EQ(d.vm->nics.size(), 1u);
+  EXPECT_FALSE(d.imported.has_value());
 }
 
 TEST(ChunkCodecTest, CompressesOnlyWhenItHelpsAndChecksOnDecode) {
@@ -113,15 +223,37 @@ namespace sp::repo {
 namespace {
 
 std::string CorpusFile(const std::string& name) {
-  std::ifstream in(std::string(SP_FUZZ_CORPUS_ROOT) + "/" + name, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
+  return FileText(std::string(SP_FUZZ_CORPUS_ROOT) + "/" + name);
 }
 
 // The seeds of the fuzz corpora mean what their names say.
 TEST(FuzzSeedTest, ValidSeedsDecodeAndBrokenOnesDoNot) {
-  EXPECT_TRUE(DecodeManifest(CorpusFile("repo_manifest/valid")).ok());
+  for (const char* name :
+       {"repo_manifest/valid", "repo_manifest/valid-v1-capture", "repo_manifest/valid-v2"}) {
+    auto decoded = DecodeManifest(CorpusFile(name));
+    EXPECT_TRUE(decoded.ok()) << name << ": " << decoded.status();
+  }
+  EXPECT_EQ(DecodeManifest(CorpusFile("repo_manifest/valid-v2"))->point_description,
+            DecodeManifest(CorpusFile("repo_manifest/valid-v1-capture"))->point_description);
+  EXPECT_TRUE(
+      absl::IsDataLoss(DecodeManifest(CorpusFile("repo_manifest/v2-vcpus-string")).status()));
+  auto description = [](const std::string& name, DescriptionLayout layout) {
+    return DecodePointDescription(nlohmann::json::parse(CorpusFile("repo_description/" + name)),
+                                  "seed", layout);
+  };
+  for (const char* name : {"v1-extras-running", "v1-extras-stopped", "imported"}) {
+    EXPECT_TRUE(description(name, DescriptionLayout::kCurrent).ok()) << name;
+  }
+  EXPECT_TRUE(description("v1-extras-partial", DescriptionLayout::kVersion1Extras).ok());
+  EXPECT_FALSE(description("v1-extras-partial", DescriptionLayout::kCurrent).ok());
+  for (const char* name : {"vm-vcpus-string", "vm-vcpus-zero", "vm-memory-float", "vm-nics-object",
+                           "volume-negative-size", "volume-boot-string", "unknown-consistency",
+                           "filesystem-volume-number", "not-object"}) {
+    EXPECT_TRUE(absl::IsDataLoss(description(name, DescriptionLayout::kVersion1Extras).status()))
+        << name;
+  }
+  EXPECT_TRUE(description("missing-timing", DescriptionLayout::kVersion1Extras).ok());
+  EXPECT_FALSE(description("missing-timing", DescriptionLayout::kCurrent).ok());
   EXPECT_TRUE(internal::DecodeIndex(CorpusFile("repo_index/valid-3-chunks")).ok());
   for (const char* name : {"repo_manifest/tampered", "repo_manifest/path-escape",
                            "repo_manifest/future-version", "repo_manifest/wrong-type"}) {

@@ -1,5 +1,7 @@
 #include "repo/manifest.h"
 
+#include "platform/json_guard.h"
+
 namespace sp::repo {
 namespace {
 
@@ -30,38 +32,69 @@ json ManifestBody(const Manifest& manifest) {
               {"committed_us", manifest.committed_micros},
               {"chunk_size", manifest.chunk_size},
               {"volumes", volumes},
-              {"extras", manifest.extras}};
+              {"point_description", EncodePointDescription(manifest.point_description)}};
 }
 
 std::string Checksum(const json& body) { return DigestHex(Sha256(body.dump())); }
 
-// Throws nlohmann::json exceptions on missing or mistyped fields; the caller converts them.
-Manifest ManifestFromJson(const json& body) {
-  Manifest manifest;
-  manifest.id = body.at("id").get<std::string>();
-  manifest.vm_id = body.at("vm").at("id").get<std::string>();
-  manifest.vm_name = body.at("vm").at("name").get<std::string>();
-  manifest.name = body.at("name").get<std::string>();
-  manifest.description = body.at("description").get<std::string>();
-  manifest.parent_id = body.at("parent").get<std::string>();
-  manifest.created_micros = body.at("created_us").get<int64_t>();
-  manifest.committed_micros = body.at("committed_us").get<int64_t>();
-  manifest.chunk_size = body.at("chunk_size").get<uint32_t>();
-  manifest.extras = body.at("extras");
-  for (const json& entry : body.at("volumes")) {
-    ManifestVolume volume;
-    volume.name = entry.at("name").get<std::string>();
-    volume.size = entry.at("size").get<uint64_t>();
-    volume.index_file = entry.at("index_file").get<std::string>();
-    auto digest = ParseDigestHex(entry.at("index_sha256").get<std::string>());
-    if (!digest.ok()) throw std::invalid_argument("bad index_sha256");
-    volume.index_sha256 = *digest;
-    volume.chunks = entry.at("chunks").get<uint64_t>();
-    volume.zero_chunks = entry.at("zero_chunks").get<uint64_t>();
-    volume.new_chunks = entry.at("new_chunks").get<uint64_t>();
-    volume.new_stored_bytes = entry.at("new_stored_bytes").get<uint64_t>();
-    manifest.volumes.push_back(std::move(volume));
+Status ReadVolume(const JsonReader& in, ManifestVolume* volume) {
+  SP_RETURN_IF_ERROR(in.Read("name", &volume->name));
+  SP_RETURN_IF_ERROR(in.Read("size", &volume->size));
+  SP_RETURN_IF_ERROR(in.Read("index_file", &volume->index_file));
+  std::string digest;
+  SP_RETURN_IF_ERROR(in.Read("index_sha256", &digest));
+  auto parsed = ParseDigestHex(digest);
+  if (!parsed.ok()) return in.Error("index_sha256", "is not 64 hex digits");
+  volume->index_sha256 = *parsed;
+  SP_RETURN_IF_ERROR(in.Read("chunks", &volume->chunks));
+  SP_RETURN_IF_ERROR(in.Read("zero_chunks", &volume->zero_chunks));
+  SP_RETURN_IF_ERROR(in.Read("new_chunks", &volume->new_chunks));
+  return in.Read("new_stored_bytes", &volume->new_stored_bytes);
+}
+
+Status ReadVm(const JsonReader& in, Manifest* manifest) {
+  SP_RETURN_IF_ERROR(in.Read("id", &manifest->vm_id));
+  return in.Read("name", &manifest->vm_name);
+}
+
+Status ReadIdentity(const JsonReader& in, Manifest* manifest) {
+  SP_RETURN_IF_ERROR(in.ReadObject("vm", manifest, ReadVm));
+  SP_RETURN_IF_ERROR(in.Read("name", &manifest->name));
+  SP_RETURN_IF_ERROR(in.Read("description", &manifest->description));
+  SP_RETURN_IF_ERROR(in.Read("parent", &manifest->parent_id));
+  SP_RETURN_IF_ERROR(in.Read("created_us", &manifest->created_micros, INT64_MIN, INT64_MAX));
+  SP_RETURN_IF_ERROR(in.Read("committed_us", &manifest->committed_micros, INT64_MIN, INT64_MAX));
+  int64_t chunk_size = 0;
+  SP_RETURN_IF_ERROR(in.Read("chunk_size", &chunk_size, 0, UINT32_MAX));
+  manifest->chunk_size = static_cast<uint32_t>(chunk_size);
+  return absl::OkStatus();
+}
+
+// Version 1 recorded the description as free-form "extras", read with the looser layout. Errors
+// name the object ("point description: field 'vm.vcpus' ..."); the caller names the point.
+Status ReadDescription(const json& body, int version, PointDescription* description) {
+  bool v1 = version == 1;
+  const char* key = v1 ? "extras" : "point_description";
+  auto it = body.find(key);
+  if (it == body.end()) {
+    return absl::DataLossError(absl::StrCat("manifest: field '", key, "' is missing"));
   }
+  SP_ASSIGN_OR_RETURN(*description, DecodePointDescription(*it, v1 ? "extras" : "point description",
+                                                           v1 ? DescriptionLayout::kVersion1Extras
+                                                              : DescriptionLayout::kCurrent));
+  return absl::OkStatus();
+}
+
+StatusOr<Manifest> ManifestFromJson(const json& body, int version) {
+  JsonReadRules rules;
+  rules.where = "manifest";
+  JsonReader in(body, "", &rules);
+  Manifest manifest;
+  manifest.version = version;
+  SP_RETURN_IF_ERROR(in.Read("id", &manifest.id));
+  SP_RETURN_IF_ERROR(ReadIdentity(in, &manifest));
+  SP_RETURN_IF_ERROR(in.ReadArray("volumes", &manifest.volumes, ReadVolume));
+  SP_RETURN_IF_ERROR(ReadDescription(body, version, &manifest.point_description));
   return manifest;
 }
 
@@ -77,6 +110,30 @@ Status CheckShape(const Manifest& manifest) {
     }
   }
   return absl::OkStatus();
+}
+
+// The version of a manifest that says it is one, and its checksum checked.
+StatusOr<int> CheckHeader(json& body) {
+  auto format = body.find("format");
+  if (format == body.end() || *format != "stillpoint-manifest") {
+    return absl::DataLossError("not a stillpoint manifest");
+  }
+  auto version = body.find("version");
+  if (version == body.end() || !version->is_number_integer()) {
+    return absl::DataLossError("manifest: field 'version' must be an integer");
+  }
+  if (*version < kOldestManifestVersion || *version > kManifestVersion) {
+    return absl::DataLossError(
+        absl::StrCat("manifest version ", version->dump(), " is not known to this stillpoint"));
+  }
+  auto stored = body.find("checksum");
+  if (stored == body.end() || !stored->is_string()) {
+    return absl::DataLossError("manifest: field 'checksum' must be a string");
+  }
+  std::string checksum = stored->get<std::string>();
+  body.erase("checksum");
+  if (Checksum(body) != checksum) return absl::DataLossError("manifest checksum mismatch");
+  return version->get<int>();
 }
 
 }  // namespace
@@ -105,24 +162,10 @@ StatusOr<Manifest> DecodeManifest(absl::string_view text) {
   if (body.is_discarded() || !body.is_object()) {
     return absl::DataLossError("manifest is not a JSON object");
   }
-  try {
-    if (body.at("format").get<std::string>() != "stillpoint-manifest") {
-      return absl::DataLossError("not a stillpoint manifest");
-    }
-    int version = body.at("version").get<int>();
-    if (version != kManifestVersion) {
-      return absl::DataLossError(absl::StrCat("manifest version ", version,
-                                              " is not known to this stillpoint"));
-    }
-    std::string stored = body.at("checksum").get<std::string>();
-    body.erase("checksum");
-    if (Checksum(body) != stored) return absl::DataLossError("manifest checksum mismatch");
-    Manifest manifest = ManifestFromJson(body);
-    SP_RETURN_IF_ERROR(CheckShape(manifest));
-    return manifest;
-  } catch (const std::exception& error) {
-    return absl::DataLossError(absl::StrCat("malformed manifest: ", error.what()));
-  }
+  SP_ASSIGN_OR_RETURN(int version, CheckHeader(body));
+  SP_ASSIGN_OR_RETURN(Manifest manifest, ManifestFromJson(body, version));
+  SP_RETURN_IF_ERROR(CheckShape(manifest));
+  return manifest;
 }
 
 }  // namespace sp::repo

@@ -78,10 +78,12 @@ StatusOr<RepositoryConfig> DecodeConfig(const std::string& path, absl::string_vi
   try {
     RepositoryConfig config;
     config.version = body.at("version").get<int>();
-    if (config.version != kFormatVersion) {
+    if (config.version < kOldestFormatVersion || config.version > kFormatVersion) {
       return absl::FailedPreconditionError(absl::StrCat(
           "repository ", path, " has format version ", config.version,
-          "; this stillpoint reads version ", kFormatVersion, ". Use a matching stillpoint"));
+          "; this stillpoint reads versions ", kOldestFormatVersion, " to ", kFormatVersion,
+          config.version > kFormatVersion ? ". It was written by a newer stillpoint: use that"
+                                          : ". Use a matching stillpoint"));
     }
     std::string stored = body.at("checksum").get<std::string>();
     body.erase("checksum");
@@ -355,6 +357,18 @@ StatusOr<Manifest> Repository::GetRecoveryPoint(absl::string_view id) {
   auto manifest = DecodeManifest(text);
   if (!manifest.ok()) return Annotate(manifest.status(), absl::StrCat("recovery point ", full_id));
   return manifest;
+}
+
+Status Repository::UpgradeFormat() {
+  std::lock_guard<std::mutex> lock(upgrade_mutex_);
+  if (config_.version >= kFormatVersion) return absl::OkStatus();
+  RepositoryConfig upgraded = config_;
+  upgraded.version = kFormatVersion;
+  // Another writer may do the same at once: both write the same bytes.
+  SP_RETURN_IF_ERROR(
+      fs()->WriteFileDurably(JoinPath(path_, internal::kConfigFile), EncodeConfig(upgraded)));
+  config_.version = kFormatVersion;
+  return absl::OkStatus();
 }
 
 Status Repository::DeleteRecoveryPoint(absl::string_view id) {

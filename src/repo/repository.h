@@ -11,7 +11,7 @@
 //   auto writer = repo->BeginRecoveryPoint(request);       // refuses early if over the VM's limit
 //   auto volume = (*writer)->AddVolume("vda", size);
 //   volume->PutChunk(i, data) / PutZero(i) / ReuseParent(i) for every chunk position i
-//   (*writer)->Commit(extras) → id        or   (*writer)->Abort()
+//   (*writer)->Commit(description) → the manifest written     or   (*writer)->Abort()
 // Hashing, compression and storing run on worker threads; memory stays bounded (PutChunk blocks
 // while too much is in flight).
 //
@@ -26,17 +26,18 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "nlohmann/json.hpp"
 #include "platform/clock.h"
 #include "platform/file_system.h"
 #include "platform/status.h"
-#include "repo/manifest.h"
 #include "repo/internal/format.h"
+#include "repo/manifest.h"
+#include "repo/point_description.h"
 #include "repo/prune.h"
 
 namespace sp::repo {
@@ -46,7 +47,11 @@ class ChunkCodec;
 struct VolumeIndex;
 }  // namespace internal
 
-inline constexpr int kFormatVersion = 1;
+// The repository's format (its config's "version"). 2: manifests of version 2 may be present.
+// Version 1 repositories are read as they are and become version 2 before their first version-2
+// manifest is written (docs/repository-format.md, "Versioning").
+inline constexpr int kFormatVersion = 2;
+inline constexpr int kOldestFormatVersion = 1;
 inline constexpr uint32_t kMinChunkSize = 1u << 20;
 inline constexpr uint32_t kMaxChunkSize = 16u << 20;
 inline constexpr uint32_t kDefaultChunkSize = 4u << 20;
@@ -142,10 +147,11 @@ class RecoveryPointWriter {
   // The returned pointer stays valid until the writer is destroyed.
   virtual StatusOr<VolumeWriter*> AddVolume(absl::string_view name, uint64_t size) = 0;
   // Waits for the workers, writes the indexes and then the manifest (the commit point) with
-  // `extras` (consistency, reason, timings, VM configuration...). Returns the point's id. On
-  // error, nothing refers to the point's data and the writer is aborted.
-  // FailedPrecondition when a chunk position of some volume was never given.
-  virtual StatusOr<std::string> Commit(const nlohmann::json& extras) = 0;
+  // `description` (consistency, reason, timings, VM configuration...). Returns the manifest it
+  // wrote. On error, nothing refers to the point's data and the writer is aborted.
+  // FailedPrecondition when a chunk position of some volume was never given; InvalidArgument
+  // when `description` would not read back (e.g. vcpus 0), so that no unreadable point is made.
+  virtual StatusOr<Manifest> Commit(const PointDescription& description) = 0;
   // Waits until every chunk given so far is stored; returns the first error of the write path.
   // Optional (Commit does it too): for progress checkpoints.
   virtual Status Flush() = 0;
@@ -285,11 +291,15 @@ class Repository {
   Repository(std::string path, OpenOptions options, RepositoryConfig config,
              std::unique_ptr<internal::ChunkCodec> codec);
   StatusOr<std::string> ResolveId(absl::string_view id_or_prefix);
+  // Rewrites the config of a version-1 repository as version 2, so that an older stillpoint
+  // refuses it once it holds a version-2 manifest. Called before a point is written.
+  Status UpgradeFormat();
 
   std::string path_;
   OpenOptions options_;
   RepositoryConfig config_;
   std::unique_ptr<internal::ChunkCodec> codec_;
+  std::mutex upgrade_mutex_;  // guards config_.version while UpgradeFormat runs
 };
 
 }  // namespace sp::repo

@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "repo/internal/layout.h"
@@ -22,6 +24,12 @@ namespace {
 using ::testing::HasSubstr;
 
 constexpr uint32_t kChunk = 1u << 20;
+
+// The id of the point a commit wrote.
+StatusOr<std::string> Id(const StatusOr<Manifest>& committed) {
+  if (!committed.ok()) return committed.status();
+  return committed->id;
+}
 
 // Chunk contents: random (incompressible), text-like (compressible) or zeros.
 std::string MakeChunk(uint64_t seed, size_t size, int kind) {
@@ -75,7 +83,9 @@ class RepositoryTest : public ::testing::Test {
   StatusOr<std::string> WritePoint(const std::string& vm, const std::string& volume) {
     SP_ASSIGN_OR_RETURN(auto writer, repo_->BeginRecoveryPoint(Request(vm)));
     SP_RETURN_IF_ERROR(PutVolume(writer.get(), "vda", volume));
-    return writer->Commit(nlohmann::json{{"consistency", "crash"}});
+    PointDescription description;
+    description.consistency = PointConsistency::kCrash;
+    return Id(writer->Commit(description));
   }
   static Status PutVolume(RecoveryPointWriter* writer, const std::string& name,
                           const std::string& volume) {
@@ -134,7 +144,7 @@ TEST(RepositoryClockTest, PointIdsAndTimesComeFromTheRepositorysClock) {
   auto writer = (*repo)->BeginRecoveryPoint(request);
   ASSERT_TRUE(writer.ok()) << writer.status();
   EXPECT_EQ((*writer)->id().substr(0, 16), "20231114T221320Z");
-  auto id = (*writer)->Commit(nlohmann::json::object());
+  auto id = Id((*writer)->Commit({}));
   ASSERT_TRUE(id.ok()) << id.status();
   auto manifest = (*repo)->GetRecoveryPoint(*id);
   ASSERT_TRUE(manifest.ok()) << manifest.status();
@@ -151,7 +161,7 @@ TEST_F(RepositoryTest, WritesAndReadsBackAVolume) {
   ASSERT_TRUE(manifest.ok());
   EXPECT_EQ(manifest->vm_name, "web01");
   EXPECT_EQ(manifest->name, "web01");
-  EXPECT_EQ(manifest->extras["consistency"], "crash");
+  EXPECT_EQ(manifest->point_description.consistency, PointConsistency::kCrash);
   ASSERT_EQ(manifest->volumes.size(), 1u);
   EXPECT_EQ(manifest->volumes[0].chunks, 5u);
   EXPECT_EQ(manifest->volumes[0].zero_chunks, 1u);
@@ -218,7 +228,7 @@ TEST_F(RepositoryTest, IncrementalReusesParentChunks) {
                            : volume->ReuseParent(i);
     ASSERT_TRUE(status.ok()) << status;
   }
-  auto id = writer->Commit({});
+  auto id = Id(writer->Commit({}));
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(ReadAll(*id, "vda"), changed);
   EXPECT_EQ(repo_->GetRecoveryPoint(*id)->parent_id, *parent);
@@ -237,7 +247,7 @@ TEST_F(RepositoryTest, CommitRefusesAVolumeWithMissingChunks) {
   ASSERT_TRUE(volume->PutZero(0).ok());
   ASSERT_TRUE(volume->PutZero(2).ok());
   EXPECT_TRUE(absl::IsInvalidArgument(volume->PutZero(2)));
-  auto id = writer->Commit({});
+  auto id = Id(writer->Commit({}));
   EXPECT_TRUE(absl::IsFailedPrecondition(id.status()));
   EXPECT_THAT(id.status().message(), HasSubstr("chunk 1"));
   EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
@@ -268,8 +278,8 @@ TEST_F(RepositoryTest, OneWriterPerVmButDifferentVmsAtOnce) {
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE(PutVolume(first->get(), "vda", MakeVolume(7)).ok());
   ASSERT_TRUE(PutVolume(other->get(), "vda", MakeVolume(8)).ok());
-  EXPECT_TRUE((*other)->Commit({}).ok());
-  EXPECT_TRUE((*first)->Commit({}).ok());
+  EXPECT_TRUE(Id((*other)->Commit({})).ok());
+  EXPECT_TRUE(Id((*first)->Commit({})).ok());
   EXPECT_TRUE(repo_->BeginRecoveryPoint(Request("web01")).ok());
 }
 
@@ -294,7 +304,7 @@ TEST_F(RepositoryTest, SpaceLimitAlsoStopsAWriteThatGrowsPastIt) {
   request.estimated_bytes = kChunk;  // an underestimate
   auto writer = *repo_->BeginRecoveryPoint(request);
   Status put = PutVolume(writer.get(), "vda", MakeVolume(10));
-  auto id = put.ok() ? writer->Commit({}) : StatusOr<std::string>(put);
+  auto id = put.ok() ? Id(writer->Commit({})) : StatusOr<std::string>(put);
   EXPECT_TRUE(absl::IsResourceExhausted(id.status())) << id.status();
   EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
 }
@@ -345,7 +355,7 @@ TEST_F(RepositoryTest, DamagedIndexOrManifestIsReported) {
 
 TEST_F(RepositoryTest, UnknownVersionAndMissingRepositoryAreRefused) {
   std::string config = *mem_.ReadWholeFile("/repo/config");
-  size_t at = config.find("\"version\": 1");
+  size_t at = config.find("\"version\": 2");
   ASSERT_NE(at, std::string::npos);
   config.replace(at, 12, "\"version\": 9");
   ASSERT_TRUE(mem_.WriteFileDurably("/repo/config", config).ok());
@@ -401,7 +411,7 @@ TEST_F(RepositoryTest, GcBesideARunningBackupLosesNothing) {
   for (uint64_t i = 1; i < out->chunk_count(); ++i) {
     ASSERT_TRUE(out->PutChunk(i, volume.substr(i * kChunk, kChunk)).ok());
   }
-  auto id = writer->Commit({});
+  auto id = Id(writer->Commit({}));
   ASSERT_TRUE(id.ok()) << id.status();
   ExpectVerifyClean();
   std::string expected = MakeChunk(777, kChunk, 0) + volume.substr(kChunk);
@@ -421,7 +431,7 @@ TEST_F(RepositoryTest, GcSparesChunksReusedAfterItStarted) {
   auto gc = *repo_->CollectGarbage();
   EXPECT_EQ(gc.chunks_deleted, 0u);
   EXPECT_EQ(gc.chunks_spared, 4u);
-  auto id = writer->Commit({});
+  auto id = Id(writer->Commit({}));
   ASSERT_TRUE(id.ok());
   ExpectVerifyClean();
   EXPECT_EQ(ReadAll(*id, "vda"), volume);
@@ -434,7 +444,7 @@ TEST_F(RepositoryTest, GcLeavesTheDirectoryOfAWriterThatStartedDuringItAlone) {
   auto gc = *repo_->CollectGarbage();
   EXPECT_EQ(gc.incomplete_points_removed, 0u);
   ASSERT_TRUE(PutVolume(writer.get(), "vda", MakeVolume(17)).ok());
-  EXPECT_TRUE(writer->Commit({}).ok());
+  EXPECT_TRUE(Id(writer->Commit({})).ok());
 }
 
 TEST_F(RepositoryTest, PruneKeepsWhatThePolicySays) {
@@ -483,7 +493,7 @@ TEST_F(RepositoryTest, PowerCutAtEveryStepOfACommit) {
       auto writer = repo_->BeginRecoveryPoint(Request("web01"));
       if (writer.ok()) {
         Status status = PutVolume(writer->get(), "vda", volume);
-        auto commit = status.ok() ? (*writer)->Commit({}) : StatusOr<std::string>(status);
+        auto commit = status.ok() ? Id((*writer)->Commit({})) : StatusOr<std::string>(status);
         committed = commit.ok();
         if (commit.ok()) id = *commit;
       }
@@ -630,7 +640,7 @@ TEST(RepositoryModesTest, EverythingIsTheOwnersOnlyWhateverTheUmask) {
   request.vm = VmIdentity{"uuid-web01", "web01"};
   auto writer = *repo->BeginRecoveryPoint(request);
   ASSERT_TRUE((*writer->AddVolume("vda", kChunk))->PutChunk(0, MakeChunk(1, kChunk, 0)).ok());
-  ASSERT_TRUE(writer->Commit({}).ok());
+  ASSERT_TRUE(Id(writer->Commit({})).ok());
   repo.reset();
   EXPECT_EQ(sp::testing::ModeOf(path.c_str()), 0700u);
   EXPECT_EQ(sp::testing::ModeOf(options.key_file.c_str()), 0600u);
@@ -694,7 +704,7 @@ TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
   auto writer = *repo->BeginRecoveryPoint(request);
   auto volume = *writer->AddVolume("vda", kChunk);
   ASSERT_TRUE(volume->PutChunk(0, secret).ok());
-  auto id = writer->Commit({});
+  auto id = Id(writer->Commit({}));
   ASSERT_TRUE(id.ok()) << id.status();
   auto reader = *repo->OpenVolume(*id, "vda");
   std::string back(kChunk, 'x');
@@ -719,6 +729,125 @@ TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
   auto wrong_key = Repository::Open(path, options);
   EXPECT_TRUE(absl::IsFailedPrecondition(wrong_key.status()));
   EXPECT_THAT(wrong_key.status().message(), HasSubstr("is not the key"));
+}
+
+// The repository in tests/data/v1/repository, written by the stillpoint before version 2
+// (tests/data/v1/README.md), copied to `path` of `fs`, with the empty directories git keeps not.
+void CopyVersionOneRepository(FileSystem* fs, const std::string& path) {
+  InitOptions init;
+  init.chunk_size = kChunk;
+  init.fs = fs;
+  ASSERT_TRUE(Repository::Init(path, init).ok());  // the layout; its config is replaced below
+  std::filesystem::path source = std::string(SP_TEST_DATA_DIR) + "/v1/repository";
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(source)) {
+    std::string relative = std::filesystem::relative(entry.path(), source).string();
+    if (absl::StartsWith(relative, "show.")) continue;  // what the CLI showed of it
+    if (entry.is_directory()) {
+      ASSERT_TRUE(fs->CreateDirs(JoinPath(path, relative)).ok());
+      continue;
+    }
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    ASSERT_TRUE(fs->WriteFileDurably(JoinPath(path, relative), bytes.str()).ok());
+  }
+}
+
+constexpr char kVersionOnePoint[] = "20261203T161629Z-9b03e381";
+
+int ConfigVersion(FileSystem* fs, const std::string& path) {
+  auto text = fs->ReadWholeFile(JoinPath(path, internal::kConfigFile));
+  return text.ok() ? nlohmann::json::parse(*text).value("version", 0) : 0;
+}
+
+TEST(VersionOneRepositoryTest, ReadsItAsItIsAndUpgradesItBeforeTheFirstNewPoint) {
+  MemFileSystem mem;
+  CopyVersionOneRepository(&mem, "/old");
+  OpenOptions options;
+  options.fs = &mem;
+  auto repo = Repository::Open("/old", options);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ((*repo)->config().version, 1);
+  auto old_point = (*repo)->GetRecoveryPoint(kVersionOnePoint);
+  ASSERT_TRUE(old_point.ok()) << old_point.status();
+  EXPECT_EQ(old_point->version, 1);
+  EXPECT_EQ(old_point->point_description.consistency, PointConsistency::kCrash);
+  EXPECT_EQ(old_point->point_description.vm->memory_mib, 64);
+  // The images were 1 and 2 MiB: 64 KiB of 0xab at 0 of root, 64 KiB of 0xcd at 1 MiB of data.
+  auto root = (*repo)->OpenVolume(kVersionOnePoint, "root");
+  ASSERT_TRUE(root.ok()) << root.status();
+  std::string bytes(kChunk, 'x');
+  ASSERT_TRUE((*root)->ReadAt(0, kChunk, bytes.data()).ok());
+  EXPECT_EQ(bytes, std::string(64 << 10, '\xab') + std::string(kChunk - (64 << 10), '\0'));
+  ASSERT_TRUE((*repo)->Verify("").ok());
+  EXPECT_TRUE((*repo)->Verify("")->ok());
+  EXPECT_EQ(ConfigVersion(&mem, "/old"), 1);  // reading changes nothing
+
+  RecoveryPointRequest request;
+  request.vm = VmIdentity{old_point->vm_id, "tiny"};
+  auto writer = (*repo)->BeginRecoveryPoint(request);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_EQ(ConfigVersion(&mem, "/old"), 2);
+  auto volume = (*writer)->AddVolume("root", kChunk);
+  ASSERT_TRUE((*volume)->PutChunk(0, bytes).ok());
+  PointDescription description;
+  description.consistency = PointConsistency::kApplication;
+  auto committed = (*writer)->Commit(description);
+  ASSERT_TRUE(committed.ok()) << committed.status();
+  EXPECT_EQ(committed->version, 2);
+
+  repo = Repository::Open("/old", options);
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  EXPECT_EQ((*repo)->config().version, 2);
+  auto points = (*repo)->ListRecoveryPoints();
+  ASSERT_TRUE(points.ok()) << points.status();
+  ASSERT_EQ(points->size(), 2u);
+  EXPECT_EQ((*points)[0].id, kVersionOnePoint);
+  EXPECT_EQ((*points)[0].version, 1);
+  EXPECT_EQ((*points)[1].version, 2);
+  EXPECT_EQ((*points)[1].point_description, description);
+  EXPECT_TRUE((*repo)->Verify("")->ok());
+  auto data = (*repo)->OpenVolume(kVersionOnePoint, "data");
+  ASSERT_TRUE(data.ok()) << data.status();
+  std::string tail(64 << 10, 'x');
+  ASSERT_TRUE((*data)->ReadAt(kChunk, tail.size(), tail.data()).ok());
+  EXPECT_EQ(tail, std::string(64 << 10, '\xcd'));
+  // The new point deduplicated against the old one.
+  EXPECT_EQ(committed->volumes[0].new_chunks, 0u);
+}
+
+TEST(RepositoryVersionTest, RefusesAVersionItDoesNotKnowSayingWhy) {
+  MemFileSystem mem;
+  CopyVersionOneRepository(&mem, "/repo");
+  nlohmann::json config = nlohmann::json::parse(*mem.ReadWholeFile("/repo/config"));
+  config.erase("checksum");
+  config["version"] = 3;
+  config["checksum"] = DigestHex(Sha256(config.dump()));
+  ASSERT_TRUE(mem.WriteFileDurably("/repo/config", config.dump()).ok());
+  OpenOptions options;
+  options.fs = &mem;
+  auto repo = Repository::Open("/repo", options);
+  EXPECT_TRUE(absl::IsFailedPrecondition(repo.status())) << repo.status();
+  EXPECT_THAT(std::string(repo.status().message()),
+              HasSubstr("has format version 3; this stillpoint reads versions 1 to 2. It was "
+                        "written by a newer stillpoint"));
+}
+
+TEST_F(RepositoryTest, NewRepositoriesAreVersionTwo) {
+  EXPECT_EQ(repo_->config().version, 2);
+  EXPECT_EQ(ConfigVersion(&mem_, "/repo"), 2);
+}
+
+TEST_F(RepositoryTest, CommitRefusesADescriptionThatWouldNotReadBack) {
+  auto writer = *repo_->BeginRecoveryPoint(Request("web01"));
+  ASSERT_TRUE(PutVolume(writer.get(), "vda", MakeVolume(3)).ok());
+  PointDescription description;
+  description.vm = PointVm{};
+  description.vm->vcpus = 0;
+  auto committed = writer->Commit(description);
+  EXPECT_TRUE(absl::IsInvalidArgument(committed.status())) << committed.status();
+  EXPECT_THAT(std::string(committed.status().message()), HasSubstr("field 'vm.vcpus'"));
+  EXPECT_TRUE(repo_->ListRecoveryPoints()->empty());
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ class WriterImpl final : public RecoveryPointWriter {
   ~WriterImpl() override { Abort(); }
 
   StatusOr<VolumeWriter*> AddVolume(absl::string_view name, uint64_t size) override;
-  StatusOr<std::string> Commit(const nlohmann::json& extras) override;
+  StatusOr<Manifest> Commit(const PointDescription& description) override;
   void Abort() override;
   Status Flush() override { return Drain(); }
   const std::string& id() const override { return id_; }
@@ -105,7 +105,7 @@ class WriterImpl final : public RecoveryPointWriter {
   Status Drain();
   void StopWorkers();
   void NoteDirty(const Digest& id);
-  Status WriteIndexesAndManifest(const nlohmann::json& extras);
+  StatusOr<Manifest> WriteIndexesAndManifest(const PointDescription& description);
   void RemoveFiles();
 
   Repository* const repo_;
@@ -385,7 +385,7 @@ Status WriterImpl::StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::
 
 // --- WriterImpl: commit -----------------------------------------------------------------------
 
-StatusOr<std::string> WriterImpl::Commit(const nlohmann::json& extras) {
+StatusOr<Manifest> WriterImpl::Commit(const PointDescription& description) {
   if (finished_) return absl::FailedPreconditionError("recovery point already committed/aborted");
   Status status = Drain();
   for (const auto& volume : volumes_) {
@@ -397,21 +397,28 @@ StatusOr<std::string> WriterImpl::Commit(const nlohmann::json& extras) {
           missing * repo_->config().chunk_size, ") was never written"));
     }
   }
-  if (status.ok()) status = WriteIndexesAndManifest(extras);
-  if (!status.ok()) {
+  // A manifest that would not read back would make a point nobody can use (and stop gc).
+  if (status.ok()) {
+    status =
+        DecodePointDescription(EncodePointDescription(description), "point description").status();
+    if (!status.ok()) status = absl::InvalidArgumentError(status.message());
+  }
+  StatusOr<Manifest> manifest =
+      status.ok() ? WriteIndexesAndManifest(description) : StatusOr<Manifest>(status);
+  if (!manifest.ok()) {
     Abort();
-    return Annotate(status, absl::StrCat("recovery point ", id_, " of VM '", request_.vm.name,
-                                         "' failed"));
+    return Annotate(manifest.status(),
+                    absl::StrCat("recovery point ", id_, " of VM '", request_.vm.name, "' failed"));
   }
   finished_ = true;
   StopWorkers();
   repo_->fs()->DeleteFile(PendingPath(repo_, id_)).IgnoreError();
   pending_lock_.reset();
   vm_lock_.reset();
-  return id_;
+  return manifest;
 }
 
-Status WriterImpl::WriteIndexesAndManifest(const nlohmann::json& extras) {
+StatusOr<Manifest> WriterImpl::WriteIndexesAndManifest(const PointDescription& description) {
   FileSystem* fs = repo_->fs();
   std::bitset<256> dirty;
   {
@@ -432,7 +439,7 @@ Status WriterImpl::WriteIndexesAndManifest(const nlohmann::json& extras) {
   manifest.parent_id = request_.parent_id;
   manifest.created_micros = created_micros_;
   manifest.chunk_size = repo_->config().chunk_size;
-  manifest.extras = extras.is_null() ? nlohmann::json::object() : extras;
+  manifest.point_description = description;
   std::string dir = repo_->PointDir(id_);
   for (size_t i = 0; i < volumes_.size(); ++i) {
     const VolumeWriterImpl& volume = *volumes_[i];
@@ -446,7 +453,9 @@ Status WriterImpl::WriteIndexesAndManifest(const nlohmann::json& extras) {
   SP_RETURN_IF_ERROR(fs->SyncDir(absl::StrCat(repo_->path(), "/", internal::kPointsDir)));
   manifest.committed_micros = repo_->options().clock->UnixMicros();
   // The commit point: the manifest makes the recovery point exist.
-  return fs->WriteFileDurably(JoinPath(dir, internal::kManifestFile), EncodeManifest(manifest));
+  SP_RETURN_IF_ERROR(
+      fs->WriteFileDurably(JoinPath(dir, internal::kManifestFile), EncodeManifest(manifest)));
+  return manifest;
 }
 
 }  // namespace
@@ -475,6 +484,7 @@ StatusOr<std::unique_ptr<RecoveryPointWriter>> Repository::BeginRecoveryPoint(
     SP_ASSIGN_OR_RETURN(VmUsage usage, Usage(request.vm.id));
     budget = *request.space_limit_bytes - std::min(usage.stored_bytes, *request.space_limit_bytes);
   }
+  SP_RETURN_IF_ERROR(UpgradeFormat());
   std::string id = internal::NewPointId(options_.clock->UnixMicros());
   // Registering in pending/ first tells a concurrent gc when this writer started.
   SP_ASSIGN_OR_RETURN(auto pending_lock, fs()->TryLock(absl::StrCat(

@@ -17,7 +17,6 @@
 #include "platform/files.h"
 #include "platform/process.h"
 #include "platform/unix_socket.h"
-#include "restore/internal/recorded_vm.h"
 
 namespace sp::restore {
 namespace {
@@ -104,6 +103,24 @@ StatusOr<ExportVolume> ParseVolume(const json& entry) {
   return volume;
 }
 
+// The point's description: "point_description" (required) in version 2, the free-form "extras"
+// (which may be absent or lack any field) in version 1. Anyone may have written it: a field that
+// is wrong is InvalidArgument, like the rest of the manifest.
+StatusOr<repo::PointDescription> ParseDescription(const json& root, int version) {
+  bool v1 = version == 1;
+  const char* key = v1 ? "extras" : "point_description";
+  auto found = root.find(key);
+  if (found == root.end()) {
+    if (!v1) return Bad("'point_description' is missing");
+    return repo::PointDescription{};
+  }
+  auto description = repo::DecodePointDescription(
+      *found, v1 ? "export manifest: extras" : "export manifest: point description",
+      v1 ? repo::DescriptionLayout::kVersion1Extras : repo::DescriptionLayout::kCurrent);
+  if (!description.ok()) return absl::InvalidArgumentError(description.status().message());
+  return description;
+}
+
 StatusOr<ExportManifest> ParseObject(const json& root) {
   if (!root.is_object()) return Bad("not a JSON object");
   SP_ASSIGN_OR_RETURN(std::string format, StringField(root, "format", true));
@@ -116,12 +133,13 @@ StatusOr<ExportManifest> ParseObject(const json& root) {
   }
   ExportManifest manifest;
   int64_t number = version->get<int64_t>();
-  if (number != kExportFormatVersion) {
+  if (number < kOldestExportFormatVersion || number > kExportFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "export manifest: format version ", number, " is not one this stillpoint reads (",
-        kExportFormatVersion, ")",
-        number > kExportFormatVersion ? "; it was written by a newer stillpoint: upgrade to import it"
-                                      : ""));
+        kOldestExportFormatVersion, " to ", kExportFormatVersion, ")",
+        number > kExportFormatVersion
+            ? "; it was written by a newer stillpoint: upgrade to import it"
+            : ""));
   }
   manifest.version = static_cast<int>(number);
   SP_ASSIGN_OR_RETURN(manifest.point_id, StringField(root, "point_id", true));
@@ -132,11 +150,7 @@ StatusOr<ExportManifest> ParseObject(const json& root) {
   SP_ASSIGN_OR_RETURN(manifest.created_micros, IntegerField(root, "created_micros"));
   SP_ASSIGN_OR_RETURN(manifest.exported_micros, IntegerField(root, "exported_micros"));
   if (manifest.vm_id.empty()) return Bad("'vm_id' is empty");
-  auto extras = root.find("extras");
-  if (extras != root.end()) {
-    if (!extras->is_object()) return Bad("'extras' must be an object");
-    manifest.extras = *extras;
-  }
+  SP_ASSIGN_OR_RETURN(manifest.point_description, ParseDescription(root, manifest.version));
   auto volumes = root.find("volumes");
   if (volumes == root.end() || !volumes->is_array() || volumes->empty()) {
     return Bad("'volumes' must be a non-empty array");
@@ -151,26 +165,13 @@ StatusOr<ExportManifest> ParseObject(const json& root) {
   return manifest;
 }
 
-// `key` of `object` when it is a string, else "?" (for warnings, which must not fail).
-std::string TextOr(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_string() ? it->get<std::string>() : "?";
-}
-
 // The filesystems ("/data (ext4)") the guest had mounted on each volume, as recorded at capture.
-std::map<std::string, std::vector<std::string>> MountsByVolume(const json& extras) {
+std::map<std::string, std::vector<std::string>> MountsByVolume(
+    const repo::PointDescription& recorded) {
   std::map<std::string, std::vector<std::string>> mounts;
-  auto filesystems = extras.is_object() ? extras.find("guest_filesystems") : extras.end();
-  if (!extras.is_object() || filesystems == extras.end() || !filesystems->is_array()) {
-    return mounts;
-  }
-  for (const json& fs : *filesystems) {
-    auto volumes = fs.is_object() ? fs.find("volumes") : fs.end();
-    if (!fs.is_object() || volumes == fs.end() || !volumes->is_array()) continue;
-    std::string label = absl::StrCat(TextOr(fs, "mountpoint"), " (", TextOr(fs, "type"), ")");
-    for (const json& volume : *volumes) {
-      if (volume.is_string()) mounts[volume.get<std::string>()].push_back(label);
-    }
+  for (const repo::PointFilesystem& fs : recorded.guest_filesystems) {
+    std::string label = absl::StrCat(fs.mountpoint, " (", fs.type, ")");
+    for (const std::string& volume : fs.volumes) mounts[volume].push_back(label);
   }
   return mounts;
 }
@@ -302,13 +303,17 @@ std::string EncodeExportManifest(const ExportManifest& manifest) {
                        {"file_bytes", volume.file_bytes}, {"sha256", volume.sha256},
                        {"boot", volume.boot}});
   }
-  json root = {{"format", kExportFormatName}, {"version", manifest.version},
-               {"point_id", manifest.point_id}, {"vm_id", manifest.vm_id},
-               {"vm_name", manifest.vm_name}, {"name", manifest.name},
+  json root = {{"format", kExportFormatName},
+               {"version", kExportFormatVersion},
+               {"point_id", manifest.point_id},
+               {"vm_id", manifest.vm_id},
+               {"vm_name", manifest.vm_name},
+               {"name", manifest.name},
                {"description", manifest.description},
                {"created_micros", manifest.created_micros},
-               {"exported_micros", manifest.exported_micros}, {"volumes", volumes},
-               {"extras", manifest.extras}};
+               {"exported_micros", manifest.exported_micros},
+               {"volumes", volumes},
+               {"point_description", repo::EncodePointDescription(manifest.point_description)}};
   return root.dump(2) + "\n";
 }
 
@@ -323,14 +328,14 @@ StatusOr<ExportManifest> ParseExportManifest(absl::string_view text) {
   }
 }
 
-std::vector<std::string> LeftOutVolumes(const json& extras, const std::vector<std::string>& selected,
+std::vector<std::string> LeftOutVolumes(const repo::PointDescription& recorded,
+                                        const std::vector<std::string>& selected,
                                         absl::string_view target) {
   std::set<std::string> chosen(selected.begin(), selected.end());
-  std::map<std::string, std::vector<std::string>> mounts = MountsByVolume(extras);
+  std::map<std::string, std::vector<std::string>> mounts = MountsByVolume(recorded);
   std::vector<std::string> names;  // the VM's volumes, then any other that held a filesystem
-  auto vm = internal::ReadRecordedVm(extras, "");
-  if (vm.ok()) {
-    for (const internal::RecordedVolume& volume : vm->volumes) names.push_back(volume.name);
+  if (recorded.vm) {
+    for (const repo::PointVmVolume& volume : recorded.vm->volumes) names.push_back(volume.name);
   }
   for (const auto& [name, labels] : mounts) {
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
@@ -380,7 +385,7 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
   }
   SP_RETURN_IF_ERROR(MakeDirs(dir, DirModeFor(request.file_mode)));
   ExportResult result;
-  result.warnings = LeftOutVolumes(point.extras, selected, "the export");
+  result.warnings = LeftOutVolumes(point.point_description, selected, "the export");
   ExportManifest& manifest = result.manifest;
   manifest.point_id = point.id;
   manifest.vm_id = point.vm_id;
@@ -389,7 +394,7 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
   manifest.description = point.description;
   manifest.created_micros = point.created_micros;
   manifest.exported_micros = Clock::Real()->UnixMicros();
-  manifest.extras = point.extras;
+  manifest.point_description = point.point_description;
   std::set<std::string> seen;
   for (const std::string& name : selected) {
     if (!seen.insert(name).second) continue;
@@ -402,8 +407,8 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
     entry.format = request.format;
     entry.file = absl::StrCat(name, ".", ImageFormatName(request.format));
     entry.size = volume->size;
-    SP_ASSIGN_OR_RETURN(auto recorded, internal::FindRecordedVolume(point.extras, point.id, name));
-    entry.boot = recorded.has_value() && recorded->boot;
+    const repo::PointVolume* recorded = point.point_description.FindVolume(name);
+    entry.boot = recorded != nullptr && recorded->boot;
     std::string path = dir + "/" + entry.file;
     SP_RETURN_IF_ERROR(
         MaterializeVolume(repo, point.id, name, path, request.format, nullptr, request.file_mode)
@@ -440,12 +445,12 @@ StatusOr<ImportResult> ImportPoint(repo::Repository& repo, const std::string& di
       return imported;
     }
   }
-  json extras = result.manifest.extras;
-  extras["imported"] = {{"from", dir}, {"original_point_id", result.manifest.point_id},
-                        {"original_created", FormatUnixMicros(result.manifest.created_micros)},
-                        {"time", FormatUnixMicros(Clock::Real()->UnixMicros())}};
-  SP_ASSIGN_OR_RETURN(result.point_id, writer->Commit(extras));
-  SP_ASSIGN_OR_RETURN(result.point, repo.GetRecoveryPoint(result.point_id));
+  repo::PointDescription description = result.manifest.point_description;
+  description.imported = repo::PointImport{dir, result.manifest.point_id,
+                                           FormatUnixMicros(result.manifest.created_micros),
+                                           FormatUnixMicros(Clock::Real()->UnixMicros())};
+  SP_ASSIGN_OR_RETURN(result.point, writer->Commit(description));
+  result.point_id = result.point.id;
   return result;
 }
 

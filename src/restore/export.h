@@ -3,8 +3,9 @@
 //
 // An export directory holds exactly:
 //   stillpoint-export.json   the manifest: format name and version, the point's identity, its
-//                            extras (VM configuration, consistency and reason, timings...), and
-//                            per volume its image file, format, virtual size, file size, SHA-256
+//                            description (repo/point_description.h: VM configuration, consistency
+//                            and reason, timings...), and per volume its image file, format,
+//                            virtual size, file size, SHA-256
 //   <volume>.qcow2|.raw      one image per exported volume
 // Import trusts nothing in it: the manifest is parsed strictly, every file is checked (name,
 // size, checksum, format, virtual size, no backing file) before any data enters the repository,
@@ -16,14 +17,16 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "nlohmann/json.hpp"
 #include "platform/status.h"
 #include "repo/repository.h"
 #include "restore/materialize.h"
 
 namespace sp::restore {
 
-inline constexpr int kExportFormatVersion = 1;
+// Version 2 holds the point's typed "point_description"; version 1 (still imported) held the
+// free-form "extras" of version-1 manifests.
+inline constexpr int kExportFormatVersion = 2;
+inline constexpr int kOldestExportFormatVersion = 1;
 inline constexpr char kExportFormatName[] = "stillpoint-export";
 inline constexpr char kExportManifestFile[] = "stillpoint-export.json";
 inline constexpr uint64_t kMaxExportManifestBytes = 16u << 20;
@@ -39,7 +42,7 @@ struct ExportVolume {
 };
 
 struct ExportManifest {
-  int version = kExportFormatVersion;
+  int version = kExportFormatVersion;  // as read; EncodeExportManifest writes the current one
   std::string point_id;
   std::string vm_id;
   std::string vm_name;
@@ -47,15 +50,15 @@ struct ExportManifest {
   std::string description;
   int64_t created_micros = 0;
   int64_t exported_micros = 0;
-  nlohmann::json extras = nlohmann::json::object();
+  repo::PointDescription point_description;
   std::vector<ExportVolume> volumes;
 };
 
 std::string EncodeExportManifest(const ExportManifest& manifest);
 // Parses and checks an export manifest: InvalidArgument says what is wrong with it (malformed,
-// missing or mistyped fields, a file name that is not a plain name inside the directory,
-// duplicate names or files, a bad checksum text); FailedPrecondition for a format version this
-// stillpoint does not read.
+// missing or mistyped fields, in the point's description too, a file name that is not a plain
+// name inside the directory, duplicate names or files, a bad checksum text); FailedPrecondition
+// for a format version this stillpoint does not read.
 StatusOr<ExportManifest> ParseExportManifest(absl::string_view text);
 
 struct ExportRequest {
@@ -82,15 +85,15 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
 
 // Volumes of the point's VM (as recorded at capture) that `selected` leaves out, as warnings that
 // say they are not in `target` ("the export"); those on which the guest had a filesystem mounted
-// name it. Never fails: a malformed record only gives fewer warnings.
-std::vector<std::string> LeftOutVolumes(const nlohmann::json& extras,
+// name it.
+std::vector<std::string> LeftOutVolumes(const repo::PointDescription& recorded,
                                         const std::vector<std::string>& selected,
                                         absl::string_view target);
 
 struct ImportResult {
   std::string point_id;  // the new recovery point
   ExportManifest manifest;
-  repo::Manifest point;
+  repo::Manifest point;  // as written
 };
 
 // Validates the export in `dir` completely, then adds it to `repo` as a new recovery point of

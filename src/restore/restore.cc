@@ -10,14 +10,11 @@
 #include "platform/fault.h"
 #include "platform/files.h"
 #include "restore/export.h"
-#include "restore/internal/recorded_vm.h"
 #include "vm/images.h"
 #include "vm/machine.h"
 
 namespace sp::restore {
 namespace {
-
-using nlohmann::json;
 
 // The restored image replaces one whose mode its owner chose: keep that mode.
 unsigned ModeToKeep(const std::string& image) {
@@ -111,12 +108,12 @@ Status SwapIn(const std::vector<const catalog::VolumeRecord*>& volumes,
 
 // New MACs for the recorded NICs: none that a recorded NIC had or that `mac_in_use` reports.
 StatusOr<std::vector<catalog::NicRecord>> NewNics(
-    const std::vector<internal::RecordedNic>& recorded,
+    const std::vector<repo::PointNic>& recorded,
     const std::function<StatusOr<bool>(const std::string&)>& mac_in_use) {
   std::set<std::string> taken;
-  for (const internal::RecordedNic& nic : recorded) taken.insert(nic.mac);
+  for (const repo::PointNic& nic : recorded) taken.insert(nic.mac);
   std::vector<catalog::NicRecord> nics;
-  for (const internal::RecordedNic& nic : recorded) {
+  for (const repo::PointNic& nic : recorded) {
     SP_ASSIGN_OR_RETURN(std::string mac,
                         vm::GenerateMac([&](const std::string& candidate) -> StatusOr<bool> {
                           if (taken.count(candidate) > 0) return true;
@@ -133,29 +130,34 @@ StatusOr<std::vector<catalog::NicRecord>> NewNics(
 StatusOr<catalog::VmRecord> DraftFromPoint(
     const repo::Manifest& manifest, const std::string& name, const std::string& dir,
     ImageFormat format, const std::function<StatusOr<bool>(const std::string&)>& mac_in_use) {
-  SP_ASSIGN_OR_RETURN(internal::RecordedVm config,
-                      internal::ReadRecordedVm(manifest.extras, manifest.id));
+  const repo::PointDescription& recorded = manifest.point_description;
+  if (!recorded.vm) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "recovery point ", manifest.id, " records no VM configuration; cannot make a VM of it"));
+  }
+  const repo::PointVm& config = *recorded.vm;
   catalog::VmRecord draft;
   draft.name = name;
   draft.uuid = vm::NewUuid();
   draft.vcpus = config.vcpus;
   draft.memory_mib = config.memory_mib;
   draft.firmware = config.firmware;
-  draft.agent = config.agent;
-  draft.policy = config.policy;
-  draft.kernel = config.kernel;
-  draft.initrd = config.initrd;
-  draft.append = config.append;
+  draft.agent = config.guest_agent;
+  draft.policy = config.consistency_policy;
+  if (config.kernel) {
+    draft.kernel = config.kernel->kernel;
+    draft.initrd = config.kernel->initrd;
+    draft.append = config.kernel->append;
+  }
   SP_ASSIGN_OR_RETURN(draft.nics, NewNics(config.nics, mac_in_use));
   for (const repo::ManifestVolume& volume : manifest.volumes) {
-    SP_ASSIGN_OR_RETURN(auto recorded,
-                        internal::FindRecordedVolume(manifest.extras, manifest.id, volume.name));
+    const repo::PointVolume* captured = recorded.FindVolume(volume.name);
     catalog::VolumeRecord record;
     record.name = volume.name;
     record.path = absl::StrCat(dir, "/", volume.name, ".", ImageFormatName(format));
     record.format = ImageFormatName(format);
-    record.boot = recorded.has_value() && recorded->boot;
-    record.serial = recorded.has_value() ? recorded->serial : "";
+    record.boot = captured != nullptr && captured->boot;
+    record.serial = captured != nullptr ? captured->serial : "";
     draft.volumes.push_back(record);
   }
   if (draft.BootVolume() == nullptr && !draft.volumes.empty()) draft.volumes[0].boot = true;
@@ -164,8 +166,8 @@ StatusOr<catalog::VmRecord> DraftFromPoint(
 
 std::string BootVolumeName(const repo::Manifest& manifest) {
   for (const repo::ManifestVolume& volume : manifest.volumes) {
-    auto recorded = internal::FindRecordedVolume(manifest.extras, manifest.id, volume.name);
-    if (recorded.ok() && recorded->has_value() && (*recorded)->boot) return volume.name;
+    const repo::PointVolume* captured = manifest.point_description.FindVolume(volume.name);
+    if (captured != nullptr && captured->boot) return volume.name;
   }
   return manifest.volumes.empty() ? "" : manifest.volumes.front().name;
 }
@@ -187,7 +189,8 @@ StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog
   result.point_id = manifest.id;
   std::vector<std::string> held;
   for (const repo::ManifestVolume& volume : manifest.volumes) held.push_back(volume.name);
-  result.warnings = LeftOutVolumes(manifest.extras, held, "recovery point " + manifest.id);
+  result.warnings =
+      LeftOutVolumes(manifest.point_description, held, "recovery point " + manifest.id);
   std::vector<std::string> written;
   bool done = false;
   auto cleanup = absl::MakeCleanup([&] {

@@ -1,7 +1,7 @@
 // Fuzz target for the export manifest parser of restore/ (`snapshot import` reads directories
 // from shares that anyone may have written). A manifest that parses must encode and parse again
-// to the same thing, and what it records about the VM (its extras, which an imported point keeps)
-// must make a VM definition or a clear error, never an exception.
+// to the same thing, and what it records about the VM (its point description, which an imported
+// point keeps) must make a VM definition or a clear error, never an exception.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!again.ok() || sp::restore::EncodeExportManifest(*again) != encoded) std::abort();
   sp::repo::Manifest point;
   point.id = parsed->point_id;
-  point.extras = parsed->extras;
+  point.point_description = parsed->point_description;
   for (const auto& volume : parsed->volumes) {
     sp::repo::ManifestVolume entry;
     entry.name = volume.name;
@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       point, "fuzz", "/nonexistent", sp::restore::ImageFormat::kQcow2,
       [](const std::string&) -> sp::StatusOr<bool> { return false; });
   (void)draft;
-  (void)sp::restore::LeftOutVolumes(point.extras, {}, "the export");
+  (void)sp::restore::LeftOutVolumes(point.point_description, {}, "the export");
   (void)sp::restore::BootVolumeName(point);
   return 0;
 }

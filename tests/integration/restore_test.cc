@@ -207,7 +207,9 @@ TEST_F(RestoreTest, ExportImportIntoAnotherStateDirectoryMakesABootableVm) {
   ASSERT_TRUE(imported.status.success()) << imported.output;
   auto points = (*other.app().Repo())->ListRecoveryPoints();
   ASSERT_TRUE(points.ok() && points->size() == 1u);
-  EXPECT_EQ((*points)[0].extras.value("consistency", ""), "application");
+  EXPECT_EQ((*points)[0].point_description.consistency, repo::PointConsistency::kApplication);
+  ASSERT_TRUE((*points)[0].point_description.imported.has_value());
+  EXPECT_EQ((*points)[0].point_description.imported->original_point_id, point);
   CommandResult listed = Cli(other, {"snapshot", "list"});
   EXPECT_TRUE(Contains(listed.output, (*points)[0].id)) << listed.output;
 
@@ -266,7 +268,10 @@ TEST_F(RestoreTest, TamperedExportsAreRefusedAndNothingIsAdded) {
        [](const std::string& dir) { ASSERT_EQ(::truncate((dir + "/data.raw").c_str(), 4096), 0); },
        "truncated"},
       {"future-version",
-       [](const std::string& dir) { EditManifest(dir, [](nlohmann::json& m) { m["version"] = 2; }); },
+       [](const std::string& dir) {
+         EditManifest(dir,
+                      [](nlohmann::json& m) { m["version"] = restore::kExportFormatVersion + 1; });
+       },
        "newer stillpoint"},
       {"symlinked-manifest",
        [this](const std::string& dir) {

@@ -50,13 +50,8 @@ const ParentVolume* ParentPoint::FindVolume(const std::string& name) const {
 ParentPoint ParentOf(const repo::Manifest& parent) {
   ParentPoint typed{parent.id, {}};
   for (const repo::ManifestVolume& stored : parent.volumes) {
-    std::string bitmap;
-    for (const json& volume : parent.extras.value("volumes", json::array())) {
-      if (volume.is_object() && volume.value("name", "") == stored.name) {
-        bitmap = volume.value("bitmap", "");
-      }
-    }
-    typed.volumes.push_back({stored.name, bitmap});
+    const repo::PointVolume* recorded = parent.point_description.FindVolume(stored.name);
+    typed.volumes.push_back({stored.name, recorded != nullptr ? recorded->bitmap : ""});
   }
   return typed;
 }

@@ -1,5 +1,6 @@
 #include "capture/internal/point_book.h"
 
+#include "capture/point_record.h"
 #include "platform/fault.h"
 
 namespace sp::capture::internal {
@@ -58,17 +59,18 @@ StatusOr<repo::VolumeWriter*> PointBook::AddVolume(const std::string& name, uint
   return writer_->AddVolume(name, size);
 }
 
-StatusOr<std::string> PointBook::Commit(const nlohmann::json& extras, const Verdict& verdict) {
+StatusOr<std::string> PointBook::Commit(const repo::PointDescription& description,
+                                        const Verdict& verdict) {
   FaultPoint("commit.before");
-  SP_ASSIGN_OR_RETURN(std::string id, writer_->Commit(extras));
+  SP_ASSIGN_OR_RETURN(repo::Manifest manifest, writer_->Commit(description));
+  const std::string& id = manifest.id;
   FaultPoint("commit.after");
-  auto manifest = repo_->GetRecoveryPoint(id);
-  if (manifest.ok()) (void)index_->Upsert(catalog::RecordFromManifest(*manifest));
+  (void)index_->Upsert(RecordFromManifest(manifest));
   (void)catalog_->AddEvent(
       &vm_, "snapshot.created",
       absl::StrCat("recovery point ", id, ": ", ConsistencyName(verdict.consistency),
                    "-consistent (", verdict.reason, ")"));
-  return id;
+  return manifest.id;
 }
 
 bool PointBook::Abort() {

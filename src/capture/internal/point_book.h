@@ -43,9 +43,10 @@ class PointBook {
   // A volume's writer. From the first one on, data has moved: a failure leaves a failed point.
   StatusOr<repo::VolumeWriter*> AddVolume(const std::string& name, uint64_t size);
 
-  // Commits with `extras`; returns the point's id. Then the row is rebuilt from the manifest and
-  // the event "snapshot.created" says what `verdict` found. On error the writer is aborted.
-  StatusOr<std::string> Commit(const nlohmann::json& extras, const Verdict& verdict);
+  // Commits with `description`; returns the point's id. The row is then made from the manifest
+  // written and the event "snapshot.created" says what `verdict` found. On error the writer is
+  // aborted.
+  StatusOr<std::string> Commit(const repo::PointDescription& description, const Verdict& verdict);
   repo::WriteStats stats() const { return writer_->stats(); }
 
   // Drops the point's data; returns false when no point was begun.
