@@ -4,6 +4,62 @@
 #include "catalog/records_json.h"
 
 namespace sp::app {
+namespace {
+
+nlohmann::json VolumesJson(const std::vector<restore::VolumeResult>& volumes) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& volume : volumes) {
+    out.push_back({{"name", volume.name}, {"path", volume.path}, {"size", volume.stats.size},
+                   {"data_bytes", volume.stats.data_bytes},
+                   {"zero_bytes", volume.stats.zero_bytes}, {"ms", volume.stats.millis}});
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json PointRecordJson(const catalog::RecoveryPointRecord& record) {
+  return {{"id", record.id}, {"name", record.name}, {"vm", record.vm_name},
+          {"vm_uuid", record.vm_uuid}, {"created", FormatUnixMicros(record.created_us)},
+          {"state", record.state}, {"consistency", record.consistency},
+          {"reason", record.reason}, {"parent", record.parent_id},
+          {"logical_bytes", record.logical_bytes}, {"new_bytes", record.new_stored_bytes},
+          {"volumes", record.volumes}, {"description", record.description}};
+}
+
+nlohmann::json PointJson(const repo::Manifest& manifest) {
+  nlohmann::json out = {{"id", manifest.id}, {"vm", manifest.vm_name},
+                        {"vm_uuid", manifest.vm_id}, {"name", manifest.name},
+                        {"description", manifest.description}, {"parent", manifest.parent_id},
+                        {"created", FormatUnixMicros(manifest.created_micros)},
+                        {"committed", FormatUnixMicros(manifest.committed_micros)},
+                        {"chunk_size", manifest.chunk_size}};
+  nlohmann::json recorded = repo::EncodePointDescription(manifest.point_description);
+  for (auto& [key, value] : recorded.items()) out[key] = value;
+  return out;
+}
+
+nlohmann::json NewVmJson(const restore::NewVmResult& result, bool started) {
+  return {{"vm", catalog::VmToJson(result.vm)}, {"point", result.point_id},
+          {"volumes", VolumesJson(result.volumes)}, {"started", started},
+          {"warnings", result.warnings}};
+}
+
+nlohmann::json RestoreJson(const VmRestoreResult& result) {
+  return {{"vm", result.vm.name}, {"point", result.restored.point_id},
+          {"volumes", VolumesJson(result.restored.volumes)}};
+}
+
+nlohmann::json ExportJson(const std::string& dir, const restore::ExportResult& result) {
+  return {{"dir", dir}, {"point", result.manifest.point_id},
+          {"manifest", nlohmann::json::parse(restore::EncodeExportManifest(result.manifest))},
+          {"warnings", result.warnings}};
+}
+
+nlohmann::json ImportJson(const restore::ImportResult& result) {
+  return {{"point", result.point_id}, {"vm", result.manifest.vm_name},
+          {"original_point", result.manifest.point_id}};
+}
 
 nlohmann::json VmDetailsJson(const catalog::VmRecord& vm, const std::optional<repo::VmUsage>& usage,
                              const std::vector<catalog::EventRecord>& events) {

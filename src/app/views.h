@@ -8,12 +8,27 @@
 #include <nlohmann/json.hpp>
 
 #include "catalog/records.h"
+#include "catalog/recovery_points.h"
 #include "repo/prune.h"
 #include "repo/repository.h"
+#include "restore/export.h"
+#include "restore/restore.h"
 
 namespace sp::app {
 
 struct RepoInfo;
+struct VmRestoreResult;
+
+// A recovery point as the catalog lists it (`snapshot list --json`).
+nlohmann::json PointRecordJson(const catalog::RecoveryPointRecord& record);
+// Everything a point's manifest records: its identity, then every field of its description at
+// the top level (`snapshot show --json`).
+nlohmann::json PointJson(const repo::Manifest& manifest);
+// A new VM made from a point; `started` when it was started too.
+nlohmann::json NewVmJson(const restore::NewVmResult& result, bool started = false);
+nlohmann::json RestoreJson(const VmRestoreResult& result);
+nlohmann::json ExportJson(const std::string& dir, const restore::ExportResult& result);
+nlohmann::json ImportJson(const restore::ImportResult& result);
 
 // A VM in full: its record, the space its points use (when known) and recent events.
 nlohmann::json VmDetailsJson(const catalog::VmRecord& vm, const std::optional<repo::VmUsage>& usage,

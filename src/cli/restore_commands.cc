@@ -16,16 +16,6 @@ namespace {
 
 std::string Bytes(uint64_t bytes) { return FormatBytes(static_cast<int64_t>(bytes)); }
 
-nlohmann::json VolumesToJson(const std::vector<restore::VolumeResult>& volumes) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& volume : volumes) {
-    out.push_back({{"name", volume.name}, {"path", volume.path}, {"size", volume.stats.size},
-                   {"data_bytes", volume.stats.data_bytes},
-                   {"zero_bytes", volume.stats.zero_bytes}, {"ms", volume.stats.millis}});
-  }
-  return out;
-}
-
 void PrintVolumes(const std::vector<restore::VolumeResult>& volumes) {
   for (const auto& volume : volumes) {
     std::cout << absl::StrFormat("  %-8s %s  (%s, %s written, %s left as holes, %.1f s)\n",
@@ -68,9 +58,7 @@ void AddCreateFromSnapshot(CLI::App& vm_cmd, Context& context) {
       PrintWarnings(result.warnings);
       if (args->start) SP_RETURN_IF_ERROR(app->StartVm(result.vm.name));
       if (context.json) {
-        PrintJson({{"vm", app::VmToJson(result.vm)}, {"point", result.point_id},
-                   {"volumes", VolumesToJson(result.volumes)}, {"started", args->start},
-                   {"warnings", result.warnings}});
+        PrintJson(app::NewVmJson(result, args->start));
         return absl::OkStatus();
       }
       std::vector<std::string> macs;
@@ -110,8 +98,7 @@ void AddRestore(CLI::App& vm_cmd, Context& context) {
       const catalog::VmRecord& vm = restored.vm;
       const restore::InPlaceResult& result = restored.restored;
       if (context.json) {
-        PrintJson({{"vm", vm.name}, {"point", result.point_id},
-                   {"volumes", VolumesToJson(result.volumes)}});
+        PrintJson(app::RestoreJson(restored));
         return absl::OkStatus();
       }
       std::cout << "VM '" << vm.name << "' restored from recovery point " << result.point_id
@@ -214,9 +201,7 @@ void AddExport(CLI::App& snapshot, Context& context) {
       SP_ASSIGN_OR_RETURN(restore::ExportResult result, app->ExportSnapshot(request));
       PrintWarnings(result.warnings);
       if (context.json) {
-        PrintJson({{"dir", args->dir}, {"point", result.manifest.point_id},
-                   {"manifest", nlohmann::json::parse(restore::EncodeExportManifest(result.manifest))},
-                   {"warnings", result.warnings}});
+        PrintJson(app::ExportJson(args->dir, result));
         return absl::OkStatus();
       }
       std::cout << "recovery point " << result.manifest.point_id << " exported to " << args->dir
@@ -242,8 +227,7 @@ void AddImport(CLI::App& snapshot, Context& context) {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(restore::ImportResult result, app->ImportSnapshot(*dir));
       if (context.json) {
-        PrintJson({{"point", result.point_id}, {"vm", result.manifest.vm_name},
-                   {"original_point", result.manifest.point_id}});
+        PrintJson(app::ImportJson(result));
         return absl::OkStatus();
       }
       std::cout << "imported as recovery point " << result.point_id << " of VM '"

@@ -111,15 +111,6 @@ void AddCreate(CLI::App& snapshot, Context& context) {
   });
 }
 
-nlohmann::json RecordToJson(const catalog::RecoveryPointRecord& record) {
-  return {{"id", record.id}, {"name", record.name}, {"vm", record.vm_name},
-          {"vm_uuid", record.vm_uuid}, {"created", FormatUnixMicros(record.created_us)},
-          {"state", record.state}, {"consistency", record.consistency},
-          {"reason", record.reason}, {"parent", record.parent_id},
-          {"logical_bytes", record.logical_bytes}, {"new_bytes", record.new_stored_bytes},
-          {"volumes", record.volumes}, {"description", record.description}};
-}
-
 void AddList(CLI::App& snapshot, Context& context) {
   auto vm = std::make_shared<std::string>();
   CLI::App* list = snapshot.add_subcommand("list", "List recovery points (of one VM)");
@@ -131,7 +122,7 @@ void AddList(CLI::App& snapshot, Context& context) {
       SP_ASSIGN_OR_RETURN(auto points, app->ListSnapshots(*vm));
       if (context.json) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& point : points) out.push_back(RecordToJson(point));
+        for (const auto& point : points) out.push_back(app::PointRecordJson(point));
         PrintJson(out);
         return absl::OkStatus();
       }
@@ -235,24 +226,10 @@ void PrintPoint(const repo::Manifest& point) {
   PrintFilesystems(point.point_description);
 }
 
-// Everything recorded: the point's identity, then every field of its description at the top
-// level (as "extras" were before; the VM's configuration takes the key "vm").
-nlohmann::json PointToJson(const repo::Manifest& manifest) {
-  nlohmann::json out = {{"id", manifest.id}, {"vm", manifest.vm_name},
-                        {"vm_uuid", manifest.vm_id}, {"name", manifest.name},
-                        {"description", manifest.description}, {"parent", manifest.parent_id},
-                        {"created", FormatUnixMicros(manifest.created_micros)},
-                        {"committed", FormatUnixMicros(manifest.committed_micros)},
-                        {"chunk_size", manifest.chunk_size}};
-  nlohmann::json recorded = repo::EncodePointDescription(manifest.point_description);
-  for (auto& [key, value] : recorded.items()) out[key] = value;
-  return out;
-}
-
 // A point that is not (yet) complete: what the catalog knows of it.
 void PrintUnfinished(const catalog::RecoveryPointRecord& point, bool json) {
   if (json) {
-    PrintJson(RecordToJson(point));
+    PrintJson(app::PointRecordJson(point));
   } else {
     std::cout << "id:     " << point.id << "\nvm:     " << point.vm_name
               << "\nstate:  " << point.state << "\nreason: " << point.reason << "\n";
@@ -271,7 +248,7 @@ void AddShow(CLI::App& snapshot, Context& context) {
       if (details.unfinished) {
         PrintUnfinished(*details.unfinished, context.json);
       } else if (context.json) {
-        PrintJson(PointToJson(*details.manifest));
+        PrintJson(app::PointJson(*details.manifest));
       } else {
         PrintPoint(*details.manifest);
       }

@@ -96,6 +96,20 @@ class ServiceProcess {
 
 class ServiceTest : public ::testing::Test {
  protected:
+  // Polls the job until it has ended (or four minutes passed); returns it as last seen.
+  nlohmann::json WaitForJob(httplib::SSLClient& client, const httplib::Headers& auth,
+                            const std::string& id) {
+    Deadline deadline = Deadline::In(Millis(240'000));
+    nlohmann::json job;
+    while (!deadline.Expired()) {
+      auto polled = client.Get("/api/v1/jobs/" + id, auth);
+      if (polled) job = nlohmann::json::parse(polled->body, nullptr, false);
+      if (job.is_object() && job["state"] != "queued" && job["state"] != "running") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return job;
+  }
+
   void SetUp() override { ASSERT_FALSE(GuestEnv().empty()) << "test guest unavailable"; }
 
   // An operator token made by the admin through the API (signed in with the printed password).
@@ -189,6 +203,26 @@ TEST_F(ServiceTest, SnapshotThroughTheApiFollowedLiveThroughTheEventStream) {
   EXPECT_EQ(shown["state"], "succeeded");
   EXPECT_EQ(shown["result"]["consistency"], "application") << shown.dump();
   EXPECT_EQ(shown["progress"]["done"], shown["progress"]["total"]);
+
+  // A new VM from the point, through the API, boots to a guest agent that answers.
+  std::string point = shown["result"]["id"];
+  auto created = client->Post("/api/v1/snapshots/" + point + "/create-vm", auth,
+                              R"({"name": "web02"})", "application/json");
+  ASSERT_TRUE(created && created->status == 202) << (created ? created->body : "no answer");
+  nlohmann::json made = WaitForJob(*client, auth, nlohmann::json::parse(created->body)["job"]["id"]);
+  ASSERT_EQ(made["state"], "succeeded") << made.dump();
+  EXPECT_EQ(made["result"]["vm"]["name"], "web02");
+  auto started = client->Post("/api/v1/vms/web02/start", auth, "{}", "application/json");
+  ASSERT_TRUE(started && started->status == 200) << (started ? started->body : "no answer");
+  auto web02 = world_.app().GetVm("web02");
+  ASSERT_TRUE(web02.ok());
+  EXPECT_TRUE(world_.WaitForAgent(*web02, kBootTimeout).ok());
+  auto points = client->Get("/api/v1/snapshots?vm=web01&consistency=application", auth);
+  ASSERT_TRUE(points && points->status == 200);
+  EXPECT_EQ(nlohmann::json::parse(points->body)["recovery_points"][0]["id"], point);
+  auto detail = client->Get("/api/v1/snapshots/" + point, auth);
+  ASSERT_TRUE(detail && detail->status == 200);
+  EXPECT_EQ(nlohmann::json::parse(detail->body)["consistency"], "application");
 
   // The CLI sees the same point while the service runs.
   auto listed = world_.Cli({"snapshot", "list", "web01", "--json"});
