@@ -70,12 +70,11 @@ Status Ingest(const std::string& repo_path, const std::string& image, const std:
   const std::string& id = manifest.id;
   WriteStats stats = writer->stats();
   double seconds = MillisSince(start) / 1000;
-  std::fprintf(stderr, "ingest: %s in %.1f s; new chunks %llu (%s stored), reused %llu, zero %llu\n",
-               FormatBytes(size).c_str(), seconds,
-               static_cast<unsigned long long>(stats.new_chunks),
-               FormatBytes(stats.stored_bytes).c_str(),
-               static_cast<unsigned long long>(stats.reused_chunks),
-               static_cast<unsigned long long>(stats.zero_chunks));
+  std::fprintf(
+      stderr, "ingest: %s in %.1f s; new chunks %llu (%s stored), reused %llu, zero %llu\n",
+      FormatBytes(size).c_str(), seconds, static_cast<unsigned long long>(stats.new_chunks),
+      FormatBytes(stats.stored_bytes).c_str(), static_cast<unsigned long long>(stats.reused_chunks),
+      static_cast<unsigned long long>(stats.zero_chunks));
   std::printf("%s\n", id.c_str());
   return absl::OkStatus();
 }
@@ -119,8 +118,9 @@ int main(int argc, char** argv) {
   } else if (command == "restore" && argc == 6) {
     status = sp::repo::Restore(argv[2], argv[3], argv[4], argv[5]);
   } else {
-    std::fprintf(stderr, "usage: repo_ingest ingest REPO IMAGE VM [VOLUME]\n"
-                         "       repo_ingest restore REPO POINT VOLUME OUT\n");
+    std::fprintf(stderr,
+                 "usage: repo_ingest ingest REPO IMAGE VM [VOLUME]\n"
+                 "       repo_ingest restore REPO POINT VOLUME OUT\n");
     return 2;
   }
   if (!status.ok()) {

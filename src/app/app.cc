@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <cstdlib>
 #include <random>
 
@@ -71,11 +70,11 @@ StatusOr<VmRecord> App::DefineVm(VmRecord draft) {
   for (catalog::NicRecord& nic : draft.nics) {
     if (!nic.mac.empty()) continue;
     SP_ASSIGN_OR_RETURN(nic.mac, vm::GenerateMac([&](const std::string& mac) -> StatusOr<bool> {
-      for (const auto& other : draft.nics) {
-        if (other.mac == mac) return true;
-      }
-      return catalog_->MacInUse(mac);
-    }));
+                          for (const auto& other : draft.nics) {
+                            if (other.mac == mac) return true;
+                          }
+                          return catalog_->MacInUse(mac);
+                        }));
   }
   SP_ASSIGN_OR_RETURN(int64_t id, catalog_->AddVm(draft));
   SP_ASSIGN_OR_RETURN(VmRecord stored, catalog_->GetVm(id));
@@ -96,8 +95,8 @@ StatusOr<VmRecord> App::AttachVm(const AttachRequest& request) {
     return absl::AlreadyExistsError(
         absl::StrCat("a VM named '", draft.name, "' already exists; choose another name"));
   }
-  SP_ASSIGN_OR_RETURN(auto qmp, qmp::Client::Connect(draft.qmp_socket,
-                                                     absl::StrCat("VM '", draft.name, "'")));
+  SP_ASSIGN_OR_RETURN(
+      auto qmp, qmp::Client::Connect(draft.qmp_socket, absl::StrCat("VM '", draft.name, "'")));
   SP_ASSIGN_OR_RETURN(nlohmann::json uuid, qmp->Execute("query-uuid"));
   std::string qemu_uuid = uuid.value("UUID", "");
   if (!qemu_uuid.empty() && qemu_uuid != "00000000-0000-0000-0000-000000000000") {
@@ -159,8 +158,8 @@ Status App::KillVm(const std::string& name) {
 
 StatusOr<std::unique_ptr<qga::Client>> App::Agent(const VmRecord& vm, Millis timeout) {
   if (vm.state != PowerState::kRunning) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "VM '", vm.name, "' is not running (", catalog::PowerStateName(vm.state), ")"));
+    return absl::FailedPreconditionError(absl::StrCat("VM '", vm.name, "' is not running (",
+                                                      catalog::PowerStateName(vm.state), ")"));
   }
   return runtime_->ConnectAgent(vm, timeout);
 }
@@ -212,8 +211,7 @@ Status App::SetSetting(const std::string& key, const std::string& value) {
 // in a private directory and renames it into place; the first rename wins, the others drop
 // theirs and open the winner's. A crash leaves no half-made repository where it is looked for.
 Status App::CreateDefaultRepo() {
-  std::string staging =
-      absl::StrCat(paths_.repo, ".new-", ::getpid(), "-", std::random_device{}());
+  std::string staging = absl::StrCat(paths_.repo, ".new-", ::getpid(), "-", std::random_device{}());
   SP_RETURN_IF_ERROR(RemoveTree(staging));
   SP_RETURN_IF_ERROR(repo::Repository::Init(staging, repo::InitOptions{}));
   if (::rename(staging.c_str(), paths_.repo.c_str()) != 0) {

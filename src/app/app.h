@@ -5,26 +5,25 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "app/schedules.h"
+#include "app/views.h"
 #include "capture/capture.h"
 #include "catalog/auth_store.h"
 #include "catalog/catalog.h"
-#include "catalog/recovery_points.h"
 #include "catalog/records_json.h"
+#include "catalog/recovery_points.h"
 #include "platform/clock.h"
 #include "platform/status.h"
-#include "vm/guest_filesystems.h"
 #include "repo/repository.h"
 #include "repo/units.h"  // byte counts as front ends show and take them
 #include "restore/export.h"
 #include "restore/restore.h"
 #include "restore/serve.h"
-#include "app/schedules.h"
-#include "app/views.h"
+#include "vm/guest_filesystems.h"
 #include "vm/runtime.h"
 
 namespace sp::app {
@@ -227,14 +226,16 @@ class App {
   StatusOr<catalog::UserRecord> CheckPassword(const std::string& name, const std::string& password);
   // A new token of `role` for scripts, valid for `lifetime` (none: until revoked).
   StatusOr<NewToken> CreateToken(const std::string& name, catalog::Role role,
-                                 std::optional<Millis> lifetime, const catalog::EventOrigin& origin);
+                                 std::optional<Millis> lifetime,
+                                 const catalog::EventOrigin& origin);
   StatusOr<std::vector<catalog::TokenRecord>> ListTokens();
   Status RevokeToken(const std::string& id, const catalog::EventOrigin& origin);
   // The token whose secret is `secret`; Unauthenticated when unknown, expired or revoked.
   StatusOr<catalog::TokenRecord> FindToken(const std::string& secret);
 
   // Protection schedules (schedule_cases.cc). Set checks that every VM named exists.
-  StatusOr<ScheduleRecord> SetSchedule(const ScheduleSpec& spec, const catalog::EventOrigin& origin);
+  StatusOr<ScheduleRecord> SetSchedule(const ScheduleSpec& spec,
+                                       const catalog::EventOrigin& origin);
   StatusOr<ScheduleRecord> GetSchedule(const std::string& name);
   // Schedules whose stored description no longer reads are left out, with an event.
   StatusOr<std::vector<ScheduleRecord>> ListSchedules();

@@ -1,11 +1,10 @@
 #include "app/credentials.h"
 
 #include <argon2.h>
-
-#include <cstdlib>
-
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include <cstdlib>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -30,8 +29,8 @@ StatusOr<std::string> HashPassword(const std::string& password) {
                                     kHashBytes, Argon2_id);
   std::string encoded(length, '\0');
   int result = argon2id_hash_encoded(kArgonPasses, kArgonMemoryKiB, kArgonLanes, password.data(),
-                                     password.size(), salt, sizeof salt, kHashBytes,
-                                     encoded.data(), encoded.size());
+                                     password.size(), salt, sizeof salt, kHashBytes, encoded.data(),
+                                     encoded.size());
   if (result != ARGON2_OK) {
     return absl::InternalError(absl::StrCat("argon2id: ", argon2_error_message(result)));
   }

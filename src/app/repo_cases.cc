@@ -59,10 +59,11 @@ StatusOr<repo::VerifyReport> App::VerifyRepo(const RepoLocation& location,
 
 Status App::VerifyVerdict(const repo::VerifyReport& report) {
   if (report.ok()) return absl::OkStatus();
-  return absl::DataLossError(absl::StrCat(
-      "verify found ", report.problems.size(), " bad chunk reference(s) and ",
-      report.damaged_points.size(), " damaged recovery point(s); the points named above "
-      "cannot be restored in full"));
+  return absl::DataLossError(absl::StrCat("verify found ", report.problems.size(),
+                                          " bad chunk reference(s) and ",
+                                          report.damaged_points.size(),
+                                          " damaged recovery point(s); the points named above "
+                                          "cannot be restored in full"));
 }
 
 StatusOr<repo::GcReport> App::CollectGarbage(const RepoLocation& location) {
@@ -94,8 +95,7 @@ StatusOr<size_t> App::RebuildCatalog(const RepoLocation& location) {
   return records.size();
 }
 
-StatusOr<repo::Manifest> App::DeleteSnapshot(const RepoLocation& location,
-                                             const std::string& id) {
+StatusOr<repo::Manifest> App::DeleteSnapshot(const RepoLocation& location, const std::string& id) {
   SP_ASSIGN_OR_RETURN(auto repo, OpenAt(location, paths_.repo));
   SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(id));
   SP_RETURN_IF_ERROR(repo->DeleteRecoveryPoint(manifest.id));
@@ -104,8 +104,7 @@ StatusOr<repo::Manifest> App::DeleteSnapshot(const RepoLocation& location,
   return manifest;
 }
 
-StatusOr<SpaceLimitResult> App::SetSpaceLimit(const RepoLocation& location,
-                                              const std::string& vm,
+StatusOr<SpaceLimitResult> App::SetSpaceLimit(const RepoLocation& location, const std::string& vm,
                                               std::optional<int64_t> limit_bytes) {
   SpaceLimitResult result;
   SP_ASSIGN_OR_RETURN(result.vm, GetVm(vm));

@@ -8,8 +8,7 @@
 
 namespace sp::app {
 
-StatusOr<restore::NewVmResult> App::CreateVmFromSnapshot(
-    const NewVmFromSnapshotRequest& request) {
+StatusOr<restore::NewVmResult> App::CreateVmFromSnapshot(const NewVmFromSnapshotRequest& request) {
   SP_ASSIGN_OR_RETURN(repo::Repository * repo, Repo());
   restore::NewVmRequest new_vm;
   new_vm.point_id = request.point_id;
@@ -39,10 +38,10 @@ StatusOr<VmRestoreResult> App::RestoreVm(const std::string& vm_name, const std::
   result.restored = *std::move(restored);
   std::vector<std::string> names;
   for (const auto& volume : result.restored.volumes) names.push_back(volume.name);
-  (void)catalog_->AddEvent(&result.vm, "vm.restored",
-                           absl::StrCat("volumes ", absl::StrJoin(names, ", "),
-                                        " restored from recovery point ",
-                                        result.restored.point_id));
+  (void)catalog_->AddEvent(
+      &result.vm, "vm.restored",
+      absl::StrCat("volumes ", absl::StrJoin(names, ", "), " restored from recovery point ",
+                   result.restored.point_id));
   return result;
 }
 
@@ -65,8 +64,7 @@ StatusOr<MountedVolume> App::MountVolume(const MountRequest& request) {
   SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo->GetRecoveryPoint(request.point_id));
   MountedVolume mounted;
   mounted.point_id = manifest.id;
-  mounted.volume =
-      request.volume.empty() ? restore::BootVolumeName(manifest) : request.volume;
+  mounted.volume = request.volume.empty() ? restore::BootVolumeName(manifest) : request.volume;
   std::string tag = absl::StrCat("mount-", ::getpid());
   restore::ServeOptions options;
   options.work_dir = paths_.run_root + "/" + tag;

@@ -9,8 +9,8 @@ StatusOr<ScheduleRecord> FromRow(const catalog::ScheduleRow& row) {
   nlohmann::json json = nlohmann::json::parse(row.spec_json, nullptr, false);
   auto spec = ScheduleSpecFromJson(row.name, json);
   if (!spec.ok()) {
-    return absl::DataLossError(absl::StrCat("schedule '", row.name, "' in the catalog: ",
-                                            spec.status().message()));
+    return absl::DataLossError(
+        absl::StrCat("schedule '", row.name, "' in the catalog: ", spec.status().message()));
   }
   return ScheduleRecord{*spec, row.last_run_us, row.last_job, row.created_us, row.updated_us};
 }
@@ -28,10 +28,9 @@ StatusOr<ScheduleRecord> App::SetSchedule(const ScheduleSpec& spec,
   }
   catalog::ScheduleStore store(catalog_->db(), catalog_->clock());
   SP_RETURN_IF_ERROR(store.Put(spec.name, ScheduleSpecToJson(spec).dump()));
-  (void)catalog_->AddEvent(nullptr, "schedule.set",
-                           absl::StrCat("schedule '", spec.name, "': ",
-                                        ScheduleSpecToJson(spec).dump()),
-                           origin);
+  (void)catalog_->AddEvent(
+      nullptr, "schedule.set",
+      absl::StrCat("schedule '", spec.name, "': ", ScheduleSpecToJson(spec).dump()), origin);
   return GetSchedule(spec.name);
 }
 

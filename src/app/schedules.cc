@@ -57,8 +57,8 @@ Status ReadRetention(const nlohmann::json& json, repo::PrunePolicy* policy) {
   if (it == json.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_object()) return Bad("retention", "must be an object of keep_* rules");
   std::pair<const char*, int*> rules[] = {
-      {"keep_last", &policy->keep_last},     {"keep_hourly", &policy->keep_hourly},
-      {"keep_daily", &policy->keep_daily},   {"keep_weekly", &policy->keep_weekly},
+      {"keep_last", &policy->keep_last},       {"keep_hourly", &policy->keep_hourly},
+      {"keep_daily", &policy->keep_daily},     {"keep_weekly", &policy->keep_weekly},
       {"keep_monthly", &policy->keep_monthly}, {"keep_yearly", &policy->keep_yearly}};
   for (const auto& [key, value] : it->items()) {
     auto rule = std::find_if(std::begin(rules), std::end(rules),
@@ -70,8 +70,8 @@ Status ReadRetention(const nlohmann::json& json, repo::PrunePolicy* policy) {
 }
 
 Status CheckKnownFields(const nlohmann::json& json) {
-  static const char* kKnown[] = {"vms", "every_minutes", "at", "weekdays", "consistency",
-                                 "retention", "verify", "enabled"};
+  static const char* kKnown[] = {"vms",         "every_minutes", "at",     "weekdays",
+                                 "consistency", "retention",     "verify", "enabled"};
   for (const auto& [key, value] : json.items()) {
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* known) { return key == known; }) == std::end(kKnown)) {
@@ -110,8 +110,8 @@ Status ReadWhen(const nlohmann::json& json, ScheduleSpec* spec) {
 StatusOr<int> ParseClockTime(const std::string& text) {
   int hours = 0, minutes = 0;
   if (text.size() != 5 || text[2] != ':' || !absl::SimpleAtoi(text.substr(0, 2), &hours) ||
-      !absl::SimpleAtoi(text.substr(3, 2), &minutes) || hours > 23 || minutes > 59 ||
-      hours < 0 || minutes < 0) {
+      !absl::SimpleAtoi(text.substr(3, 2), &minutes) || hours > 23 || minutes > 59 || hours < 0 ||
+      minutes < 0) {
     return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a time like 02:30"));
   }
   return hours * 60 + minutes;
@@ -148,8 +148,10 @@ StatusOr<ScheduleSpec> ScheduleSpecFromJson(const std::string& name, const nlohm
 }
 
 nlohmann::json ScheduleSpecToJson(const ScheduleSpec& spec) {
-  nlohmann::json out = {{"vms", spec.vms}, {"consistency", spec.consistency},
-                        {"verify", spec.verify}, {"enabled", spec.enabled}};
+  nlohmann::json out = {{"vms", spec.vms},
+                        {"consistency", spec.consistency},
+                        {"verify", spec.verify},
+                        {"enabled", spec.enabled}};
   if (spec.every_minutes > 0) {
     out["every_minutes"] = spec.every_minutes;
   } else {
@@ -163,10 +165,10 @@ nlohmann::json ScheduleSpecToJson(const ScheduleSpec& spec) {
   }
   nlohmann::json retention = nlohmann::json::object();
   const repo::PrunePolicy& r = spec.retention;
-  std::pair<const char*, int> rules[] = {{"keep_last", r.keep_last},   {"keep_hourly", r.keep_hourly},
-                                         {"keep_daily", r.keep_daily}, {"keep_weekly", r.keep_weekly},
-                                         {"keep_monthly", r.keep_monthly},
-                                         {"keep_yearly", r.keep_yearly}};
+  std::pair<const char*, int> rules[] = {
+      {"keep_last", r.keep_last},       {"keep_hourly", r.keep_hourly},
+      {"keep_daily", r.keep_daily},     {"keep_weekly", r.keep_weekly},
+      {"keep_monthly", r.keep_monthly}, {"keep_yearly", r.keep_yearly}};
   for (const auto& [key, value] : rules) {
     if (value > 0) retention[key] = value;
   }
@@ -199,8 +201,8 @@ std::optional<int64_t> DueSlot(const ScheduleSpec& spec, std::optional<int64_t> 
     absl::CivilDay day = today - back;
     int weekday = static_cast<int>(absl::GetWeekday(day));  // Monday = 0 in absl
     int sunday_based = (weekday + 1) % 7;
-    if (!spec.weekdays.empty() &&
-        std::find(spec.weekdays.begin(), spec.weekdays.end(), sunday_based) == spec.weekdays.end()) {
+    if (!spec.weekdays.empty() && std::find(spec.weekdays.begin(), spec.weekdays.end(),
+                                            sunday_based) == spec.weekdays.end()) {
       continue;
     }
     for (auto it = spec.at_minutes.rbegin(); it != spec.at_minutes.rend(); ++it) {

@@ -5,11 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "platform/status.h"
 #include "repo/prune.h"
@@ -23,7 +22,7 @@ struct ScheduleSpec {
   std::vector<int> at_minutes;   // calendar: minutes after midnight (02:30 = 150)
   std::vector<int> weekdays;     // calendar: 0 = Sunday ... 6; empty: every day
   std::string consistency = "prefer-app";
-  repo::PrunePolicy retention;   // empty: keep everything
+  repo::PrunePolicy retention;  // empty: keep everything
   bool verify = false;
   bool enabled = true;
 };

@@ -84,7 +84,9 @@ TEST_F(ScheduleTest, BadSpecsNameTheField) {
 }
 
 TEST_F(ScheduleTest, TheJsonFormRoundTrips) {
-  ScheduleSpec spec = Spec({{"vms", {"a", "b"}}, {"at", {"23:15"}}, {"weekdays", {"sun"}},
+  ScheduleSpec spec = Spec({{"vms", {"a", "b"}},
+                            {"at", {"23:15"}},
+                            {"weekdays", {"sun"}},
                             {"consistency", "require-app"},
                             {"retention", {{"keep_last", 3}, {"keep_daily", 7}}},
                             {"verify", true}});

@@ -1,6 +1,6 @@
 // Users and API tokens of the service; events.
-#include "app/app.h"
 #include "absl/strings/ascii.h"
+#include "app/app.h"
 #include "app/credentials.h"
 
 namespace sp::app {
@@ -13,8 +13,8 @@ Status CheckUserName(const std::string& name) {
                     c == '.' || c == '@');
   }
   if (good) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "user name '", name, "' must be 1 to 64 letters, digits or '-', '_', '.', '@'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("user name '", name, "' must be 1 to 64 letters, digits or '-', '_', '.', '@'"));
 }
 
 }  // namespace
@@ -93,15 +93,16 @@ StatusOr<NewToken> App::CreateToken(const std::string& name, catalog::Role role,
   token.record.role = role;
   token.record.created_by = origin.actor.empty() ? "local" : origin.actor;
   if (lifetime) {
-    token.record.expires_us = catalog_->clock()->UnixMicros() +
-                              std::chrono::duration_cast<std::chrono::microseconds>(*lifetime).count();
+    token.record.expires_us =
+        catalog_->clock()->UnixMicros() +
+        std::chrono::duration_cast<std::chrono::microseconds>(*lifetime).count();
   }
   catalog::AuthStore store(catalog_->db(), catalog_->clock());
   SP_RETURN_IF_ERROR(store.AddToken(token.record));
-  (void)catalog_->AddEvent(nullptr, "token.created",
-                           absl::StrCat("token ", token.record.id, " '", name, "' created as ",
-                                        catalog::RoleName(role)),
-                           origin);
+  (void)catalog_->AddEvent(
+      nullptr, "token.created",
+      absl::StrCat("token ", token.record.id, " '", name, "' created as ", catalog::RoleName(role)),
+      origin);
   SP_ASSIGN_OR_RETURN(token.record, store.FindTokenByDigest(token.record.digest));
   return token;
 }

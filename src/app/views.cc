@@ -9,9 +9,12 @@ namespace {
 nlohmann::json VolumesJson(const std::vector<restore::VolumeResult>& volumes) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& volume : volumes) {
-    out.push_back({{"name", volume.name}, {"path", volume.path}, {"size", volume.stats.size},
+    out.push_back({{"name", volume.name},
+                   {"path", volume.path},
+                   {"size", volume.stats.size},
                    {"data_bytes", volume.stats.data_bytes},
-                   {"zero_bytes", volume.stats.zero_bytes}, {"ms", volume.stats.millis}});
+                   {"zero_bytes", volume.stats.zero_bytes},
+                   {"ms", volume.stats.millis}});
   }
   return out;
 }
@@ -19,18 +22,28 @@ nlohmann::json VolumesJson(const std::vector<restore::VolumeResult>& volumes) {
 }  // namespace
 
 nlohmann::json PointRecordJson(const catalog::RecoveryPointRecord& record) {
-  return {{"id", record.id}, {"name", record.name}, {"vm", record.vm_name},
-          {"vm_uuid", record.vm_uuid}, {"created", FormatUnixMicros(record.created_us)},
-          {"state", record.state}, {"consistency", record.consistency},
-          {"reason", record.reason}, {"parent", record.parent_id},
-          {"logical_bytes", record.logical_bytes}, {"new_bytes", record.new_stored_bytes},
-          {"volumes", record.volumes}, {"description", record.description}};
+  return {{"id", record.id},
+          {"name", record.name},
+          {"vm", record.vm_name},
+          {"vm_uuid", record.vm_uuid},
+          {"created", FormatUnixMicros(record.created_us)},
+          {"state", record.state},
+          {"consistency", record.consistency},
+          {"reason", record.reason},
+          {"parent", record.parent_id},
+          {"logical_bytes", record.logical_bytes},
+          {"new_bytes", record.new_stored_bytes},
+          {"volumes", record.volumes},
+          {"description", record.description}};
 }
 
 nlohmann::json PointJson(const repo::Manifest& manifest) {
-  nlohmann::json out = {{"id", manifest.id}, {"vm", manifest.vm_name},
-                        {"vm_uuid", manifest.vm_id}, {"name", manifest.name},
-                        {"description", manifest.description}, {"parent", manifest.parent_id},
+  nlohmann::json out = {{"id", manifest.id},
+                        {"vm", manifest.vm_name},
+                        {"vm_uuid", manifest.vm_id},
+                        {"name", manifest.name},
+                        {"description", manifest.description},
+                        {"parent", manifest.parent_id},
                         {"created", FormatUnixMicros(manifest.created_micros)},
                         {"committed", FormatUnixMicros(manifest.committed_micros)},
                         {"chunk_size", manifest.chunk_size}};
@@ -40,24 +53,29 @@ nlohmann::json PointJson(const repo::Manifest& manifest) {
 }
 
 nlohmann::json NewVmJson(const restore::NewVmResult& result, bool started) {
-  return {{"vm", catalog::VmToJson(result.vm)}, {"point", result.point_id},
-          {"volumes", VolumesJson(result.volumes)}, {"started", started},
+  return {{"vm", catalog::VmToJson(result.vm)},
+          {"point", result.point_id},
+          {"volumes", VolumesJson(result.volumes)},
+          {"started", started},
           {"warnings", result.warnings}};
 }
 
 nlohmann::json RestoreJson(const VmRestoreResult& result) {
-  return {{"vm", result.vm.name}, {"point", result.restored.point_id},
+  return {{"vm", result.vm.name},
+          {"point", result.restored.point_id},
           {"volumes", VolumesJson(result.restored.volumes)}};
 }
 
 nlohmann::json ExportJson(const std::string& dir, const restore::ExportResult& result) {
-  return {{"dir", dir}, {"point", result.manifest.point_id},
+  return {{"dir", dir},
+          {"point", result.manifest.point_id},
           {"manifest", nlohmann::json::parse(restore::EncodeExportManifest(result.manifest))},
           {"warnings", result.warnings}};
 }
 
 nlohmann::json ImportJson(const restore::ImportResult& result) {
-  return {{"point", result.point_id}, {"vm", result.manifest.vm_name},
+  return {{"point", result.point_id},
+          {"vm", result.manifest.vm_name},
           {"original_point", result.manifest.point_id}};
 }
 
@@ -95,14 +113,19 @@ nlohmann::json RepoStatsJson(const repo::RepositoryStats& stats) {
 nlohmann::json VerifyJson(const repo::VerifyReport& report) {
   nlohmann::json problems = nlohmann::json::array();
   for (const auto& problem : report.problems) {
-    problems.push_back({{"recovery_point", problem.point_id}, {"volume", problem.volume},
-                        {"offset", problem.offset}, {"chunk", problem.chunk_id},
+    problems.push_back({{"recovery_point", problem.point_id},
+                        {"volume", problem.volume},
+                        {"offset", problem.offset},
+                        {"chunk", problem.chunk_id},
                         {"problem", problem.what}});
   }
-  return {{"ok", report.ok()},           {"recovery_points", report.points},
-          {"volumes", report.volumes},   {"chunks_checked", report.chunks_checked},
+  return {{"ok", report.ok()},
+          {"recovery_points", report.points},
+          {"volumes", report.volumes},
+          {"chunks_checked", report.chunks_checked},
           {"bytes_checked", report.bytes_checked},
-          {"damaged_points", report.damaged_points}, {"problems", problems}};
+          {"damaged_points", report.damaged_points},
+          {"problems", problems}};
 }
 
 nlohmann::json GcJson(const repo::GcReport& report) {
@@ -117,8 +140,10 @@ nlohmann::json GcJson(const repo::GcReport& report) {
 nlohmann::json PruneJson(const std::vector<repo::PruneDecision>& decisions, bool dry_run) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& d : decisions) {
-    out.push_back({{"id", d.id}, {"time", FormatUnixMicros(d.time_micros)},
-                   {"keep", d.keep}, {"reasons", d.reasons}});
+    out.push_back({{"id", d.id},
+                   {"time", FormatUnixMicros(d.time_micros)},
+                   {"keep", d.keep},
+                   {"reasons", d.reasons}});
   }
   return {{"dry_run", dry_run}, {"decisions", out}};
 }

@@ -2,10 +2,9 @@
 // `--json` and the REST API so that both give the same fields.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "catalog/records.h"
 #include "catalog/recovery_points.h"

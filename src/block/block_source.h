@@ -34,8 +34,8 @@ inline constexpr uint64_t kMaxNbdRequest = 32u << 20;
 struct Extent {
   uint64_t offset = 0;
   uint64_t length = 0;
-  bool zero = false;   // reads as zeros (a hole or a zeroed range): no need to read it
-  bool dirty = true;   // changed since the bitmap started; true for all when there is no bitmap
+  bool zero = false;  // reads as zeros (a hole or a zeroed range): no need to read it
+  bool dirty = true;  // changed since the bitmap started; true for all when there is no bitmap
 };
 
 struct ConnectOptions {
@@ -104,8 +104,7 @@ StatusOr<std::unique_ptr<BlockSource>> ConnectNbdUnix(const std::string& socket_
 // options.dirty_bitmap names no persistent bitmap in it); FailedPrecondition when another process
 // (a running QEMU) holds the image's lock; InvalidArgument when qemu-nbd cannot open it as
 // `format`. options.dirty_bitmap exports a persistent qcow2 bitmap (qemu-nbd --bitmap).
-StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path,
-                                                 const std::string& format,
+StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path, const std::string& format,
                                                  const ConnectOptions& options = {});
 
 }  // namespace sp::block

@@ -19,8 +19,12 @@ uint64_t Le(const std::string& bytes, size_t at, int width) {
   }
   return value;
 }
-uint16_t Le16(const std::string& bytes, size_t at) { return static_cast<uint16_t>(Le(bytes, at, 2)); }
-uint32_t Le32(const std::string& bytes, size_t at) { return static_cast<uint32_t>(Le(bytes, at, 4)); }
+uint16_t Le16(const std::string& bytes, size_t at) {
+  return static_cast<uint16_t>(Le(bytes, at, 2));
+}
+uint32_t Le32(const std::string& bytes, size_t at) {
+  return static_cast<uint32_t>(Le(bytes, at, 4));
+}
 uint64_t Le64(const std::string& bytes, size_t at) { return Le(bytes, at, 8); }
 
 struct Candidate {
@@ -132,8 +136,8 @@ class Prober {
       if (!HasBootSignature(record)) break;
       uint64_t logical = Le32(record, 446 + 8);
       if (record[446 + 4] != 0 && logical != 0) {
-        out.push_back({(ebr + logical) * kMbrSector,
-                       absl::StrCat("MBR logical partition ", number)});
+        out.push_back(
+            {(ebr + logical) * kMbrSector, absl::StrCat("MBR logical partition ", number)});
       }
       unsigned next_type = static_cast<unsigned char>(record[462 + 4]);
       uint64_t next = Le32(record, 462 + 8);

@@ -21,13 +21,13 @@
 namespace sp::block {
 
 struct Ext4Info {
-  uint64_t offset = 0;       // of the filesystem in the volume
-  std::string where;         // "whole volume", "MBR partition 1", "MBR logical partition 5",
-                             // "GPT partition 2"
-  std::string kind;          // "ext2", "ext3" or "ext4" (from the feature flags)
-  std::string label;         // volume name, may be empty
-  std::string uuid;          // "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
-  uint64_t size_bytes = 0;   // blocks × block size
+  uint64_t offset = 0;          // of the filesystem in the volume
+  std::string where;            // "whole volume", "MBR partition 1", "MBR logical partition 5",
+                                // "GPT partition 2"
+  std::string kind;             // "ext2", "ext3" or "ext4" (from the feature flags)
+  std::string label;            // volume name, may be empty
+  std::string uuid;             // "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"
+  uint64_t size_bytes = 0;      // blocks × block size
   bool needs_recovery = false;  // journal holds unreplayed transactions: not quiesced
 };
 

@@ -169,9 +169,8 @@ TEST(FsProbeTest, FuzzCorpusInputs) {
 }
 
 TEST(FsProbeTest, ReadErrorsAreReturned) {
-  auto result = ProbeExt4(1 << 20, [](uint64_t, uint64_t, char*) {
-    return absl::UnavailableError("gone");
-  });
+  auto result =
+      ProbeExt4(1 << 20, [](uint64_t, uint64_t, char*) { return absl::UnavailableError("gone"); });
   EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
 }
 

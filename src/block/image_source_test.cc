@@ -1,6 +1,5 @@
 // OpenImage against real qcow2 images made with qemu-img / qemu-io, and a hung NBD server.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <chrono>
@@ -30,7 +29,7 @@ class ImageSourceTest : public ::testing::Test {
     image_ = dir_.path() + "/disk.qcow2";
     ASSERT_TRUE(RunTool({"qemu-img", "create", "-q", "-f", "qcow2", image_, "16M"}).ok());
     ASSERT_TRUE(RunTool({"qemu-io", "-f", "qcow2", "-c", "write -P 0xab 1M 2M", "-c",
-                     "write -P 0xcd 8196k 4k", "-c", "write -z 12M 1M", image_})
+                         "write -P 0xcd 8196k 4k", "-c", "write -z 12M 1M", image_})
                     .ok());
   }
 
@@ -119,12 +118,13 @@ TEST_F(ImageSourceTest, OddSizedVolumeAndChunkLargerThanRequests) {
   auto source = OpenImage(image, "qcow2");
   ASSERT_TRUE(source.ok()) << source.status();
   std::vector<uint64_t> lengths;
-  auto stats = StreamVolume(**source, 64 * kMiB, {}, [&](uint64_t, ChunkKind kind, std::string data) {
-    EXPECT_EQ(kind, ChunkKind::kData);
-    EXPECT_EQ(data.find_first_not_of('\x11'), std::string::npos);
-    lengths.push_back(data.size());
-    return absl::OkStatus();
-  });
+  auto stats =
+      StreamVolume(**source, 64 * kMiB, {}, [&](uint64_t, ChunkKind kind, std::string data) {
+        EXPECT_EQ(kind, ChunkKind::kData);
+        EXPECT_EQ(data.find_first_not_of('\x11'), std::string::npos);
+        lengths.push_back(data.size());
+        return absl::OkStatus();
+      });
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(lengths, (std::vector<uint64_t>{64 * kMiB, 70000 * 1024 - 64 * kMiB}));
 }
@@ -144,8 +144,8 @@ TEST_F(ImageSourceTest, WrongFormatIsInvalidArgument) {
 TEST_F(ImageSourceTest, LockedImageIsFailedPrecondition) {
   // A writer that holds the image's lock, as a running QEMU does.
   std::string socket = dir_.path() + "/w.sock";
-  auto holder = Spawn({"qemu-nbd", "--persistent", "--socket=" + socket, "-f", "qcow2", image_},
-                      {});
+  auto holder =
+      Spawn({"qemu-nbd", "--persistent", "--socket=" + socket, "-f", "qcow2", image_}, {});
   ASSERT_TRUE(holder.ok());
   absl::Cleanup stop = [&] {
     (void)SendSignal(*holder, SIGKILL);

@@ -43,12 +43,11 @@ class LiveSourceTest : public ::testing::Test {
     ASSERT_TRUE(RunTool({"qemu-io", "-f", "qcow2", "-c", "write -P 0x11 0 2M", image}).ok());
     qmp_path_ = dir_.path() + "/qmp.sock";
     nbd_path_ = dir_.path() + "/nbd.sock";
-    auto pid = Spawn({"qemu-storage-daemon", "--blockdev",
-                      "driver=file,filename=" + image + ",node-name=file0", "--blockdev",
-                      "driver=qcow2,file=file0,node-name=fmt", "--chardev",
-                      "socket,id=m0,path=" + qmp_path_ + ",server=on,wait=off", "--monitor",
-                      "chardev=m0"},
-                     {});
+    auto pid = Spawn(
+        {"qemu-storage-daemon", "--blockdev", "driver=file,filename=" + image + ",node-name=file0",
+         "--blockdev", "driver=qcow2,file=file0,node-name=fmt", "--chardev",
+         "socket,id=m0,path=" + qmp_path_ + ",server=on,wait=off", "--monitor", "chardev=m0"},
+        {});
     ASSERT_TRUE(pid.ok()) << pid.status();
     daemon_ = *pid;
     // The socket file appears when it is bound, a moment before the daemon listens on it.
@@ -64,16 +63,20 @@ class LiveSourceTest : public ::testing::Test {
     qmp_ = std::move(qmp).value();
     Qmp("block-dirty-bitmap-add", {{"node", "fmt"}, {"name", "b0"}});
     Qmp("nbd-server-start", {{"addr", {{"type", "unix"}, {"data", {{"path", nbd_path_}}}}}});
-    Qmp("block-export-add", {{"type", "nbd"}, {"id", "w"}, {"node-name", "fmt"},
-                             {"name", "w"}, {"writable", true}});
+    Qmp("block-export-add",
+        {{"type", "nbd"}, {"id", "w"}, {"node-name", "fmt"}, {"name", "w"}, {"writable", true}});
     std::string uri = "nbd+unix:///w?socket=" + nbd_path_;
     ASSERT_TRUE(RunTool({"qemu-io", "-f", "raw", "-c", "write -P 0x5a 5M 64k", "-c",
                          "write -P 0x6b 9220k 4k", uri})
                     .ok());
     // As at a capture's cut: the bitmap of the previous point stops recording, then is exported.
     Qmp("block-dirty-bitmap-disable", {{"node", "fmt"}, {"name", "b0"}});
-    Qmp("block-export-add", {{"type", "nbd"}, {"id", "r"}, {"node-name", "fmt"},
-                             {"name", "vda"}, {"writable", false}, {"bitmaps", {"b0"}}});
+    Qmp("block-export-add", {{"type", "nbd"},
+                             {"id", "r"},
+                             {"node-name", "fmt"},
+                             {"name", "vda"},
+                             {"writable", false},
+                             {"bitmaps", {"b0"}}});
   }
 
   void TearDown() override {
@@ -114,7 +117,7 @@ TEST_F(LiveSourceTest, OnlyWrittenExtentsAreDirty) {
   }
   EXPECT_EQ(at, 16 * kMiB);
   std::vector<std::pair<uint64_t, uint64_t>> expected = {{5 * kMiB, kCluster},
-                                                          {9 * kMiB, kCluster}};
+                                                         {9 * kMiB, kCluster}};
   EXPECT_EQ(dirty, expected);
 }
 
@@ -135,7 +138,7 @@ TEST_F(LiveSourceTest, IncrementalStreamReusesCleanChunks) {
                             });
   ASSERT_TRUE(stats.ok()) << stats.status();
   for (uint64_t i = 0; i < 16; ++i) {
-    ChunkKind expected = i < 2 ? ChunkKind::kReuseParent
+    ChunkKind expected = i < 2                ? ChunkKind::kReuseParent
                          : (i == 5 || i == 9) ? ChunkKind::kData
                                               : ChunkKind::kZero;
     EXPECT_EQ(kinds[i], expected) << "chunk " << i;

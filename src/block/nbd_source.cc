@@ -70,11 +70,11 @@ struct StatusReply {
   std::vector<uint32_t> dirty;
 };
 
-int CollectExtents(void* user_data, const char* context, uint64_t, uint32_t* entries,
-                   size_t count, int*) {
+int CollectExtents(void* user_data, const char* context, uint64_t, uint32_t* entries, size_t count,
+                   int*) {
   auto* reply = static_cast<std::shared_ptr<StatusReply>*>(user_data);
-  auto& target = absl::string_view(context) == kAllocationContext ? (*reply)->allocation
-                                                                    : (*reply)->dirty;
+  auto& target =
+      absl::string_view(context) == kAllocationContext ? (*reply)->allocation : (*reply)->dirty;
   target.assign(entries, entries + count);
   return 0;
 }
@@ -124,10 +124,12 @@ class NbdSource final : public BlockSource {
 
   // Waits for the handshake, then learns the size, limits and negotiated contexts.
   Status FinishConnect() {
-    SP_RETURN_IF_ERROR(PollUntil([&] { return nbd_aio_is_connecting(h()) == 0 &&
-                                              nbd_aio_is_negotiating(h()) == 0 &&
-                                              nbd_aio_is_created(h()) == 0; },
-                                 options_.connect_timeout, Context("connecting")));
+    SP_RETURN_IF_ERROR(PollUntil(
+        [&] {
+          return nbd_aio_is_connecting(h()) == 0 && nbd_aio_is_negotiating(h()) == 0 &&
+                 nbd_aio_is_created(h()) == 0;
+        },
+        options_.connect_timeout, Context("connecting")));
     if (nbd_aio_is_ready(h()) == 0) return Fail(NbdStatus(Context("connecting")));
     int64_t size = nbd_get_size(h());
     if (size < 0) return Fail(NbdStatus(Context("getting the size")));
@@ -137,8 +139,8 @@ class NbdSource final : public BlockSource {
     has_allocation_ = nbd_can_meta_context(h(), kAllocationContext) == 1;
     if (!options_.dirty_bitmap.empty()) {
       if (nbd_can_meta_context(h(), BitmapContext().c_str()) != 1) {
-        return absl::NotFoundError(absl::StrCat(label_, ": the server did not export dirty bitmap '",
-                                                options_.dirty_bitmap, "'"));
+        return absl::NotFoundError(absl::StrCat(
+            label_, ": the server did not export dirty bitmap '", options_.dirty_bitmap, "'"));
       }
       has_bitmap_ = true;
     }
@@ -160,7 +162,8 @@ class NbdSource final : public BlockSource {
     std::vector<Extent> out;
     uint64_t end = offset + length;
     for (uint64_t at = offset; at < end;) {
-      SP_ASSIGN_OR_RETURN(uint64_t covered, ExtentsOnce(at, std::min(end - at, kStatusWindow), out));
+      SP_ASSIGN_OR_RETURN(uint64_t covered,
+                          ExtentsOnce(at, std::min(end - at, kStatusWindow), out));
       at += covered;
     }
     return out;
@@ -196,8 +199,7 @@ class NbdSource final : public BlockSource {
     if (reads_.empty()) return done;
     Status first_error;
     SP_RETURN_IF_ERROR(PollUntil([&] { return Retire(reads_, &done, first_error); },
-                                 options_.io_timeout,
-                                 AtOffset("reading", reads_.begin()->second)));
+                                 options_.io_timeout, AtOffset("reading", reads_.begin()->second)));
     SP_RETURN_IF_ERROR(first_error);
     return done;
   }
@@ -219,8 +221,9 @@ class NbdSource final : public BlockSource {
   Status CheckRange(uint64_t offset, uint64_t length, absl::string_view what) const {
     if (!broken_.ok()) return broken_;
     if (offset > size_ || length > size_ - offset) {
-      return absl::OutOfRangeError(absl::StrCat(label_, ": ", what, " ", length, " bytes at offset ",
-                                                offset, " is past the end (size ", size_, ")"));
+      return absl::OutOfRangeError(absl::StrCat(label_, ": ", what, " ", length,
+                                                " bytes at offset ", offset,
+                                                " is past the end (size ", size_, ")"));
     }
     return absl::OkStatus();
   }
@@ -233,8 +236,7 @@ class NbdSource final : public BlockSource {
 
   // Retires finished commands among `cookies` (removing them, adding them to *done); true when
   // at least one finished (or, without `done`, when all did). The first failure goes to `error`.
-  bool Retire(std::map<int64_t, uint64_t>& cookies, std::vector<ReadTicket>* done,
-              Status& error) {
+  bool Retire(std::map<int64_t, uint64_t>& cookies, std::vector<ReadTicket>* done, Status& error) {
     for (auto it = cookies.begin(); it != cookies.end();) {
       int state = nbd_aio_command_completed(h(), static_cast<uint64_t>(it->first));
       if (state == 0) {
@@ -250,8 +252,7 @@ class NbdSource final : public BlockSource {
 
   // Drives the connection until `finished()` or the deadline. DeadlineExceeded (and the source
   // is broken) when the server did not answer in time.
-  Status PollUntil(const std::function<bool()>& finished, Millis timeout,
-                   const std::string& what) {
+  Status PollUntil(const std::function<bool()>& finished, Millis timeout, const std::string& what) {
     Deadline deadline = Deadline::In(timeout);
     while (!finished()) {
       if (!broken_.ok()) return broken_;
@@ -259,8 +260,8 @@ class NbdSource final : public BlockSource {
         return Fail(absl::UnavailableError(absl::StrCat(what, ": the NBD connection is closed")));
       }
       if (deadline.Expired()) {
-        return Fail(absl::DeadlineExceededError(absl::StrCat(
-            what, ": the NBD server did not answer within ", timeout.count(), " ms")));
+        return Fail(absl::DeadlineExceededError(
+            absl::StrCat(what, ": the NBD server did not answer within ", timeout.count(), " ms")));
       }
       if (nbd_poll(h(), std::max(1, deadline.PollTimeoutMs())) < 0) {
         return Fail(NbdStatus(what));
@@ -284,8 +285,7 @@ class NbdSource final : public BlockSource {
     Status error;
     std::map<int64_t, uint64_t> pending{{cookie, offset}};
     SP_RETURN_IF_ERROR(PollUntil([&] { return Retire(pending, nullptr, error); },
-                                 options_.io_timeout,
-                                 AtOffset("reading extents", offset)));
+                                 options_.io_timeout, AtOffset("reading extents", offset)));
     if (!error.ok()) return Annotate(error, "block status");
     return MergeReply(*reply, offset, length, out);
   }
@@ -345,8 +345,8 @@ Status ImageOpenError(const std::string& label, const std::string& qemu_nbd_outp
   if (output.empty()) return nbd_error;
   if (absl::StrContains(output, "lock")) {
     return absl::FailedPreconditionError(absl::StrCat(
-        label, " is in use by another process (a running VM?); stop it or capture it live: ",
-        output));
+        label,
+        " is in use by another process (a running VM?); stop it or capture it live: ", output));
   }
   if (absl::StrContains(output, "No such file")) {
     return absl::NotFoundError(absl::StrCat(label, ": ", output));
@@ -379,8 +379,7 @@ StatusOr<std::unique_ptr<BlockSource>> ConnectNbdUnix(const std::string& socket_
   return std::unique_ptr<BlockSource>(std::move(source));
 }
 
-StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path,
-                                                 const std::string& format,
+StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path, const std::string& format,
                                                  const ConnectOptions& options) {
   std::string label = options.label.empty() ? absl::StrCat("image ", path) : options.label;
   struct stat info;
@@ -389,15 +388,15 @@ StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path,
   }
   // qemu-nbd's stderr goes to a private file so that its reason for refusing can be reported.
   const char* tmp = ::getenv("TMPDIR");
-  std::string log_path = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
-                                      "/sp-qemu-nbd-XXXXXX");
+  std::string log_path =
+      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/sp-qemu-nbd-XXXXXX");
   int log_fd = ::mkstemp(log_path.data());
   if (log_fd < 0) return ErrnoStatus(errno, absl::StrCat(label, ": creating ", log_path));
   ::close(log_fd);
   absl::Cleanup remove_log = [&] { ::unlink(log_path.c_str()); };
 
-  std::vector<std::string> argv = {"/bin/sh", "-c", "exec 2>\"$0\"; exec qemu-nbd \"$@\"",
-                                   log_path, "--read-only", "--format=" + format};
+  std::vector<std::string> argv = {"/bin/sh", "-c",          "exec 2>\"$0\"; exec qemu-nbd \"$@\"",
+                                   log_path,  "--read-only", "--format=" + format};
   if (!options.dirty_bitmap.empty()) argv.push_back("--bitmap=" + options.dirty_bitmap);
   argv.push_back("--");
   argv.push_back(path);

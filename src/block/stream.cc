@@ -73,8 +73,12 @@ class Streamer {
  public:
   Streamer(BlockSource& source, uint32_t chunk_size, const StreamOptions& options,
            const ChunkSink& sink, const StreamProgress& progress)
-      : source_(source), chunk_size_(chunk_size), options_(options), sink_(sink),
-        progress_(progress), extents_(source) {
+      : source_(source),
+        chunk_size_(chunk_size),
+        options_(options),
+        sink_(sink),
+        progress_(progress),
+        extents_(source) {
     stats_.volume_size = source.size();
     stats_.chunk_count = (source.size() + chunk_size - 1) / chunk_size;
   }
@@ -191,10 +195,10 @@ class Streamer {
   const StreamProgress& progress_;
   ExtentCursor extents_;
   StreamStats stats_;
-  std::deque<Slot> queue_;               // decided chunks, in index order
+  std::deque<Slot> queue_;                // decided chunks, in index order
   std::map<ReadTicket, uint64_t> owner_;  // read in flight → chunk index
-  uint64_t next_ = 0;                    // next chunk to decide
-  int data_in_flight_ = 0;               // chunks with reads outstanding
+  uint64_t next_ = 0;                     // next chunk to decide
+  int data_in_flight_ = 0;                // chunks with reads outstanding
 };
 
 }  // namespace

@@ -33,9 +33,9 @@ struct StreamOptions {
 struct StreamStats {
   uint64_t volume_size = 0;
   uint64_t chunk_count = 0;
-  uint64_t chunks_done = 0;   // chunks handed to the sink so far
+  uint64_t chunks_done = 0;  // chunks handed to the sink so far
   uint64_t data_chunks = 0;
-  uint64_t zero_chunks = 0;   // holes and chunks read as all zeros
+  uint64_t zero_chunks = 0;  // holes and chunks read as all zeros
   uint64_t reused_chunks = 0;
   uint64_t bytes_read = 0;    // transferred from the source
   uint64_t bytes_zero = 0;    // in zero chunks (whether read or skipped)

@@ -31,8 +31,8 @@ using catalog::VmRecord;
 // comment beside each names the part that fills it in.
 class Capture {
  public:
-  Capture(const CaptureContext& context, const CaptureRequest& request,
-          const ProgressFn& progress, const Seams& seams)
+  Capture(const CaptureContext& context, const CaptureRequest& request, const ProgressFn& progress,
+          const Seams& seams)
       : context_(context), request_(request), progress_(progress), seams_(seams) {}
 
   StatusOr<CaptureResult> Run();
@@ -60,9 +60,7 @@ class Capture {
     std::string id = point_ && point_->begun() ? point_->id() : "new";
     return absl::StrCat(vm_.uuid.substr(0, 8), "-", id.substr(id.size() > 8 ? id.size() - 8 : 0));
   }
-  vm::CaptureFiles Files() const {
-    return vm::CaptureFilesFor(vm_, context_.runtime->run_root());
-  }
+  vm::CaptureFiles Files() const { return vm::CaptureFilesFor(vm_, context_.runtime->run_root()); }
 
   const CaptureContext& context_;
   const CaptureRequest& request_;
@@ -113,8 +111,8 @@ StatusOr<std::unique_ptr<qga::Agent>> Capture::PreflightLive(qmp::Session* qmp) 
 StatusOr<std::string> Capture::PlanIncremental(qmp::Session* qmp) {
   SP_ASSIGN_OR_RETURN(std::optional<ParentPoint> parent,
                       FindParent(context_.catalog, context_.repo, vm_.uuid));
-  SP_ASSIGN_OR_RETURN(IncrementalPlan plan, MakeIncrementalPlan(volumes_, power_,
-                                                                request_.force_full, parent, qmp));
+  SP_ASSIGN_OR_RETURN(IncrementalPlan plan,
+                      MakeIncrementalPlan(volumes_, power_, request_.force_full, parent, qmp));
   ApplyPlan(plan, volumes_);
   return plan.parent_id;
 }
@@ -153,15 +151,15 @@ Status Capture::CutLive(std::unique_ptr<qga::Agent> agent, LiveCut* cut) {
   auto prepare_at = std::chrono::steady_clock::now();
   std::vector<VolumeCut> cuts;
   for (const VolumeWork& w : volumes_) {
-    cuts.push_back({w.record.name, w.record.node_name, w.drive_path, w.size, w.prev_bitmap,
-                    w.new_bitmap});
+    cuts.push_back(
+        {w.record.name, w.record.node_name, w.drive_path, w.size, w.prev_bitmap, w.new_bitmap});
   }
   SP_RETURN_IF_ERROR(CheckUnixSocketPath(cut->nbd_socket()));
   SP_RETURN_IF_ERROR(cut->Prepare(std::move(cuts)));
   result_.timings.prepare_ms = MillisSince(prepare_at);
   SP_ASSIGN_OR_RETURN(FreezeSettings settings, FreezeSettingsFor());
-  SP_ASSIGN_OR_RETURN(CutWindow window, FreezeAndCut(plan_, std::move(agent), settings,
-                                                     seams_.start_watch, cut));
+  SP_ASSIGN_OR_RETURN(CutWindow window,
+                      FreezeAndCut(plan_, std::move(agent), settings, seams_.start_watch, cut));
   plan_ = window.plan;
   CaptureTimings& t = result_.timings;
   t.freeze_ms = window.freeze_ms;
@@ -251,7 +249,7 @@ repo::PointDescription Capture::Description() const {
 
 StatusOr<CaptureResult> Capture::Commit() {
   SP_ASSIGN_OR_RETURN(Verdict verdict, Judge(policy_, power_, plan_,
-                                              TruthCheck{ext4_.size(), dirty_journals_}, vm_.name));
+                                             TruthCheck{ext4_.size(), dirty_journals_}, vm_.name));
   result_.consistency = verdict.consistency;
   result_.reason = verdict.reason;
   for (const VolumeWork& work : volumes_) {
@@ -271,9 +269,9 @@ StatusOr<CaptureResult> Capture::Commit() {
 Status Capture::ExplainStop(const Status& status) {
   auto now = context_.runtime->Refresh(vm_);
   if (power_ == Power::kRunning && now.ok() && now->state != PowerState::kRunning) {
-    return absl::AbortedError(absl::StrCat(
-        Label(vm_), " stopped during the capture (", now->state_reason,
-        "); the point was discarded (", status.message(), ")"));
+    return absl::AbortedError(absl::StrCat(Label(vm_), " stopped during the capture (",
+                                           now->state_reason, "); the point was discarded (",
+                                           status.message(), ")"));
   }
   return status;
 }
@@ -293,9 +291,8 @@ StatusOr<CaptureResult> Capture::Run() {
 
 }  // namespace
 
-StatusOr<CaptureResult> CaptureVmWith(const CaptureContext& context,
-                                      const CaptureRequest& request, const ProgressFn& progress,
-                                      const Seams& seams) {
+StatusOr<CaptureResult> CaptureVmWith(const CaptureContext& context, const CaptureRequest& request,
+                                      const ProgressFn& progress, const Seams& seams) {
   Capture capture(context, request, progress, seams);
   return capture.Run();
 }
@@ -303,16 +300,28 @@ StatusOr<CaptureResult> CaptureVmWith(const CaptureContext& context,
 }  // namespace internal
 
 json CaptureResult::ToJson() const {
-  return {{"id", point_id}, {"vm", vm_name},
-          {"consistency", ConsistencyName(consistency)}, {"reason", reason},
-          {"power_state", power_state}, {"incremental", incremental}, {"notes", notes},
-          {"timings_ms", {{"preflight", timings.preflight_ms}, {"prepare", timings.prepare_ms},
-                          {"freeze", timings.freeze_ms}, {"qmp", timings.qmp_ms},
-                          {"paused", timings.paused_ms}, {"thaw", timings.thaw_ms},
-                          {"frozen_window", timings.frozen_window_ms},
-                          {"stream", timings.stream_ms}, {"total", timings.total_ms}}},
-          {"bytes", {{"logical", logical_bytes}, {"read", read_bytes}, {"new", new_bytes},
-                     {"reused", reused_bytes}}}};
+  return {{"id", point_id},
+          {"vm", vm_name},
+          {"consistency", ConsistencyName(consistency)},
+          {"reason", reason},
+          {"power_state", power_state},
+          {"incremental", incremental},
+          {"notes", notes},
+          {"timings_ms",
+           {{"preflight", timings.preflight_ms},
+            {"prepare", timings.prepare_ms},
+            {"freeze", timings.freeze_ms},
+            {"qmp", timings.qmp_ms},
+            {"paused", timings.paused_ms},
+            {"thaw", timings.thaw_ms},
+            {"frozen_window", timings.frozen_window_ms},
+            {"stream", timings.stream_ms},
+            {"total", timings.total_ms}}},
+          {"bytes",
+           {{"logical", logical_bytes},
+            {"read", read_bytes},
+            {"new", new_bytes},
+            {"reused", reused_bytes}}}};
 }
 
 StatusOr<CaptureResult> CaptureVm(const CaptureContext& context, const CaptureRequest& request,

@@ -11,11 +11,10 @@
 
 #include <atomic>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "capture/policy.h"
 #include "catalog/catalog.h"
@@ -26,13 +25,13 @@
 namespace sp::capture {
 
 struct CaptureRequest {
-  std::string vm;                    // name or UUID
-  std::string name;                  // default: the VM's name
+  std::string vm;    // name or UUID
+  std::string name;  // default: the VM's name
   std::string description;
   std::vector<std::string> volumes;  // empty = all; the boot volume is always required
   std::optional<Policy> policy;      // default: the VM's policy
   bool force_full = false;
-  Millis agent_timeout{2000};        // for each guest-agent call of the preflight
+  Millis agent_timeout{2000};  // for each guest-agent call of the preflight
   // The thaw guard thaws (and kills a hung capture) after this; 0 = the setting
   // capture.freeze_deadline_ms (default 5000).
   Millis freeze_deadline{0};
@@ -61,14 +60,14 @@ struct CaptureResult {
   std::string vm_name;
   Consistency consistency = Consistency::kCrash;
   std::string reason;
-  std::string power_state;      // "running", "stopped-clean", ...
-  bool incremental = false;     // at least one volume read only its dirty extents
+  std::string power_state;         // "running", "stopped-clean", ...
+  bool incremental = false;        // at least one volume read only its dirty extents
   std::vector<std::string> notes;  // e.g. why a volume was read in full
   CaptureTimings timings;
-  uint64_t logical_bytes = 0;   // size of the selected volumes
-  uint64_t read_bytes = 0;      // read from the VM's disks
-  uint64_t new_bytes = 0;       // stored anew in the repository
-  uint64_t reused_bytes = 0;    // deduplicated or taken from the parent
+  uint64_t logical_bytes = 0;  // size of the selected volumes
+  uint64_t read_bytes = 0;     // read from the VM's disks
+  uint64_t new_bytes = 0;      // stored anew in the repository
+  uint64_t reused_bytes = 0;   // deduplicated or taken from the parent
   nlohmann::json ToJson() const;
 };
 

@@ -41,7 +41,8 @@ StatusOr<std::string> CheckBitmap(qmp::Session* qmp, const std::string& node,
     if (bitmap.value("inconsistent", false)) {
       return std::string("its dirty bitmap is inconsistent (QEMU was not shut down cleanly)");
     }
-    if (!bitmap.value("persistent", false)) return std::string("its dirty bitmap is not persistent");
+    if (!bitmap.value("persistent", false))
+      return std::string("its dirty bitmap is not persistent");
     if (bitmap.value("busy", false)) return std::string("its dirty bitmap is busy");
     if (!bitmap.value("recording", false)) {
       return std::string("its dirty bitmap stopped recording (an earlier capture was interrupted)");
@@ -52,21 +53,19 @@ StatusOr<std::string> CheckBitmap(qmp::Session* qmp, const std::string& node,
 }
 
 StatusOr<std::string> CurrentDrive(qmp::Session* qmp, const std::string& drive_path) {
-  SP_ASSIGN_OR_RETURN(json drive, qmp->Execute("qom-get",
-                                               {{"path", drive_path}, {"property", "drive"}},
-                                               kQmpTimeout));
+  SP_ASSIGN_OR_RETURN(
+      json drive,
+      qmp->Execute("qom-get", {{"path", drive_path}, {"property", "drive"}}, kQmpTimeout));
   if (!drive.is_string()) {
-    return absl::InternalError(absl::StrCat(qmp->label(), ": qom-get of ", drive_path,
-                                            " drive returned ", drive.dump()));
+    return absl::InternalError(
+        absl::StrCat(qmp->label(), ": qom-get of ", drive_path, " drive returned ", drive.dump()));
   }
   return drive.get<std::string>();
 }
 
 namespace {
 
-bool IsOurs(const std::string& name, const char* kind) {
-  return name.rfind(kind, 0) == 0;
-}
+bool IsOurs(const std::string& name, const char* kind) { return name.rfind(kind, 0) == 0; }
 
 StatusOr<std::vector<std::string>> NamesWith(qmp::Session* qmp, const std::string& query,
                                              const char* field, const char* prefix) {
@@ -87,8 +86,7 @@ StatusOr<bool> CancelJobs(qmp::Session* qmp) {
                       NamesWith(qmp, "query-block-jobs", "device", "sp-"));
   for (const std::string& job : jobs) {
     SP_RETURN_IF_ERROR(
-        qmp->Execute("block-job-cancel", {{"device", job}, {"force", true}}, kQmpTimeout)
-            .status());
+        qmp->Execute("block-job-cancel", {{"device", job}, {"force", true}}, kQmpTimeout).status());
   }
   Deadline deadline = Deadline::In(kQmpTimeout);
   while (!jobs.empty()) {
@@ -133,8 +131,7 @@ StatusOr<bool> DeleteNodes(qmp::Session* qmp, const char* prefix) {
   SP_ASSIGN_OR_RETURN(std::vector<std::string> nodes,
                       NamesWith(qmp, "query-named-block-nodes", "node-name", prefix));
   for (const std::string& node : nodes) {
-    SP_RETURN_IF_ERROR(
-        qmp->Execute("blockdev-del", {{"node-name", node}}, kQmpTimeout).status());
+    SP_RETURN_IF_ERROR(qmp->Execute("blockdev-del", {{"node-name", node}}, kQmpTimeout).status());
   }
   return !nodes.empty();
 }
@@ -149,12 +146,12 @@ StatusOr<bool> SwitchBack(qmp::Session* qmp, const std::vector<DeviceDrive>& dev
     SP_ASSIGN_OR_RETURN(std::string current, CurrentDrive(qmp, device.drive_path));
     if (!IsOurs(current, "sp-c") || current == device.format_node) continue;
     found = true;
-    SP_RETURN_IF_ERROR(qmp->Execute("qom-set",
-                                    {{"path", device.drive_path},
-                                     {"property", "drive"},
-                                     {"value", device.format_node}},
-                                    kQmpTimeout)
-                           .status());
+    SP_RETURN_IF_ERROR(
+        qmp->Execute(
+               "qom-set",
+               {{"path", device.drive_path}, {"property", "drive"}, {"value", device.format_node}},
+               kQmpTimeout)
+            .status());
   }
   return found;
 }
@@ -178,14 +175,13 @@ StatusOr<bool> RemoveCaptureNodes(qmp::Session* qmp, const std::vector<DeviceDri
     SP_RETURN_IF_ERROR(Annotate(StopNbdServer(qmp), "stopping the NBD server"));
     FaultPoint(absl::StrCat(stage, ".server-stopped"));
   }
-  SP_RETURN_IF_ERROR(step(DeleteNodes(qmp, "sp-s"), "removing snapshot-access nodes",
-                          ".access-deleted"));
-  SP_RETURN_IF_ERROR(step(SwitchBack(qmp, devices), "moving drives back to their disks",
-                          ".switched-back"));
-  SP_RETURN_IF_ERROR(step(DeleteNodes(qmp, "sp-c"), "removing copy-before-write filters",
-                          ".filters-deleted"));
-  SP_RETURN_IF_ERROR(step(DeleteNodes(qmp, "sp-t"), "removing scratch nodes",
-                          ".nodes-deleted"));
+  SP_RETURN_IF_ERROR(
+      step(DeleteNodes(qmp, "sp-s"), "removing snapshot-access nodes", ".access-deleted"));
+  SP_RETURN_IF_ERROR(
+      step(SwitchBack(qmp, devices), "moving drives back to their disks", ".switched-back"));
+  SP_RETURN_IF_ERROR(
+      step(DeleteNodes(qmp, "sp-c"), "removing copy-before-write filters", ".filters-deleted"));
+  SP_RETURN_IF_ERROR(step(DeleteNodes(qmp, "sp-t"), "removing scratch nodes", ".nodes-deleted"));
   return found;
 }
 
@@ -232,10 +228,10 @@ Status LiveCut::PrepareVolume(size_t i) {
         "', not on its disk's format node '", volume.format_node, "'; not touching it"));
   }
   std::string scratch = absl::StrCat(scratch_dir_, "/", i, ".qcow2");
-  SP_RETURN_IF_ERROR(RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", scratch,
-                                   absl::StrCat(volume.size)},
-                                  Deadline::In(kQmpTimeout))
-                         .status());
+  SP_RETURN_IF_ERROR(
+      RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", scratch, absl::StrCat(volume.size)},
+                   Deadline::In(kQmpTimeout))
+          .status());
   stages_[i].scratch_file = true;
   touched_qemu_ = true;
   SP_RETURN_IF_ERROR(qmp_->Execute("blockdev-add",
@@ -245,13 +241,14 @@ Status LiveCut::PrepareVolume(size_t i) {
                                    kQmpTimeout)
                          .status());
   FaultPoint("prepare.scratch-added");
-  return qmp_->Execute("blockdev-add",
-                       {{"driver", "copy-before-write"},
-                        {"node-name", Node("c", i)},
-                        {"file", volume.format_node},
-                        {"target", Node("t", i)},
-                        {"on-cbw-error", "break-snapshot"}},
-                       kQmpTimeout)
+  return qmp_
+      ->Execute("blockdev-add",
+                {{"driver", "copy-before-write"},
+                 {"node-name", Node("c", i)},
+                 {"file", volume.format_node},
+                 {"target", Node("t", i)},
+                 {"on-cbw-error", "break-snapshot"}},
+                kQmpTimeout)
       .status();
 }
 
@@ -278,10 +275,10 @@ Status LiveCut::Switch() {
                          {"data", {{"node", volume.format_node}, {"name", volume.prev_bitmap}}}});
     }
     if (!volume.new_bitmap.empty()) {
-      actions.push_back({{"type", "block-dirty-bitmap-add"},
-                         {"data", {{"node", volume.format_node},
-                                   {"name", volume.new_bitmap},
-                                   {"persistent", true}}}});
+      actions.push_back(
+          {{"type", "block-dirty-bitmap-add"},
+           {"data",
+            {{"node", volume.format_node}, {"name", volume.new_bitmap}, {"persistent", true}}}});
     }
   }
   if (!actions.empty()) {
@@ -293,12 +290,12 @@ Status LiveCut::Switch() {
   }
   FaultPoint("cut.transaction");
   for (size_t i = 0; i < volumes_.size(); ++i) {
-    SP_RETURN_IF_ERROR(qmp_->Execute("qom-set",
-                                     {{"path", volumes_[i].drive_path},
-                                      {"property", "drive"},
-                                      {"value", Node("c", i)}},
-                                     kQmpTimeout)
-                           .status());
+    SP_RETURN_IF_ERROR(
+        qmp_->Execute(
+                "qom-set",
+                {{"path", volumes_[i].drive_path}, {"property", "drive"}, {"value", Node("c", i)}},
+                kQmpTimeout)
+            .status());
     if (i == 0) FaultPoint("cut.switched-first");
   }
   FaultPoint("cut.switched");
@@ -353,8 +350,10 @@ Status LiveCut::Export() {
           .status());
   FaultPoint("export.server-started");
   for (size_t i = 0; i < volumes_.size(); ++i) {
-    json arguments = {{"type", "nbd"},       {"id", Node("e", i)},
-                      {"node-name", Node("s", i)}, {"name", volumes_[i].volume},
+    json arguments = {{"type", "nbd"},
+                      {"id", Node("e", i)},
+                      {"node-name", Node("s", i)},
+                      {"name", volumes_[i].volume},
                       {"writable", false}};
     if (!volumes_[i].prev_bitmap.empty()) {
       arguments["bitmaps"] = {
@@ -382,9 +381,10 @@ Status LiveCut::SettleBitmaps(size_t i, bool success) {
     if (stage.prev_disabled) {
       // Writes since the cut are in the new bitmap: fold them back into the previous one.
       actions.push_back({{"type", "block-dirty-bitmap-merge"},
-                         {"data", {{"node", node},
-                                   {"target", volume.prev_bitmap},
-                                   {"bitmaps", json::array({volume.new_bitmap})}}}});
+                         {"data",
+                          {{"node", node},
+                           {"target", volume.prev_bitmap},
+                           {"bitmaps", json::array({volume.new_bitmap})}}}});
       actions.push_back({{"type", "block-dirty-bitmap-enable"},
                          {"data", {{"node", node}, {"name", volume.prev_bitmap}}}});
     }
@@ -392,8 +392,8 @@ Status LiveCut::SettleBitmaps(size_t i, bool success) {
                        {"data", {{"node", node}, {"name", volume.new_bitmap}}}});
     result = qmp_->Execute("transaction", {{"actions", actions}}, kQmpTimeout).status();
   } else if (stage.prev_disabled) {
-    result = qmp_->Execute("block-dirty-bitmap-enable", {{"node", node}, {"name", volume.prev_bitmap}},
-                           kQmpTimeout)
+    result = qmp_->Execute("block-dirty-bitmap-enable",
+                           {{"node", node}, {"name", volume.prev_bitmap}}, kQmpTimeout)
                  .status();
   }
   stage.new_bitmap = false;

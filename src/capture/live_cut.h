@@ -99,7 +99,7 @@ StatusOr<std::string> CheckBitmap(qmp::Session* qmp, const std::string& node,
 
 // A disk device and the format node its drive belongs on.
 struct DeviceDrive {
-  std::string drive_path;   // QOM path of the device's block backend
+  std::string drive_path;  // QOM path of the device's block backend
   std::string format_node;
 };
 
@@ -126,6 +126,5 @@ inline constexpr char kDevicesNote[] = "devices.json";
 // The devices noted in `scratch_dir` (empty when there is no note or it is unreadable: the
 // capture died before it touched QEMU, or the note was cut short).
 std::vector<DeviceDrive> ReadDevicesNote(const std::string& scratch_dir);
-
 
 }  // namespace sp::capture

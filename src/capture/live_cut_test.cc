@@ -122,8 +122,8 @@ TEST_P(LiveCutTest, CleanupAfterAKillAtAnyStep) {
     auto resumed = vm::ResumeIfPausedByCapture(&qemu, dir_.path() + "/k" + std::to_string(n));
     ASSERT_TRUE(resumed.ok()) << resumed.status();
     EXPECT_EQ(qemu.Leftovers(), "") << "killed after command " << n;
-    EXPECT_TRUE(qemu.violations().empty()) << "killed after command " << n << ": "
-                                           << qemu.violations()[0];
+    EXPECT_TRUE(qemu.violations().empty())
+        << "killed after command " << n << ": " << qemu.violations()[0];
     // A new capture works on the cleaned graph.
     qemu.FailAfter(-1, true);
     LiveCut next(&qemu, dir_.path() + "/next" + std::to_string(n), dir_.path() + "/x.sock");
@@ -141,7 +141,9 @@ TEST_P(LiveCutTest, CleanupAfterAKillAtAnyStep) {
 }
 
 INSTANTIATE_TEST_SUITE_P(FrozenOrPaused, LiveCutTest, ::testing::Bool(),
-                         [](const auto& param_info) { return param_info.param ? "Paused" : "Frozen"; });
+                         [](const auto& param_info) {
+                           return param_info.param ? "Paused" : "Frozen";
+                         });
 
 }  // namespace
 }  // namespace sp::capture

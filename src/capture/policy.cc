@@ -92,8 +92,8 @@ StatusOr<Verdict> Judge(Policy policy, Power power, const Plan& plan, const Trut
                   ? Verdict{Consistency::kCrash,
                             "VM was stopped outside stillpoint and no filesystem shows how"}
                   : Verdict{Consistency::kApplication,
-                            absl::StrCat("VM was stopped outside stillpoint; all ", truth.ext4_found,
-                                         " ext4 journal(s) are clean")};
+                            absl::StrCat("VM was stopped outside stillpoint; all ",
+                                         truth.ext4_found, " ext4 journal(s) are clean")};
   }
   if (verdict.consistency == Consistency::kCrash && policy == Policy::kRequireApp) {
     return absl::FailedPreconditionError(absl::StrCat(

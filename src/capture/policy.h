@@ -28,10 +28,10 @@ enum class Power { kRunning, kStoppedClean, kStoppedDirty, kStoppedUnknown };
 
 // What preflight learned about the guest agent of a running VM.
 struct AgentFinding {
-  bool answers = false;       // sync + ping succeeded in time
-  bool can_freeze = false;    // guest-fsfreeze-freeze enabled (and not already frozen)
-  std::string version;        // e.g. "7.2.22"
-  std::string problem;        // why not, in words ("guest agent did not answer within 2000 ms")
+  bool answers = false;     // sync + ping succeeded in time
+  bool can_freeze = false;  // guest-fsfreeze-freeze enabled (and not already frozen)
+  std::string version;      // e.g. "7.2.22"
+  std::string problem;      // why not, in words ("guest agent did not answer within 2000 ms")
 };
 
 struct Plan {

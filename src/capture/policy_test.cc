@@ -94,7 +94,8 @@ TEST(PolicyTest, VerdictOverAgentPowerFreezeAndJournals) {
       {Policy::kPreferApp, Power::kStoppedUnknown, silent, &froze, clean, kApp, "2 ext4 journal"},
       {Policy::kPreferApp, Power::kStoppedUnknown, silent, &froze, dirty, kCrash, "downgraded"},
       {Policy::kPreferApp, Power::kStoppedUnknown, silent, &froze, none, kCrash, "no filesystem"},
-      {Policy::kRequireApp, Power::kStoppedUnknown, silent, &froze, none, kRefused, "no filesystem"},
+      {Policy::kRequireApp, Power::kStoppedUnknown, silent, &froze, none, kRefused,
+       "no filesystem"},
   };
   int line = 0;
   for (const Row& row : rows) {

@@ -19,8 +19,8 @@ namespace {
 constexpr Millis kThawRetryFor{120'000};
 
 void Log(const std::string& message) {
-  std::fprintf(stderr, "%s thaw-guard: %s\n",
-               FormatUnixMicros(Clock::Real()->UnixMicros()).c_str(), message.c_str());
+  std::fprintf(stderr, "%s thaw-guard: %s\n", FormatUnixMicros(Clock::Real()->UnixMicros()).c_str(),
+               message.c_str());
   std::fflush(stderr);
 }
 
@@ -60,8 +60,8 @@ StatusOr<std::unique_ptr<ThawGuard>> ThawGuard::Start(const ThawGuardOptions& op
   LineReader reader(channel.get());
   auto ready = reader.ReadLine(Deadline::In(Millis(10'000)));
   if (!ready.ok() || *ready != "watching") {
-    return absl::InternalError(absl::StrCat("the thaw guard did not start (see ",
-                                            options.log_path, ")"));
+    return absl::InternalError(
+        absl::StrCat("the thaw guard did not start (see ", options.log_path, ")"));
   }
   return std::unique_ptr<ThawGuard>(new ThawGuard(std::move(channel), *guard));
 }
@@ -80,7 +80,8 @@ Status ThawGuard::Release() {
   int64_t vm_id = 0, deadline_ms = 0;
   if (argc != 10 || !absl::SimpleAtoi(argv[2], &fd) || !absl::SimpleAtoi(argv[5], &vm_id) ||
       !absl::SimpleAtoi(argv[7], &deadline_ms) || !absl::SimpleAtoi(argv[8], &capture_pid)) {
-    std::fprintf(stderr, "usage: %s %s FD QGA_SOCKET VM_NAME VM_ID CATALOG DEADLINE_MS PID RECORD\n",
+    std::fprintf(stderr,
+                 "usage: %s %s FD QGA_SOCKET VM_NAME VM_ID CATALOG DEADLINE_MS PID RECORD\n",
                  argv[0], kThawGuardCommand);
     ::_exit(2);
   }
@@ -107,8 +108,8 @@ Status ThawGuard::Release() {
   std::string label = absl::StrCat("VM '", vm_name, "'");
   auto thawed = qga::ThawWithRetries(qga_socket, label, kThawRetryFor);
   if (thawed.ok()) ::unlink(freeze_record.c_str());
-  std::string outcome = thawed.ok() ? *thawed
-                                    : absl::StrCat("could NOT thaw: ", thawed.status().message());
+  std::string outcome =
+      thawed.ok() ? *thawed : absl::StrCat("could NOT thaw: ", thawed.status().message());
   Log(outcome);
   RecordEvent(catalog_path, vm_id, thawed.ok() ? "agent.thawed-by-guard" : "agent.thaw-failed",
               absl::StrCat(why, "; thaw guard ", outcome));

@@ -16,15 +16,15 @@
 namespace sp::capture {
 
 struct ThawGuardOptions {
-  std::string program;       // binary whose main() hands kThawGuardCommand to ThawGuardMain;
-                             // empty = this executable
-  std::string qga_socket;    // the VM's guest-agent socket
+  std::string program;     // binary whose main() hands kThawGuardCommand to ThawGuardMain;
+                           // empty = this executable
+  std::string qga_socket;  // the VM's guest-agent socket
   std::string vm_name;
   int64_t vm_id = 0;
-  std::string catalog_path;  // where the guard records its event
-  std::string log_path;      // the guard's own log
-  std::string freeze_record; // removed by the guard once it thawed (see qga/freeze_record.h)
-  Millis deadline{5000};     // longest the guest may stay frozen
+  std::string catalog_path;   // where the guard records its event
+  std::string log_path;       // the guard's own log
+  std::string freeze_record;  // removed by the guard once it thawed (see qga/freeze_record.h)
+  Millis deadline{5000};      // longest the guest may stay frozen
 };
 
 inline constexpr char kThawGuardCommand[] = "__thaw-guard";

@@ -65,9 +65,9 @@ StatusOr<Role> ParseRole(const std::string& text) {
 }
 
 Status AuthStore::AddUser(const UserRecord& user) {
-  SP_ASSIGN_OR_RETURN(Statement insert,
-                      db_->Prepare(absl::StrCat("INSERT INTO users (", kUserColumns,
-                                                ") VALUES (?, ?, ?, ?, ?)")));
+  SP_ASSIGN_OR_RETURN(
+      Statement insert,
+      db_->Prepare(absl::StrCat("INSERT INTO users (", kUserColumns, ") VALUES (?, ?, ?, ?, ?)")));
   int64_t now = clock_->UnixMicros();
   insert.Bind(1, user.name).Bind(2, static_cast<int64_t>(user.role)).Bind(3, user.password_hash);
   Status added = insert.Bind(4, now).Bind(5, now).Run();
@@ -78,8 +78,8 @@ Status AuthStore::AddUser(const UserRecord& user) {
 }
 
 StatusOr<UserRecord> AuthStore::FindUser(const std::string& name) {
-  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat(
-                                           "SELECT ", kUserColumns, " FROM users WHERE name = ?")));
+  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat("SELECT ", kUserColumns,
+                                                                 " FROM users WHERE name = ?")));
   query.Bind(1, name);
   SP_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no user '", name, "'"));
@@ -87,8 +87,8 @@ StatusOr<UserRecord> AuthStore::FindUser(const std::string& name) {
 }
 
 StatusOr<std::vector<UserRecord>> AuthStore::ListUsers() {
-  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat(
-                                           "SELECT ", kUserColumns, " FROM users ORDER BY name")));
+  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat("SELECT ", kUserColumns,
+                                                                 " FROM users ORDER BY name")));
   std::vector<UserRecord> users;
   while (true) {
     SP_ASSIGN_OR_RETURN(bool row, query.Step());
@@ -129,9 +129,8 @@ Status AuthStore::AddToken(const TokenRecord& token) {
 }
 
 StatusOr<TokenRecord> AuthStore::FindTokenByDigest(const std::string& digest) {
-  SP_ASSIGN_OR_RETURN(Statement query,
-                      db_->Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                                " FROM tokens WHERE digest = ?")));
+  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                                                 " FROM tokens WHERE digest = ?")));
   query.Bind(1, digest);
   SP_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return absl::NotFoundError("unknown token");
@@ -139,9 +138,9 @@ StatusOr<TokenRecord> AuthStore::FindTokenByDigest(const std::string& digest) {
 }
 
 StatusOr<std::vector<TokenRecord>> AuthStore::ListTokens() {
-  SP_ASSIGN_OR_RETURN(Statement query,
-                      db_->Prepare(absl::StrCat("SELECT ", kTokenColumns,
-                                                " FROM tokens ORDER BY created_us")));
+  SP_ASSIGN_OR_RETURN(
+      Statement query,
+      db_->Prepare(absl::StrCat("SELECT ", kTokenColumns, " FROM tokens ORDER BY created_us")));
   std::vector<TokenRecord> tokens;
   while (true) {
     SP_ASSIGN_OR_RETURN(bool row, query.Step());

@@ -49,7 +49,7 @@ class AuthStore {
   Status AddUser(const UserRecord& user);
   StatusOr<UserRecord> FindUser(const std::string& name);  // NotFound
   StatusOr<std::vector<UserRecord>> ListUsers();
-  Status RemoveUser(const std::string& name);                // NotFound
+  Status RemoveUser(const std::string& name);                                // NotFound
   Status SetPasswordHash(const std::string& name, const std::string& hash);  // NotFound
   // How many users have `role` (the last admin may not be removed).
   StatusOr<int64_t> CountUsers(std::optional<Role> role);

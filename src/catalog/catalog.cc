@@ -158,9 +158,8 @@ Status Catalog::LoadChildren(VmRecord* vm) {
   while (true) {
     SP_ASSIGN_OR_RETURN(bool row, volumes.Step());
     if (!row) break;
-    vm->volumes.push_back({volumes.Text(0), volumes.Text(1), volumes.Text(2),
-                           volumes.Int(3) != 0, volumes.Text(4), volumes.Text(5),
-                           static_cast<int>(volumes.Int(6))});
+    vm->volumes.push_back({volumes.Text(0), volumes.Text(1), volumes.Text(2), volumes.Int(3) != 0,
+                           volumes.Text(4), volumes.Text(5), static_cast<int>(volumes.Int(6))});
   }
   SP_ASSIGN_OR_RETURN(Statement nics, db_->Prepare("SELECT mac, network FROM nics WHERE "
                                                    "vm_id = ? ORDER BY position"));
@@ -206,9 +205,8 @@ Status Catalog::ReplaceVolumes(int64_t vm_id, const std::vector<VolumeRecord>& v
 }
 
 Status Catalog::SetPowerState(int64_t vm_id, PowerState state, const std::string& reason) {
-  SP_ASSIGN_OR_RETURN(Statement update,
-                      db_->Prepare("UPDATE vms SET state = ?, state_reason = ?, "
-                                   "state_changed_us = ? WHERE id = ?"));
+  SP_ASSIGN_OR_RETURN(Statement update, db_->Prepare("UPDATE vms SET state = ?, state_reason = ?, "
+                                                     "state_changed_us = ? WHERE id = ?"));
   update.Bind(1, PowerStateName(state)).Bind(2, reason).Bind(3, clock_->UnixMicros());
   return update.Bind(4, vm_id).Run();
 }

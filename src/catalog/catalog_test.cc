@@ -14,8 +14,9 @@ VmRecord SampleVm(const std::string& name, const std::string& mac) {
   vm.name = name;
   vm.vcpus = 2;
   vm.memory_mib = 1024;
-  vm.volumes = {{"root", "/images/" + name + "-root.qcow2", "qcow2", true, "sp-root", "root-fmt", 4},
-                {"data", "/images/" + name + "-data.qcow2", "qcow2", false, "sp-data", "data-fmt", 5}};
+  vm.volumes = {
+      {"root", "/images/" + name + "-root.qcow2", "qcow2", true, "sp-root", "root-fmt", 4},
+      {"data", "/images/" + name + "-data.qcow2", "qcow2", false, "sp-data", "data-fmt", 5}};
   vm.nics = {{mac, "user"}};
   return vm;
 }
@@ -79,8 +80,10 @@ TEST_F(CatalogTest, DuplicateNameOrMacAddsNothing) {
 TEST_F(CatalogTest, PowerStateEventsAndSettingsPersistAcrossReopen) {
   auto id = catalog_->AddVm(SampleVm("web01", "52:54:00:00:00:01"));
   ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(catalog_->SetPowerState(*id, PowerState::kStoppedDirty,
-                                      "QEMU was killed by signal 9 (SIGKILL)").ok());
+  ASSERT_TRUE(
+      catalog_
+          ->SetPowerState(*id, PowerState::kStoppedDirty, "QEMU was killed by signal 9 (SIGKILL)")
+          .ok());
   auto vm = catalog_->GetVm(*id);
   ASSERT_TRUE(catalog_->AddEvent(&*vm, "vm.stopped", "killed").ok());
   ASSERT_TRUE(catalog_->SetSetting("snapshots.enabled", "false").ok());

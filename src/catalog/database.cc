@@ -91,9 +91,9 @@ Status CreateForOwnerOnly(const std::string& path) {
 StatusOr<std::unique_ptr<Database>> Database::Open(const std::string& path) {
   if (path != ":memory:") SP_RETURN_IF_ERROR(CreateForOwnerOnly(path));
   sqlite3* db = nullptr;
-  int code = sqlite3_open_v2(path.c_str(), &db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                             nullptr);
+  int code =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (code != SQLITE_OK) {
     Status status = SqliteStatus(db, code, absl::StrCat("open catalog ", path));
     sqlite3_close(db);
@@ -110,8 +110,8 @@ Database::~Database() { sqlite3_close(db_); }
 
 StatusOr<Statement> Database::Prepare(const std::string& sql) {
   sqlite3_stmt* statement = nullptr;
-  int code = sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &statement,
-                                nullptr);
+  int code =
+      sqlite3_prepare_v2(db_, sql.c_str(), static_cast<int>(sql.size()), &statement, nullptr);
   if (code != SQLITE_OK) return SqliteStatus(db_, code, absl::StrCat("prepare: ", sql));
   return Statement(db_, statement);
 }

@@ -62,7 +62,8 @@ std::optional<JobState> ParseJobState(const std::string& text) {
 
 Status JobStore::Insert(const JobRecord& job) {
   SP_ASSIGN_OR_RETURN(Statement insert,
-                      db_->Prepare(absl::StrCat("INSERT INTO jobs (", kJobColumns, ") VALUES "
+                      db_->Prepare(absl::StrCat("INSERT INTO jobs (", kJobColumns,
+                                                ") VALUES "
                                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
   insert.Bind(1, job.id).Bind(2, job.kind).Bind(3, JobStateName(job.state)).Bind(4, job.vm);
   insert.Bind(5, job.requested_by).Bind(6, job.params_json).Bind(7, job.progress_json);
@@ -85,7 +86,7 @@ Status JobStore::Update(const JobRecord& job) {
 
 StatusOr<JobRecord> JobStore::Get(const std::string& id) {
   SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat("SELECT ", kJobColumns,
-                                                                  " FROM jobs WHERE id = ?")));
+                                                                 " FROM jobs WHERE id = ?")));
   query.Bind(1, id);
   SP_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("no job '", id, "'"));
@@ -95,7 +96,8 @@ StatusOr<JobRecord> JobStore::Get(const std::string& id) {
 StatusOr<std::vector<JobRecord>> JobStore::List(const JobFilter& filter) {
   SP_ASSIGN_OR_RETURN(
       Statement query,
-      db_->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE (? = '' OR vm = ?) "
+      db_->Prepare(absl::StrCat("SELECT ", kJobColumns,
+                                " FROM jobs WHERE (? = '' OR vm = ?) "
                                 "AND (? = '' OR state = ?) ORDER BY created_us DESC, id DESC "
                                 "LIMIT ? OFFSET ?")));
   std::string state = filter.state ? JobStateName(*filter.state) : "";
@@ -118,7 +120,8 @@ StatusOr<std::map<std::string, int64_t>> JobStore::CountByState() {
 StatusOr<std::vector<JobRecord>> JobStore::FailUnfinished(const std::string& reason) {
   SP_ASSIGN_OR_RETURN(auto transaction, Transaction::Begin(db_));
   SP_ASSIGN_OR_RETURN(Statement query,
-                      db_->Prepare(absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state "
+                      db_->Prepare(absl::StrCat("SELECT ", kJobColumns,
+                                                " FROM jobs WHERE state "
                                                 "IN ('queued', 'running') ORDER BY created_us")));
   SP_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, ReadJobs(query));
   for (JobRecord& job : jobs) {

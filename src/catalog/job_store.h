@@ -26,15 +26,15 @@ inline bool IsFinished(JobState state) {
 
 struct JobRecord {
   std::string id;
-  std::string kind;          // "snapshot.create", "snapshot.restore", "repo.gc", ...
+  std::string kind;  // "snapshot.create", "snapshot.restore", "repo.gc", ...
   JobState state = JobState::kQueued;
   std::string vm;            // the VM it works on, by name; empty for repository jobs
   std::string requested_by;  // user, "schedule:NAME", or "cli"
   std::string params_json;   // the request, as JSON
   std::string progress_json = "{}";
-  std::string result_json;   // on success
-  std::string error;         // on failure: the message
-  std::string error_code;    // "not_found", "failed_precondition", ...
+  std::string result_json;  // on success
+  std::string error;        // on failure: the message
+  std::string error_code;   // "not_found", "failed_precondition", ...
   int64_t created_us = 0;
   std::optional<int64_t> started_us;
   std::optional<int64_t> finished_us;

@@ -19,14 +19,14 @@ namespace sp::catalog {
 
 struct RecoveryPointRecord {
   std::string id;
-  std::string vm_uuid;   // the VM identity recorded in the manifest
+  std::string vm_uuid;  // the VM identity recorded in the manifest
   std::string vm_name;
   std::string name;
   std::string description;
-  std::string parent_id;       // empty for a full capture
-  std::string state;           // "complete" (an index holds only committed points today)
-  std::string consistency;     // "application" | "crash" | "" when not recorded
-  std::string reason;          // why that consistency, in words
+  std::string parent_id;    // empty for a full capture
+  std::string state;        // "complete" (an index holds only committed points today)
+  std::string consistency;  // "application" | "crash" | "" when not recorded
+  std::string reason;       // why that consistency, in words
   int64_t created_us = 0;
   int64_t logical_bytes = 0;     // sum of the volume sizes
   int64_t new_stored_bytes = 0;  // what this point added to the repository

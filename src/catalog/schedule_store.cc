@@ -32,8 +32,8 @@ StatusOr<ScheduleRow> ScheduleStore::Get(const std::string& name) {
 }
 
 StatusOr<std::vector<ScheduleRow>> ScheduleStore::List() {
-  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat(
-                                           "SELECT ", kColumns, " FROM schedules ORDER BY name")));
+  SP_ASSIGN_OR_RETURN(Statement query, db_->Prepare(absl::StrCat("SELECT ", kColumns,
+                                                                 " FROM schedules ORDER BY name")));
   std::vector<ScheduleRow> rows;
   while (true) {
     SP_ASSIGN_OR_RETURN(bool row, query.Step());

@@ -29,8 +29,8 @@ class ScheduleStore {
   // Adds the schedule or replaces its description (keeping when it last ran).
   Status Put(const std::string& name, const std::string& spec_json);
   StatusOr<ScheduleRow> Get(const std::string& name);  // NotFound
-  StatusOr<std::vector<ScheduleRow>> List();            // by name
-  Status Remove(const std::string& name);               // NotFound
+  StatusOr<std::vector<ScheduleRow>> List();           // by name
+  Status Remove(const std::string& name);              // NotFound
   Status MarkRun(const std::string& name, int64_t slot_us, const std::string& job_id);
 
  private:

@@ -148,9 +148,9 @@ Status MigrateSchema(Database* db) {
   SP_ASSIGN_OR_RETURN(int64_t version, UserVersion(db));
   const auto newest = static_cast<int64_t>(kSteps.size());
   if (version > newest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "catalog ", db->path(), " has schema version ", version, "; this stillpoint knows up to ",
-        newest, ". Use a newer stillpoint"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("catalog ", db->path(), " has schema version ", version,
+                     "; this stillpoint knows up to ", newest, ". Use a newer stillpoint"));
   }
   for (int64_t step = version; step < newest; ++step) {
     SP_RETURN_IF_ERROR(db->Exec(kSteps[static_cast<size_t>(step)]));

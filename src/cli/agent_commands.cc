@@ -14,8 +14,7 @@ struct AgentArgs {
   double timeout_s = 5;
 };
 
-using AgentWork =
-    std::function<Status(qga::Client*, const catalog::VmRecord&, Millis, bool json)>;
+using AgentWork = std::function<Status(qga::Client*, const catalog::VmRecord&, Millis, bool json)>;
 
 void AddAgentCommand(CLI::App& agent_cmd, Context& context, const std::string& command,
                      const std::string& help, AgentWork work) {
@@ -53,7 +52,9 @@ Status Info(qga::Client* agent, const catalog::VmRecord& vm, Millis timeout, boo
   SP_ASSIGN_OR_RETURN(qga::AgentInfo info, agent->Info(timeout));
   bool can_freeze = info.Supports("guest-fsfreeze-freeze");
   if (json) {
-    PrintJson({{"vm", vm.name}, {"version", info.version}, {"can_freeze", can_freeze},
+    PrintJson({{"vm", vm.name},
+               {"version", info.version},
+               {"can_freeze", can_freeze},
                {"enabled_commands", info.enabled_commands}});
   } else {
     std::cout << "version:          " << info.version << "\n"
@@ -70,8 +71,10 @@ Status Fsinfo(qga::Client* agent, const catalog::VmRecord& vm, Millis timeout, b
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& fs : mapped) {
-      out.push_back({{"mountpoint", fs.mountpoint}, {"type", fs.type},
-                     {"guest_device", fs.guest_device}, {"volumes", fs.volumes},
+      out.push_back({{"mountpoint", fs.mountpoint},
+                     {"type", fs.type},
+                     {"guest_device", fs.guest_device},
+                     {"volumes", fs.volumes},
                      {"matched_by", fs.matched_by}});
     }
     PrintJson(out);
@@ -148,8 +151,11 @@ void AddExec(CLI::App& agent_cmd, Context& context) {
       std::vector<std::string> rest(args->command.begin() + 1, args->command.end());
       SP_ASSIGN_OR_RETURN(qga::ExecResult result, agent->Run(args->command[0], rest, timeout));
       if (context.json) {
-        PrintJson({{"vm", vm.name}, {"exit_code", result.exit_code}, {"signal", result.signal},
-                   {"stdout", result.out}, {"stderr", result.err}});
+        PrintJson({{"vm", vm.name},
+                   {"exit_code", result.exit_code},
+                   {"signal", result.signal},
+                   {"stdout", result.out},
+                   {"stderr", result.err}});
       } else {
         std::cout << result.out << std::flush;
         std::cerr << result.err << std::flush;

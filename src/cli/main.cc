@@ -2,8 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "cli/context.h"
 #include "capture/thaw_guard.h"
+#include "cli/context.h"
 #include "cli/repo_commands.h"
 #include "cli/restore_commands.h"
 #include "cli/service_commands.h"

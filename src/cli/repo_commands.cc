@@ -52,8 +52,8 @@ void AddInit(CLI::App& repo_cmd, Context& context) {
         options.encrypted = true;
         options.key_file = flags->key_file;
       } else if (flags->encryption != "none") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "--encryption '", flags->encryption, "': choose none or aes-256-gcm"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--encryption '", flags->encryption, "': choose none or aes-256-gcm"));
       }
       RepoFlags location{flags->path, flags->key_file};
       SP_ASSIGN_OR_RETURN(std::string path, app::App::RepoPath(location));
@@ -62,8 +62,8 @@ void AddInit(CLI::App& repo_cmd, Context& context) {
         PrintJson({{"path", path}, {"created", true}});
       } else {
         std::cout << "created repository " << path << " (chunks "
-                  << repo::FormatBytes(options.chunk_size) << ", compression "
-                  << flags->compression << ", encryption " << flags->encryption << ")\n";
+                  << repo::FormatBytes(options.chunk_size) << ", compression " << flags->compression
+                  << ", encryption " << flags->encryption << ")\n";
       }
       return absl::OkStatus();
     };
@@ -139,8 +139,10 @@ void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
   verify->callback([flags, &context] {
     context.action = [flags, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(repo::VerifyReport report, app::App::VerifyRepo(*flags, flags->point));
-      if (context.json) PrintJson(app::VerifyJson(report));
-      else PrintVerify(report);
+      if (context.json)
+        PrintJson(app::VerifyJson(report));
+      else
+        PrintVerify(report);
       return app::App::VerifyVerdict(report);
     };
   });
@@ -155,8 +157,7 @@ void AddVerifyGc(CLI::App& repo_cmd, Context& context) {
         return absl::OkStatus();
       }
       std::cout << "freed " << repo::FormatBytes(report.bytes_freed) << " in "
-                << report.chunks_deleted << " chunks; " << report.chunks_in_use
-                << " chunks in use";
+                << report.chunks_deleted << " chunks; " << report.chunks_in_use << " chunks in use";
       if (report.chunks_spared > 0) {
         std::cout << "; " << report.chunks_spared << " unused chunks kept (newer than this gc "
                   << "or a running backup; the next gc frees them)";
@@ -220,8 +221,10 @@ void AddRebuildCatalog(CLI::App& repo_cmd, Context& context) {
     context.action = [flags, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(size_t points, app->RebuildCatalog(*flags));
-      if (context.json) PrintJson({{"recovery_points", points}});
-      else std::cout << "catalog now lists " << points << " recovery points\n";
+      if (context.json)
+        PrintJson({{"recovery_points", points}});
+      else
+        std::cout << "catalog now lists " << points << " recovery points\n";
       return absl::OkStatus();
     };
   });
@@ -300,8 +303,8 @@ void RegisterRepoCommands(CLI::App& root, Context& context) {
   AddVerifyGc(*repo_cmd, context);
   AddPrune(*repo_cmd, context);
   AddRebuildCatalog(*repo_cmd, context);
-  AddSnapshotDelete(
-      *FindOrAddSubcommand(root, "snapshot", "Take, list and delete recovery points"), context);
+  AddSnapshotDelete(*FindOrAddSubcommand(root, "snapshot", "Take, list and delete recovery points"),
+                    context);
   AddSetLimit(*FindOrAddSubcommand(root, "vm", "Define, run and inspect VMs"), context);
 }
 

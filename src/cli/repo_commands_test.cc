@@ -2,10 +2,10 @@
 
 #include <cstdlib>
 
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "catalog/catalog.h"
 #include "catalog/recovery_points.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "repo/repository.h"
 #include "testing/temp_dir.h"
 
@@ -38,7 +38,8 @@ class RepoCommandsTest : public ::testing::Test {
 };
 
 TEST_F(RepoCommandsTest, InitInfoStatsVerifyGc) {
-  ASSERT_TRUE(RunCommand({"repo", "init", Repo(), "--chunk-size", "1M", "--compression", "zstd:1"}).ok());
+  ASSERT_TRUE(
+      RunCommand({"repo", "init", Repo(), "--chunk-size", "1M", "--compression", "zstd:1"}).ok());
   EXPECT_TRUE(absl::IsAlreadyExists(RunCommand({"repo", "init", Repo()})));
   EXPECT_TRUE(RunCommand({"repo", "info", "--repo", Repo()}).ok());
   EXPECT_TRUE(RunCommand({"repo", "stats", "--repo", Repo(), "--json"}).ok());
@@ -56,13 +57,15 @@ TEST_F(RepoCommandsTest, RefusesBadOptionsWithAdvice) {
   EXPECT_TRUE(absl::IsInvalidArgument(status));
   EXPECT_THAT(status.message(), HasSubstr("--key-file"));
   EXPECT_TRUE(absl::IsInvalidArgument(RunCommand({"repo", "init", Repo(), "--chunk-size", "3M"})));
-  EXPECT_TRUE(absl::IsInvalidArgument(RunCommand({"repo", "init", Repo(), "--compression", "lz4"})));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(RunCommand({"repo", "init", Repo(), "--compression", "lz4"})));
   EXPECT_TRUE(absl::IsNotFound(RunCommand({"repo", "info", "--repo", Repo()})));
 }
 
 TEST_F(RepoCommandsTest, EncryptedRepositoryOpensOnlyWithItsKey) {
   std::string key = dir_.path() + "/key";
-  ASSERT_TRUE(RunCommand({"repo", "init", Repo(), "--encryption", "aes-256-gcm", "--key-file", key}).ok());
+  ASSERT_TRUE(
+      RunCommand({"repo", "init", Repo(), "--encryption", "aes-256-gcm", "--key-file", key}).ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(RunCommand({"repo", "info", "--repo", Repo()})));
   EXPECT_TRUE(RunCommand({"repo", "info", "--repo", Repo(), "--key-file", key}).ok());
 }
@@ -81,8 +84,9 @@ TEST_F(RepoCommandsTest, VerifyExitsWithDataLossOnACorruptChunk) {
   ASSERT_TRUE(repo->fs()->WriteFileDurably(repo->ChunkPath(index.chunks[0]), "garbage").ok());
   Status status = RunCommand({"repo", "verify", "--repo", Repo()});
   EXPECT_TRUE(absl::IsDataLoss(status)) << status;
-  EXPECT_TRUE(RunCommand({"repo", "prune", "web01", "--keep-last", "1", "--dry-run", "--repo", Repo()})
-                  .ok());
+  EXPECT_TRUE(
+      RunCommand({"repo", "prune", "web01", "--keep-last", "1", "--dry-run", "--repo", Repo()})
+          .ok());
   EXPECT_TRUE(absl::IsInvalidArgument(RunCommand({"repo", "prune", "web01", "--repo", Repo()})));
 }
 

@@ -43,8 +43,7 @@ void AddCreateFromSnapshot(CLI::App& vm_cmd, Context& context) {
   auto args = std::make_shared<CreateArgs>();
   CLI::App* create = vm_cmd.add_subcommand(
       "create-from-snapshot", "Make a new VM (new UUID and MACs) from a recovery point");
-  create->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")
-      ->required();
+  create->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")->required();
   create->add_option("--name", args->name, "name of the new VM")->required();
   create->add_option("--dir", args->dir,
                      "directory for its images (default: <state dir>/images/<name>)");
@@ -63,8 +62,8 @@ void AddCreateFromSnapshot(CLI::App& vm_cmd, Context& context) {
       }
       std::vector<std::string> macs;
       for (const auto& nic : result.vm.nics) macs.push_back(nic.mac);
-      std::cout << "VM '" << result.vm.name << "' created from recovery point "
-                << result.point_id << "\nuuid: " << result.vm.uuid
+      std::cout << "VM '" << result.vm.name << "' created from recovery point " << result.point_id
+                << "\nuuid: " << result.vm.uuid
                 << "\nmacs: " << (macs.empty() ? "(no NICs)" : absl::StrJoin(macs, ", "))
                 << "\nvolumes:\n";
       PrintVolumes(result.volumes);
@@ -131,8 +130,11 @@ Status Mount(Context& context, const MountArgs& args) {
   const std::string& volume = mounted.volume;
   restore::VolumeServer* server = mounted.server.get();
   if (context.json) {
-    PrintJson({{"point", mounted.point_id}, {"volume", volume}, {"uri", server->uri()},
-               {"size", server->size()}, {"read_only", true}});
+    PrintJson({{"point", mounted.point_id},
+               {"volume", volume},
+               {"uri", server->uri()},
+               {"size", server->size()},
+               {"read_only", true}});
   } else {
     std::cout << "serving volume '" << volume << "' of recovery point " << mounted.point_id
               << " read-only (" << Bytes(server->size()) << ")\n  " << server->uri()
@@ -154,8 +156,7 @@ void AddMount(CLI::App& snapshot, Context& context) {
   auto args = std::make_shared<MountArgs>();
   CLI::App* mount = snapshot.add_subcommand(
       "mount", "Serve a volume of a recovery point read-only over NBD until Ctrl-C");
-  mount->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")
-      ->required();
+  mount->add_option("snapshot", args->point, "recovery point id (or a unique prefix)")->required();
   mount->add_option("--volume", args->volume, "volume to serve (default: the boot volume)");
   auto* socket = mount->add_option("--socket", args->socket,
                                    "unix socket to listen on (default: in the run directory)");

@@ -55,11 +55,12 @@ StatusOr<nlohmann::json> SpecJson(const SetArgs& args) {
 
 void PrintSchedule(const app::ScheduleRecord& record) {
   nlohmann::json json = app::ScheduleRecordToJson(record);
-  std::string when = record.spec.every_minutes > 0
-                         ? absl::StrCat("every ", record.spec.every_minutes, " min")
-                         : absl::StrCat("at ", absl::StrJoin(json["at"].get<std::vector<std::string>>(), ","),
-                                        json["weekdays"].empty() ? "" : " on ",
-                                        absl::StrJoin(json["weekdays"].get<std::vector<std::string>>(), ","));
+  std::string when =
+      record.spec.every_minutes > 0
+          ? absl::StrCat("every ", record.spec.every_minutes, " min")
+          : absl::StrCat("at ", absl::StrJoin(json["at"].get<std::vector<std::string>>(), ","),
+                         json["weekdays"].empty() ? "" : " on ",
+                         absl::StrJoin(json["weekdays"].get<std::vector<std::string>>(), ","));
   std::cout << "schedule:    " << record.spec.name << (record.spec.enabled ? "" : " (disabled)")
             << "\nVMs:         " << absl::StrJoin(record.spec.vms, ", ")
             << "\nwhen:        " << when << "\nconsistency: " << record.spec.consistency
@@ -92,8 +93,10 @@ void AddSet(CLI::App& schedule, Context& context) {
       SP_ASSIGN_OR_RETURN(app::ScheduleSpec spec, app::ScheduleSpecFromJson(args->name, json));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(auto record, app->SetSchedule(spec, {"cli", "", ""}));
-      if (context.json) PrintJson(app::ScheduleRecordToJson(record));
-      else PrintSchedule(record);
+      if (context.json)
+        PrintJson(app::ScheduleRecordToJson(record));
+      else
+        PrintSchedule(record);
       return absl::OkStatus();
     };
   });
@@ -113,8 +116,10 @@ void RegisterScheduleCommands(CLI::App& root, Context& context) {
     context.action = [name, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(auto record, app->GetSchedule(*name));
-      if (context.json) PrintJson(app::ScheduleRecordToJson(record));
-      else PrintSchedule(record);
+      if (context.json)
+        PrintJson(app::ScheduleRecordToJson(record));
+      else
+        PrintSchedule(record);
       return absl::OkStatus();
     };
   });
@@ -135,8 +140,10 @@ void RegisterScheduleCommands(CLI::App& root, Context& context) {
                       record.spec.enabled ? "yes" : "no",
                       record.last_run_us ? FormatUnixMicros(*record.last_run_us) : "never"});
       }
-      if (context.json) PrintJson(out);
-      else std::cout << table.Render();
+      if (context.json)
+        PrintJson(out);
+      else
+        std::cout << table.Render();
       return absl::OkStatus();
     };
   });

@@ -90,9 +90,7 @@ void AddServe(CLI::App& root, Context& context) {
                         " when it exists)");
   serve->add_flag("--check-config", args->check_config,
                   "only read the configuration, say whether it is valid, and exit");
-  serve->callback([args, &context] {
-    context.action = [args]() { return Serve(*args); };
-  });
+  serve->callback([args, &context] { context.action = [args]() { return Serve(*args); }; });
 }
 
 // --- user -------------------------------------------------------------------------------------
@@ -138,7 +136,8 @@ void AddUser(CLI::App& root, Context& context) {
     std::string name, role = "viewer", password_file;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* add = user->add_subcommand("add", "Add a user (password from --password-file or stdin)");
+  CLI::App* add =
+      user->add_subcommand("add", "Add a user (password from --password-file or stdin)");
   add->add_option("name", args->name, "user name")->required();
   add->add_option("--role", args->role, "viewer, operator or admin")->capture_default_str();
   add->add_option("--password-file", args->password_file, "read the password from this file");
@@ -149,8 +148,10 @@ void AddUser(CLI::App& root, Context& context) {
       SP_ASSIGN_OR_RETURN(std::string password, ReadPassword(args->password_file));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(auto added, app->AddUser(args->name, role, password, Local()));
-      if (context.json) PrintJson(UserJson(added));
-      else std::cout << "added user '" << added.name << "' (" << catalog::RoleName(role) << ")\n";
+      if (context.json)
+        PrintJson(UserJson(added));
+      else
+        std::cout << "added user '" << added.name << "' (" << catalog::RoleName(role) << ")\n";
       return absl::OkStatus();
     };
   });
@@ -166,8 +167,10 @@ void AddUser(CLI::App& root, Context& context) {
         out.push_back(UserJson(one));
         table.AddRow({one.name, catalog::RoleName(one.role), FormatUnixMicros(one.created_us)});
       }
-      if (context.json) PrintJson(out);
-      else std::cout << table.Render();
+      if (context.json)
+        PrintJson(out);
+      else
+        std::cout << table.Render();
       return absl::OkStatus();
     };
   });
@@ -191,7 +194,8 @@ void AddUser(CLI::App& root, Context& context) {
       SP_ASSIGN_OR_RETURN(std::string password, ReadPassword(passwd->password_file));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_RETURN_IF_ERROR(app->SetPassword(passwd->name, password, Local()));
-      std::cout << "password of '" << passwd->name << "' changed (a running service signs its "
+      std::cout << "password of '" << passwd->name
+                << "' changed (a running service signs its "
                    "sessions out within its session lifetime)\n";
       return absl::OkStatus();
     };
@@ -230,9 +234,11 @@ void AddToken(CLI::App& root, Context& context) {
       SP_ASSIGN_OR_RETURN(catalog::Role role, catalog::ParseRole(args->role));
       SP_ASSIGN_OR_RETURN(auto lifetime, ParseLifetime(args->expires));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(app::NewToken made, app->CreateToken(args->name, role, lifetime, Local()));
+      SP_ASSIGN_OR_RETURN(app::NewToken made,
+                          app->CreateToken(args->name, role, lifetime, Local()));
       if (context.json) {
-        PrintJson({{"id", made.record.id}, {"secret", made.secret},
+        PrintJson({{"id", made.record.id},
+                   {"secret", made.secret},
                    {"role", catalog::RoleName(role)},
                    {"expires", made.record.expires_us
                                    ? nlohmann::json(FormatUnixMicros(*made.record.expires_us))
@@ -256,12 +262,17 @@ void AddToken(CLI::App& root, Context& context) {
       for (const auto& one : tokens) {
         std::string expires = one.expires_us ? FormatUnixMicros(*one.expires_us) : "never";
         std::string state = one.revoked_us ? "revoked" : "active";
-        out.push_back({{"id", one.id}, {"name", one.name}, {"role", catalog::RoleName(one.role)},
-                       {"expires", expires}, {"state", state}});
+        out.push_back({{"id", one.id},
+                       {"name", one.name},
+                       {"role", catalog::RoleName(one.role)},
+                       {"expires", expires},
+                       {"state", state}});
         table.AddRow({one.id, one.name, catalog::RoleName(one.role), expires, state});
       }
-      if (context.json) PrintJson(out);
-      else std::cout << table.Render();
+      if (context.json)
+        PrintJson(out);
+      else
+        std::cout << table.Render();
       return absl::OkStatus();
     };
   });

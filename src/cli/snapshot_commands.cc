@@ -22,10 +22,9 @@ class ProgressLine {
     if (elapsed - last_ < 0.2 && progress.all_done_bytes < progress.total_bytes) return;
     last_ = elapsed;
     double rate = elapsed > 0 ? static_cast<double>(progress.all_done_bytes) / elapsed : 0;
-    double left = rate > 0 ? static_cast<double>(progress.total_bytes - progress.all_done_bytes) / rate
-                           : 0;
-    std::fprintf(stderr, "\r  %-10s %10s / %-10s %7.1f MB/s  ETA %4.0f s ",
-                 progress.volume.c_str(),
+    double left =
+        rate > 0 ? static_cast<double>(progress.total_bytes - progress.all_done_bytes) / rate : 0;
+    std::fprintf(stderr, "\r  %-10s %10s / %-10s %7.1f MB/s  ETA %4.0f s ", progress.volume.c_str(),
                  FormatBytes(static_cast<int64_t>(progress.all_done_bytes)).c_str(),
                  FormatBytes(static_cast<int64_t>(progress.total_bytes)).c_str(), rate / 1e6, left);
     shown_ = true;
@@ -181,8 +180,8 @@ void PrintFilesystems(const repo::PointDescription& recorded) {
 // What a point is: identity, consistency and why, power state, policy, full or incremental.
 void PrintPointSummary(const repo::Manifest& point) {
   const repo::PointDescription& recorded = point.point_description;
-  std::cout << "recovery point " << point.id << " of VM '" << point.vm_name << "' ("
-            << point.vm_id << ")\n"
+  std::cout << "recovery point " << point.id << " of VM '" << point.vm_name << "' (" << point.vm_id
+            << ")\n"
             << "name:          " << point.name << "\n";
   if (!point.description.empty()) std::cout << "description:   " << point.description << "\n";
   std::cout << "state:         complete\n"

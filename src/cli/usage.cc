@@ -56,8 +56,10 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> SplitSpec(const std::
   for (char c : spec) {
     std::string& field = in_value ? parts.back().second : parts.back().first;
     if (quote != 0) {
-      if (c == quote) quote = 0;
-      else field.push_back(c);
+      if (c == quote)
+        quote = 0;
+      else
+        field.push_back(c);
     } else if (in_value && field.empty() && (c == '"' || c == '\'')) {  // only a whole value
       quote = c;
     } else if (c == ',') {
@@ -70,8 +72,8 @@ StatusOr<std::vector<std::pair<std::string, std::string>>> SplitSpec(const std::
     }
   }
   if (quote != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        option, " '", spec, "': a quote (", std::string(1, quote), ") is not closed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, " '", spec, "': a quote (", std::string(1, quote), ") is not closed"));
   }
   std::erase_if(parts, [](const auto& part) { return part.first.empty() && part.second.empty(); });
   return parts;

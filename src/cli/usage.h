@@ -17,8 +17,8 @@ Status UsageError(CLI::App& root, const CLI::ParseError& error);
 
 // Splits an option spec such as `name=root,path="/img/a,b.qcow2",boot` into its parts at the
 // commas outside quotes, each as (key, value) with the value's quotes removed ("boot" → ("boot",
-// "")). A value quoted (from its first character) with " or ' may hold commas. InvalidArgument (naming `option`) for an
-// unterminated quote.
+// "")). A value quoted (from its first character) with " or ' may hold commas. InvalidArgument
+// (naming `option`) for an unterminated quote.
 StatusOr<std::vector<std::pair<std::string, std::string>>> SplitSpec(const std::string& option,
                                                                      const std::string& spec);
 

@@ -24,8 +24,8 @@ Status UnknownPart(const char* option, const std::string& spec, const std::strin
       value.empty() ? " (if it is part of the value before it, which holds a comma, quote that "
                       "value)"
                     : "";
-  return absl::InvalidArgumentError(absl::StrCat(option, " '", spec, "': unknown part '", part,
-                                                 "'", hint, "; write ", usage));
+  return absl::InvalidArgumentError(
+      absl::StrCat(option, " '", spec, "': unknown part '", part, "'", hint, "; write ", usage));
 }
 
 // "name=root,path=/img/root.qcow2,format=qcow2,boot,serial=S" → a volume. A value holding a
@@ -34,16 +34,22 @@ StatusOr<catalog::VolumeRecord> ParseVolume(const std::string& spec) {
   catalog::VolumeRecord volume;
   SP_ASSIGN_OR_RETURN(auto parts, SplitSpec("--volume", spec));
   for (const auto& [key, value] : parts) {
-    if (key == "name") volume.name = value;
-    else if (key == "path") volume.path = value;
-    else if (key == "format") volume.format = value;
-    else if (key == "serial") volume.serial = value;
-    else if (key == "boot" && value.empty()) volume.boot = true;
-    else return UnknownPart("--volume", spec, key, value, kVolumeUsage);
+    if (key == "name")
+      volume.name = value;
+    else if (key == "path")
+      volume.path = value;
+    else if (key == "format")
+      volume.format = value;
+    else if (key == "serial")
+      volume.serial = value;
+    else if (key == "boot" && value.empty())
+      volume.boot = true;
+    else
+      return UnknownPart("--volume", spec, key, value, kVolumeUsage);
   }
   if (volume.name.empty() || volume.path.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--volume '", spec, "' needs name= and path= (e.g. name=root,path=root.qcow2,boot)"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--volume '", spec, "' needs name= and path= (e.g. name=root,path=root.qcow2,boot)"));
   }
   return volume;
 }
@@ -54,9 +60,12 @@ StatusOr<std::optional<catalog::NicRecord>> ParseNic(const std::string& spec) {
   catalog::NicRecord nic{"", "user"};
   SP_ASSIGN_OR_RETURN(auto parts, SplitSpec("--nic", spec));
   for (const auto& [key, value] : parts) {
-    if (key == "network") nic.network = value;
-    else if (key == "mac") nic.mac = value;
-    else return UnknownPart("--nic", spec, key, value, "network=user|none[,mac=MAC]");
+    if (key == "network")
+      nic.network = value;
+    else if (key == "mac")
+      nic.mac = value;
+    else
+      return UnknownPart("--nic", spec, key, value, "network=user|none[,mac=MAC]");
   }
   return std::optional<catalog::NicRecord>(nic);
 }
@@ -84,8 +93,8 @@ void PrintVm(const VmRecord& vm, const std::optional<repo::VmUsage>& usage,
             << "guest agent: " << (vm.agent ? "yes" : "no") << "\n"
             << "consistency: " << vm.policy << "\n"
             << "space used:  "
-            << (usage ? absl::StrCat(FormatBytes(static_cast<int64_t>(usage->stored_bytes)),
-                                     " by ", usage->points, " recovery point(s)")
+            << (usage ? absl::StrCat(FormatBytes(static_cast<int64_t>(usage->stored_bytes)), " by ",
+                                     usage->points, " recovery point(s)")
                       : "unknown")
             << "\n"
             << "space limit: "
@@ -123,9 +132,11 @@ void AddDefine(CLI::App& vm_cmd, Context& context) {
   auto args = std::make_shared<DefineArgs>();
   CLI::App* define = vm_cmd.add_subcommand("define", "Define a VM that stillpoint launches");
   define->add_option("name", args->vm.name, "VM name (unique)")->required();
-  define->add_option("--volume", args->volumes,
-                     "name=NAME,path=IMAGE[,format=qcow2|raw][,serial=S][,boot] (repeatable; "
-                     "exactly one boot)")->required();
+  define
+      ->add_option("--volume", args->volumes,
+                   "name=NAME,path=IMAGE[,format=qcow2|raw][,serial=S][,boot] (repeatable; "
+                   "exactly one boot)")
+      ->required();
   define->add_option("--vcpus", args->vm.vcpus, "virtual CPUs")->capture_default_str();
   define->add_option("--memory", args->memory, "memory, e.g. 512M or 2G")->capture_default_str();
   define->add_option("--firmware", args->vm.firmware, "bios or uefi")->capture_default_str();
@@ -230,20 +241,21 @@ CLI::App* AddNamed(CLI::App& parent, Context& context, const std::string& comman
 }
 
 void AddLifecycle(CLI::App& vm_cmd, Context& context) {
-  AddNamed(vm_cmd, context, "start", "Start a defined VM", [](app::App* app, const std::string& name) {
-    SP_RETURN_IF_ERROR(app->StartVm(name));
-    std::cout << "VM '" << name << "' is running\n";
-    return absl::OkStatus();
-  });
+  AddNamed(vm_cmd, context, "start", "Start a defined VM",
+           [](app::App* app, const std::string& name) {
+             SP_RETURN_IF_ERROR(app->StartVm(name));
+             std::cout << "VM '" << name << "' is running\n";
+             return absl::OkStatus();
+           });
   auto timeout = std::make_shared<int>(120);
-  CLI::App* stop = AddNamed(
-      vm_cmd, context, "stop", "Ask the guest to shut down (agent, else ACPI) and wait",
-      [timeout](app::App* app, const std::string& name) -> Status {
-        SP_RETURN_IF_ERROR(app->StopVm(name, Millis(*timeout * 1000)));
-        SP_ASSIGN_OR_RETURN(VmRecord vm, app->GetVm(name));
-        std::cout << "VM '" << name << "' is " << StateText(vm) << "\n";
-        return absl::OkStatus();
-      });
+  CLI::App* stop =
+      AddNamed(vm_cmd, context, "stop", "Ask the guest to shut down (agent, else ACPI) and wait",
+               [timeout](app::App* app, const std::string& name) -> Status {
+                 SP_RETURN_IF_ERROR(app->StopVm(name, Millis(*timeout * 1000)));
+                 SP_ASSIGN_OR_RETURN(VmRecord vm, app->GetVm(name));
+                 std::cout << "VM '" << name << "' is " << StateText(vm) << "\n";
+                 return absl::OkStatus();
+               });
   stop->add_option("--timeout", *timeout, "seconds to wait for the guest")->capture_default_str();
   AddNamed(vm_cmd, context, "kill", "Force a VM off (like pulling the power cord)",
            [](app::App* app, const std::string& name) -> Status {

@@ -25,7 +25,9 @@ class Clock {
 // A point in time by which an operation must finish. Copyable, cheap.
 class Deadline {
  public:
-  static Deadline In(Millis timeout) { return Deadline(std::chrono::steady_clock::now() + timeout); }
+  static Deadline In(Millis timeout) {
+    return Deadline(std::chrono::steady_clock::now() + timeout);
+  }
   static Deadline Never() { return Deadline(SteadyTime::max()); }
   explicit Deadline(SteadyTime at) : at_(at) {}
 

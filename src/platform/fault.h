@@ -16,7 +16,6 @@
 #pragma once
 
 #include "absl/strings/string_view.h"
-
 #include "platform/status.h"
 
 namespace sp {

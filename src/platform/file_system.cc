@@ -1,15 +1,15 @@
 #include "platform/file_system.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "platform/files.h"
@@ -103,8 +103,8 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   StatusOr<size_t> Read(uint64_t offset, size_t size, char* buffer) const override {
     size_t done = 0;
     while (done < size) {
-      ssize_t count = ::pread(fd_.get(), buffer + done, size - done,
-                              static_cast<off_t>(offset + done));
+      ssize_t count =
+          ::pread(fd_.get(), buffer + done, size - done, static_cast<off_t>(offset + done));
       if (count < 0 && errno == EINTR) continue;
       if (count < 0) return ErrnoStatus(errno, absl::StrCat("read ", path_));
       if (count == 0) break;
@@ -330,11 +330,11 @@ class MemFileLock final : public FileLock {
 MemFileSystem::MemFileSystem() : state_(std::make_shared<State>()) { state_->dirs["/"]; }
 MemFileSystem::~MemFileSystem() = default;
 
-#define SP_MEM_FIND_DIR_(dir_var, path_string)                                      \
-  auto dir_it_##dir_var = state_->dirs.find(DirName(path_string));                   \
-  if (dir_it_##dir_var == state_->dirs.end()) {                                      \
-    return absl::NotFoundError(absl::StrCat(path_string, ": no such directory"));    \
-  }                                                                                  \
+#define SP_MEM_FIND_DIR_(dir_var, path_string)                                    \
+  auto dir_it_##dir_var = state_->dirs.find(DirName(path_string));                \
+  if (dir_it_##dir_var == state_->dirs.end()) {                                   \
+    return absl::NotFoundError(absl::StrCat(path_string, ": no such directory")); \
+  }                                                                               \
   Dir& dir_var = dir_it_##dir_var->second
 
 StatusOr<std::unique_ptr<WritableFile>> MemFileSystem::NewWritableFile(const std::string& raw) {
@@ -347,8 +347,7 @@ StatusOr<std::unique_ptr<WritableFile>> MemFileSystem::NewWritableFile(const std
   auto inode = std::make_shared<Inode>();
   inode->modified = state_->Tick();
   dir.live[BaseName(path)] = inode;
-  return std::unique_ptr<WritableFile>(
-      new MemWritableFile(state_, inode));
+  return std::unique_ptr<WritableFile>(new MemWritableFile(state_, inode));
 }
 
 StatusOr<std::unique_ptr<RandomAccessFile>> MemFileSystem::NewRandomAccessFile(
@@ -358,8 +357,7 @@ StatusOr<std::unique_ptr<RandomAccessFile>> MemFileSystem::NewRandomAccessFile(
   SP_MEM_FIND_DIR_(dir, path);
   auto it = dir.live.find(BaseName(path));
   if (it == dir.live.end()) return absl::NotFoundError(absl::StrCat("open ", path));
-  return std::unique_ptr<RandomAccessFile>(
-      new MemRandomAccessFile(state_, it->second));
+  return std::unique_ptr<RandomAccessFile>(new MemRandomAccessFile(state_, it->second));
 }
 
 Status MemFileSystem::Rename(const std::string& raw_from, const std::string& raw_to) {

@@ -127,8 +127,7 @@ class MemFileSystem : public FileSystem {
   ~MemFileSystem() override;
 
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
-  StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override;
+  StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status DeleteFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override;
@@ -156,8 +155,21 @@ class MemFileSystem : public FileSystem {
 
 // Which operation a fault applies to.
 enum class FsOp {
-  kNewWritableFile, kAppend, kSync, kClose, kNewRandomAccessFile, kRead, kRename,
-  kDeleteFile, kCreateDir, kDeleteDir, kSyncDir, kListDir, kStat, kTouch, kTryLock
+  kNewWritableFile,
+  kAppend,
+  kSync,
+  kClose,
+  kNewRandomAccessFile,
+  kRead,
+  kRename,
+  kDeleteFile,
+  kCreateDir,
+  kDeleteDir,
+  kSyncDir,
+  kListDir,
+  kStat,
+  kTouch,
+  kTryLock
 };
 
 // Forwards to `base` (not owned; must outlive this) and injects failures.
@@ -179,8 +191,7 @@ class FaultInjectionFileSystem : public FileSystem {
   void ClearFaults();
 
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
-  StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
-      const std::string& path) override;
+  StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
   Status DeleteFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override;

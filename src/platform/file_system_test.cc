@@ -1,10 +1,10 @@
 #include "platform/file_system.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "gtest/gtest.h"
-#include <unistd.h>
-
 #include "platform/files.h"
 #include "testing/scoped_umask.h"
 #include "testing/temp_dir.h"
@@ -171,7 +171,8 @@ TEST(FilesTest, WritableByOthersIsRefusedWithTheChmodToRun) {
   Status group = RefuseWritableByOthers("/r/config", 0664, "repository config");
   EXPECT_TRUE(absl::IsFailedPrecondition(group));
   EXPECT_NE(group.message().find("/r/config is writable by its group (mode 0664)"),
-            absl::string_view::npos) << group;
+            absl::string_view::npos)
+      << group;
   EXPECT_NE(group.message().find("chmod go-w /r/config"), absl::string_view::npos);
   EXPECT_FALSE(RefuseWritableByOthers("/k", 0602, "key file").ok());
 }

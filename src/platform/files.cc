@@ -88,8 +88,11 @@ Status RefuseWritableByOthers(const std::string& path, unsigned mode, absl::stri
   return absl::FailedPreconditionError(absl::StrFormat(
       "%s %s is writable by %s (mode %04o): whoever can write it can change or destroy recovery "
       "points; run `chmod go-w %s` if that is not intended",
-      what, path, (mode & 0020u) && (mode & 0002u) ? "group and others" :
-                  (mode & 0020u) ? "its group" : "others", mode & 07777u, path));
+      what, path,
+      (mode & 0020u) && (mode & 0002u) ? "group and others"
+      : (mode & 0020u)                 ? "its group"
+                                       : "others",
+      mode & 07777u, path));
 }
 
 Status RemoveTree(const std::string& path) {

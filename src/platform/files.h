@@ -3,8 +3,8 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "platform/status.h"
 
 namespace sp {

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -63,8 +63,8 @@ int OpenOutput(const std::string& path, bool append) {
   ::_exit(127);
 }
 
-StatusOr<pid_t> SpawnWithOutputFd(const std::vector<std::string>& argv,
-                                  const SpawnOptions& options, int output_fd) {
+StatusOr<pid_t> SpawnWithOutputFd(const std::vector<std::string>& argv, const SpawnOptions& options,
+                                  int output_fd) {
   if (argv.empty()) return absl::InvalidArgumentError("spawn: empty command");
   int error_pipe[2];
   if (::pipe2(error_pipe, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe");

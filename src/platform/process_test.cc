@@ -14,7 +14,8 @@ namespace sp {
 namespace {
 
 TEST(ProcessTest, RunCommandCapturesOutputAndStatus) {
-  auto result = RunCommand({"sh", "-c", "echo out; echo err >&2; exit 3"}, Deadline::In(Millis(5000)));
+  auto result =
+      RunCommand({"sh", "-c", "echo out; echo err >&2; exit 3"}, Deadline::In(Millis(5000)));
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->status.code, 3);
   EXPECT_NE(result->output.find("out"), std::string::npos);

@@ -15,12 +15,12 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace sp {
 
@@ -39,10 +39,10 @@ Status ErrnoStatus(int error_number, absl::string_view what);
 #define SP_CONCAT_(a, b) SP_CONCAT_INNER_(a, b)
 
 // Returns from the current function if `expr` yields a non-OK status.
-#define SP_RETURN_IF_ERROR(expr)                     \
-  do {                                               \
-    ::absl::Status sp_status_ = (expr);              \
-    if (!sp_status_.ok()) return sp_status_;         \
+#define SP_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status sp_status_ = (expr);      \
+    if (!sp_status_.ok()) return sp_status_; \
   } while (false)
 
 // `lhs = value of expr`, or returns its error. `lhs` may declare a variable: `auto x`.

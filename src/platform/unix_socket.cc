@@ -141,8 +141,7 @@ StatusOr<std::unique_ptr<UnixConnection>> UnixListener::Accept(Deadline deadline
   }
 }
 
-StatusOr<std::string> LineReader::ReadUntil(char delimiter, Deadline deadline,
-                                            size_t max_record) {
+StatusOr<std::string> LineReader::ReadUntil(char delimiter, Deadline deadline, size_t max_record) {
   size_t scanned = 0;
   while (true) {
     size_t at = buffer_.find(delimiter, scanned);

@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "platform/clock.h"
 #include "platform/status.h"
 

@@ -63,8 +63,7 @@ StatusOr<std::string> ThawWithRetries(const std::string& qga_socket, const std::
       if (thawed.ok()) {
         auto state = (*agent)->FreezeStatus(Millis(5000));
         if (state.ok() && *state == FreezeState::kThawed) {
-          return absl::StrCat("thawed ", *thawed, " filesystem(s) after ", attempt,
-                              " attempt(s)");
+          return absl::StrCat("thawed ", *thawed, " filesystem(s) after ", attempt, " attempt(s)");
         }
       }
       last = thawed.status();

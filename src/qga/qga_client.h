@@ -8,11 +8,10 @@
 #pragma once
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "platform/clock.h"
 #include "platform/status.h"
@@ -32,9 +31,9 @@ struct AgentInfo {
 };
 
 struct FsDisk {
-  std::string serial;        // the QEMU disk's serial= (needs udev data in the guest), or ""
-  std::string device;        // guest device node, e.g. "/dev/vdb", or ""
-  std::string bus_type;      // "virtio", "scsi", ...
+  std::string serial;    // the QEMU disk's serial= (needs udev data in the guest), or ""
+  std::string device;    // guest device node, e.g. "/dev/vdb", or ""
+  std::string bus_type;  // "virtio", "scsi", ...
   int pci_domain = -1, pci_bus = -1, pci_slot = -1, pci_function = -1;
 };
 
@@ -123,8 +122,7 @@ class Client final : public Agent {
 
  private:
   StatusOr<json> ReadReply(Deadline deadline, const std::string& command, Millis timeout);
-  StatusOr<json> ReadReplyUnguarded(Deadline deadline, const std::string& command,
-                                    Millis timeout);
+  StatusOr<json> ReadReplyUnguarded(Deadline deadline, const std::string& command, Millis timeout);
   Status TimeoutError(const std::string& command, Millis timeout) const;
 
   std::unique_ptr<ByteStream> stream_;

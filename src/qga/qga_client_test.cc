@@ -16,8 +16,8 @@ using sp::testing::PeerAction;
 PeerAction AnswerSync(const std::string& request, const std::string& stale = "") {
   size_t brace = request.find('{');
   json parsed = json::parse(request.substr(brace));
-  std::string parse_error =
-      R"({"error": {"class": "GenericError", "desc": "Invalid JSON syntax"}})" "\n";
+  std::string parse_error = R"({"error": {"class": "GenericError", "desc": "Invalid JSON syntax"}})"
+                            "\n";
   return PeerAction{stale + parse_error + "\xFF" +
                     absl::StrCat(R"({"return": )", parsed["arguments"]["id"].dump(), "}\n")};
 }
@@ -61,14 +61,16 @@ TEST_F(QgaClientTest, InfoFsinfoFreezeAndThaw) {
     if (command == "guest-info") {
       return PeerAction{R"({"return": {"version": "7.2.22", "supported_commands": [)"
                         R"({"enabled": true, "name": "guest-fsfreeze-freeze"},)"
-                        R"({"enabled": false, "name": "guest-get-devices"}]}})" "\n"};
+                        R"({"enabled": false, "name": "guest-get-devices"}]}})"
+                        "\n"};
     }
     if (command == "guest-get-fsinfo") {
-      return PeerAction{R"({"return": [{"name": "vdb", "total-bytes": 100, "mountpoint": "/data",)"
-                        R"( "disk": [{"serial": "sp-data", "bus-type": "virtio", "dev": "/dev/vdb",)"
-                        R"( "pci-controller": {"bus": 0, "slot": 5, "domain": 0, "function": 0},)"
-                        R"( "target": 0, "unit": 0, "bus": 0}], "used-bytes": 10, "type": "ext4"}]})"
-                        "\n"};
+      return PeerAction{
+          R"({"return": [{"name": "vdb", "total-bytes": 100, "mountpoint": "/data",)"
+          R"( "disk": [{"serial": "sp-data", "bus-type": "virtio", "dev": "/dev/vdb",)"
+          R"( "pci-controller": {"bus": 0, "slot": 5, "domain": 0, "function": 0},)"
+          R"( "target": 0, "unit": 0, "bus": 0}], "used-bytes": 10, "type": "ext4"}]})"
+          "\n"};
     }
     if (command == "guest-fsfreeze-freeze") {
       frozen = true;
@@ -139,7 +141,8 @@ TEST_F(QgaClientTest, FrozenAgentRefusesExecWithItsReason) {
   FakePeer peer(SocketPath(), "", [](const std::string& request) {
     if (IsSync(request)) return AnswerSync(request);
     return PeerAction{R"({"error": {"class": "CommandNotFound", "desc": "Command guest-exec has )"
-                      R"(been disabled: the agent is in frozen state"}})" "\n"};
+                      R"(been disabled: the agent is in frozen state"}})"
+                      "\n"};
   });
   auto client = ConnectTo(peer);
   ASSERT_TRUE(client);
@@ -154,7 +157,8 @@ TEST_F(QgaClientTest, ExecDecodesOutput) {
     json parsed = json::parse(request);
     if (parsed["execute"] == "guest-exec") return PeerAction{"{\"return\": {\"pid\": 42}}\n"};
     // "aGVsbG8K" is "hello\n".
-    return PeerAction{R"({"return": {"exitcode": 0, "out-data": "aGVsbG8K", "exited": true}})" "\n"};
+    return PeerAction{R"({"return": {"exitcode": 0, "out-data": "aGVsbG8K", "exited": true}})"
+                      "\n"};
   });
   auto client = ConnectTo(peer);
   ASSERT_TRUE(client);

@@ -9,10 +9,9 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "platform/clock.h"
 #include "platform/status.h"
@@ -27,8 +26,8 @@ inline constexpr Millis kDefaultCommandTimeout{10'000};
 // An asynchronous event from QEMU (SHUTDOWN, POWERDOWN, BLOCK_JOB_COMPLETED, ...).
 struct Event {
   std::string name;
-  json data;                  // the event's "data" member, or null
-  int64_t unix_micros = 0;    // QEMU's timestamp
+  json data;                // the event's "data" member, or null
+  int64_t unix_micros = 0;  // QEMU's timestamp
 };
 
 // The QMP error class QEMU reported for a failed command ("GenericError", "DeviceNotFound", ...),
@@ -44,8 +43,9 @@ class Session {
   virtual StatusOr<json> Execute(const std::string& command, const json& arguments = nullptr,
                                  Millis timeout = kDefaultCommandTimeout) = 0;
   // See Client::WaitForEvent.
-  virtual StatusOr<Event> WaitForEvent(const std::string& name, Deadline deadline,
-                                       const std::function<bool(const Event&)>& filter = nullptr) = 0;
+  virtual StatusOr<Event> WaitForEvent(
+      const std::string& name, Deadline deadline,
+      const std::function<bool(const Event&)>& filter = nullptr) = 0;
   // Names the VM in error messages.
   virtual const std::string& label() const = 0;
 };

@@ -38,7 +38,8 @@ TEST_F(QmpClientTest, HandshakeCommandAndInterleavedEvents) {
     if (parsed["execute"] == "qmp_capabilities") return PeerAction{Reply(request, "{}")};
     // An event arrives between the command and its reply, and a stale reply with another id.
     return PeerAction{Event("POWERDOWN", "{}") +
-                      R"({"return": {"stale": true}, "id": "old-1"})" "\r\n" +
+                      R"({"return": {"stale": true}, "id": "old-1"})"
+                      "\r\n" +
                       Reply(request, R"({"status": "running", "running": true})")};
   });
   auto client = Client::Connect(peer.path(), "VM 'web01'");
@@ -113,9 +114,8 @@ TEST_F(QmpClientTest, EofIsReportedAsQemuWentAway) {
 }
 
 TEST_F(QmpClientTest, GarbageIsAnErrorNotACrash) {
-  FakePeer peer(SocketPath(), "this is not json\r\n", [](const std::string&) {
-    return PeerAction{};
-  });
+  FakePeer peer(SocketPath(), "this is not json\r\n",
+                [](const std::string&) { return PeerAction{}; });
   auto client = Client::Connect(peer.path(), "VM 'web01'", Millis(1000));
   EXPECT_EQ(client.status().code(), absl::StatusCode::kInternal) << client.status();
 }

@@ -164,8 +164,7 @@ StatusOr<VerifyReport> Repository::Verify(absl::string_view point_id) {
       for (uint64_t i = 0; i < index->chunks.size(); ++i) {
         auto found = bad.find(index->chunks[i]);
         if (found == bad.end()) continue;
-        report.problems.push_back(VerifyProblem{manifest.id, volume.name,
-                                                i * manifest.chunk_size,
+        report.problems.push_back(VerifyProblem{manifest.id, volume.name, i * manifest.chunk_size,
                                                 DigestHex(found->first), found->second});
       }
     }
@@ -198,7 +197,7 @@ class Collector {
 
   Repository* const repo_;
   FileSystem* const fs_;
-  int64_t cutoff_ = 0;       // nothing modified at or after this is deleted
+  int64_t cutoff_ = 0;  // nothing modified at or after this is deleted
   int64_t gc_start_ = 0;
   std::set<std::string> live_points_;
   DigestSet marked_;
@@ -287,8 +286,8 @@ Status Collector::Mark() {
     for (const ManifestVolume& volume : manifest->volumes) {
       auto index = repo_->LoadIndex(*manifest, volume);
       if (!index.ok()) {
-        return absl::DataLossError(absl::StrCat(
-            "gc stopped without deleting anything: ", index.status().message()));
+        return absl::DataLossError(
+            absl::StrCat("gc stopped without deleting anything: ", index.status().message()));
       }
       marked_.insert(index->chunks.begin(), index->chunks.end());
     }

@@ -19,12 +19,36 @@ struct Case {
   std::vector<int64_t> kept;  // ages of the points that must be kept
 };
 
-PrunePolicy Last(int n) { PrunePolicy p; p.keep_last = n; return p; }
-PrunePolicy Hourly(int n) { PrunePolicy p; p.keep_hourly = n; return p; }
-PrunePolicy Daily(int n) { PrunePolicy p; p.keep_daily = n; return p; }
-PrunePolicy Weekly(int n) { PrunePolicy p; p.keep_weekly = n; return p; }
-PrunePolicy Monthly(int n) { PrunePolicy p; p.keep_monthly = n; return p; }
-PrunePolicy Yearly(int n) { PrunePolicy p; p.keep_yearly = n; return p; }
+PrunePolicy Last(int n) {
+  PrunePolicy p;
+  p.keep_last = n;
+  return p;
+}
+PrunePolicy Hourly(int n) {
+  PrunePolicy p;
+  p.keep_hourly = n;
+  return p;
+}
+PrunePolicy Daily(int n) {
+  PrunePolicy p;
+  p.keep_daily = n;
+  return p;
+}
+PrunePolicy Weekly(int n) {
+  PrunePolicy p;
+  p.keep_weekly = n;
+  return p;
+}
+PrunePolicy Monthly(int n) {
+  PrunePolicy p;
+  p.keep_monthly = n;
+  return p;
+}
+PrunePolicy Yearly(int n) {
+  PrunePolicy p;
+  p.keep_yearly = n;
+  return p;
+}
 PrunePolicy LastAndDaily(int last, int daily) {
   PrunePolicy p;
   p.keep_last = last;
@@ -36,16 +60,23 @@ const std::vector<Case> kCases = {
     {"last keeps the newest", {0, kHour, 2 * kHour, 3 * kHour}, Last(2), {0, kHour}},
     {"last larger than the set keeps all", {0, kHour}, Last(5), {0, kHour}},
     {"hourly keeps the newest of each hour",
-     {0, 10 * 60 * 1000000LL, kHour, kHour + 1, 3 * kHour}, Hourly(3),
+     {0, 10 * 60 * 1000000LL, kHour, kHour + 1, 3 * kHour},
+     Hourly(3),
      {0, 10 * 60 * 1000000LL, kHour + 1}},
     {"daily skips days without points",
-     {0, kHour, 2 * kDay, 2 * kDay + kHour, 5 * kDay}, Daily(3), {0, 2 * kDay, 5 * kDay}},
+     {0, kHour, 2 * kDay, 2 * kDay + kHour, 5 * kDay},
+     Daily(3),
+     {0, 2 * kDay, 5 * kDay}},
     {"daily counts days, not points", {0, 1, 2, 3}, Daily(2), {0}},
     {"weekly uses ISO weeks (Sunday ends a week)",
-     {0, kDay, 6 * kDay, 7 * kDay, 8 * kDay}, Weekly(2), {0, 7 * kDay}},
+     {0, kDay, 6 * kDay, 7 * kDay, 8 * kDay},
+     Weekly(2),
+     {0, 7 * kDay}},
     {"monthly", {0, 15 * kDay, 25 * kDay, 40 * kDay, 70 * kDay}, Monthly(2), {0, 25 * kDay}},
     {"yearly", {0, 200 * kDay, 400 * kDay, 800 * kDay}, Yearly(3), {0, 400 * kDay, 800 * kDay}},
-    {"rules add up", {0, kHour, 2 * kHour, kDay, 2 * kDay}, LastAndDaily(2, 3),
+    {"rules add up",
+     {0, kHour, 2 * kHour, kDay, 2 * kDay},
+     LastAndDaily(2, 3),
      {0, kHour, kDay, 2 * kDay}},
 };
 

@@ -34,10 +34,10 @@ class VolumeReaderImpl final : public VolumeReader {
     return std::min<uint64_t>(index_.chunk_size, index_.volume_size - index * index_.chunk_size);
   }
   Status Damaged(uint64_t index, absl::string_view what) const {
-    return absl::DataLossError(absl::StrCat(
-        "recovery point ", point_id_, ", volume '", volume_, "', offset ",
-        index * index_.chunk_size, " (chunk ", DigestHex(index_.chunks[index]), "): ", what,
-        "; run `stillpoint repo verify ", point_id_, "`"));
+    return absl::DataLossError(absl::StrCat("recovery point ", point_id_, ", volume '", volume_,
+                                            "', offset ", index * index_.chunk_size, " (chunk ",
+                                            DigestHex(index_.chunks[index]), "): ", what,
+                                            "; run `stillpoint repo verify ", point_id_, "`"));
   }
   StatusOr<std::shared_ptr<const std::string>> CachedChunk(uint64_t index) const;
 
@@ -117,8 +117,10 @@ class VolumeStreamImpl final : public VolumeStream {
     window_.pop_front();
     if (is_zero != nullptr) *is_zero = next.zero;
     if (next.zero) {
-      if (is_zero != nullptr) data->clear();
-      else data->assign(ChunkLength(next.index), '\0');
+      if (is_zero != nullptr)
+        data->clear();
+      else
+        data->assign(ChunkLength(next.index), '\0');
       return true;
     }
     --reading_;
@@ -172,8 +174,8 @@ StatusOr<std::unique_ptr<VolumeReader>> Repository::OpenVolume(absl::string_view
   SP_ASSIGN_OR_RETURN(Manifest manifest, GetRecoveryPoint(point_id));
   const ManifestVolume* entry = manifest.FindVolume(volume);
   if (entry == nullptr) {
-    return absl::NotFoundError(absl::StrCat("recovery point ", manifest.id,
-                                            " has no volume '", volume, "'"));
+    return absl::NotFoundError(
+        absl::StrCat("recovery point ", manifest.id, " has no volume '", volume, "'"));
   }
   SP_ASSIGN_OR_RETURN(VolumeIndex index, LoadIndex(manifest, *entry));
   return std::unique_ptr<VolumeReader>(

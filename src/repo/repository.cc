@@ -122,12 +122,13 @@ StatusOr<std::string> LoadMasterKey(const std::string& key_file, bool create) {
   if (create && !PathExists(key_file)) {
     unsigned char key[32];
     if (RAND_bytes(key, sizeof(key)) != 1) return absl::InternalError("RAND_bytes failed");
-    std::string hex = absl::BytesToHexString(
-        absl::string_view(reinterpret_cast<const char*>(key), sizeof(key)));
+    std::string hex =
+        absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(key), sizeof(key)));
     int fd = ::open(key_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create key file ", key_file));
-    bool ok = ::write(fd, (hex + "\n").data(), hex.size() + 1) ==
-              static_cast<ssize_t>(hex.size() + 1) && ::fsync(fd) == 0;
+    bool ok =
+        ::write(fd, (hex + "\n").data(), hex.size() + 1) == static_cast<ssize_t>(hex.size() + 1) &&
+        ::fsync(fd) == 0;
     ::close(fd);
     if (!ok) return ErrnoStatus(errno, absl::StrCat("write key file ", key_file));
   }
@@ -203,9 +204,7 @@ StatusOr<int> ParseCompression(absl::string_view text) {
 std::string RepositoryConfig::CompressionText() const {
   return compression_level == 0 ? "none" : absl::StrCat("zstd:", compression_level);
 }
-std::string RepositoryConfig::EncryptionText() const {
-  return encrypted ? "aes-256-gcm" : "none";
-}
+std::string RepositoryConfig::EncryptionText() const { return encrypted ? "aes-256-gcm" : "none"; }
 
 Status Repository::Init(const std::string& path, const InitOptions& options) {
   FileSystem* fs = options.fs;
@@ -245,8 +244,8 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
   std::string config_path = JoinPath(path, internal::kConfigFile);
   auto text = options.fs->ReadWholeFile(config_path);
   if (absl::IsNotFound(text.status())) {
-    return absl::NotFoundError(absl::StrCat(
-        "no repository in ", path, ": create one with `stillpoint repo init ", path, "`"));
+    return absl::NotFoundError(absl::StrCat("no repository in ", path,
+                                            ": create one with `stillpoint repo init ", path, "`"));
   }
   if (!text.ok()) return text.status();
   SP_RETURN_IF_ERROR(CheckRepositoryModes(options.fs, path));
@@ -255,8 +254,8 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
   if (config.encrypted) {
     SP_ASSIGN_OR_RETURN(std::string master, LoadMasterKey(options.key_file, /*create=*/false));
     if (KeyCheck(master) != config.key_check) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the key in ", options.key_file, " is not the key of repository ", path));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the key in ", options.key_file, " is not the key of repository ", path));
     }
     keys = DeriveKeys(master);
   }
@@ -297,8 +296,8 @@ StatusOr<internal::VolumeIndex> Repository::LoadIndex(const Manifest& manifest,
   }
   auto index = internal::DecodeIndex(*bytes);
   if (!index.ok()) {
-    return Annotate(index.status(), absl::StrCat("recovery point ", manifest.id, ", volume '",
-                                                 volume.name, "'"));
+    return Annotate(index.status(),
+                    absl::StrCat("recovery point ", manifest.id, ", volume '", volume.name, "'"));
   }
   if (index->volume_size != volume.size || index->chunk_size != manifest.chunk_size) {
     return absl::DataLossError(absl::StrCat("recovery point ", manifest.id, ", volume '",
@@ -317,8 +316,7 @@ StatusOr<std::vector<Manifest>> Repository::ListRecoveryPoints() {
     if (manifest.ok() && manifest->id == name) points.push_back(*std::move(manifest));
   }
   std::sort(points.begin(), points.end(), [](const Manifest& a, const Manifest& b) {
-    return a.created_micros != b.created_micros ? a.created_micros < b.created_micros
-                                                : a.id < b.id;
+    return a.created_micros != b.created_micros ? a.created_micros < b.created_micros : a.id < b.id;
   });
   return points;
 }

@@ -75,9 +75,9 @@ struct OpenOptions {
   // Point ids and the times in manifests. (gc judges chunk ages by the file system's own clock,
   // fs->NowMicros(), the one its files' times come from.)
   Clock* clock = Clock::Real();
-  std::string key_file;                // required for an encrypted repository
-  int worker_threads = 0;              // hashing/compression workers; 0 = chosen from the CPUs
-  uint64_t max_bytes_in_flight = 0;    // write-path memory bound; 0 = 64 MiB (≥ workers+2 chunks)
+  std::string key_file;              // required for an encrypted repository
+  int worker_threads = 0;            // hashing/compression workers; 0 = chosen from the CPUs
+  uint64_t max_bytes_in_flight = 0;  // write-path memory bound; 0 = 64 MiB (≥ workers+2 chunks)
   // gc spares every chunk whose timestamp is within this much of its start (clock granularity).
   int64_t timestamp_slack_micros = 2'000'000;
 };
@@ -136,8 +136,8 @@ struct WriteStats {
   uint64_t zero_chunks = 0;
   uint64_t reused_chunks = 0;  // deduplicated (already stored, or the parent's)
   uint64_t new_chunks = 0;
-  uint64_t bytes_in = 0;       // plaintext bytes given to PutChunk
-  uint64_t stored_bytes = 0;   // bytes of new chunk objects
+  uint64_t bytes_in = 0;      // plaintext bytes given to PutChunk
+  uint64_t stored_bytes = 0;  // bytes of new chunk objects
 };
 
 class RecoveryPointWriter {
@@ -199,7 +199,7 @@ struct VerifyReport {
   uint64_t points = 0;
   uint64_t volumes = 0;
   uint64_t chunks_checked = 0;
-  uint64_t bytes_checked = 0;  // plaintext
+  uint64_t bytes_checked = 0;               // plaintext
   std::vector<std::string> damaged_points;  // manifest or index unreadable: "id: why"
   std::vector<VerifyProblem> problems;
   bool ok() const { return damaged_points.empty() && problems.empty(); }
@@ -209,7 +209,7 @@ struct GcReport {
   uint64_t chunks_in_use = 0;
   uint64_t chunks_deleted = 0;
   uint64_t bytes_freed = 0;
-  uint64_t chunks_spared = 0;   // unreferenced but too new to delete (a backup may use them)
+  uint64_t chunks_spared = 0;  // unreferenced but too new to delete (a backup may use them)
   uint64_t incomplete_points_removed = 0;
   uint64_t temp_files_removed = 0;
 };
@@ -220,7 +220,9 @@ struct RepositoryStats {
   uint64_t stored_bytes = 0;   // chunk objects on disk
   uint64_t chunk_count = 0;
   double DedupRatio() const {
-    return stored_bytes == 0 ? 0.0 : static_cast<double>(logical_bytes) / static_cast<double>(stored_bytes);
+    return stored_bytes == 0
+               ? 0.0
+               : static_cast<double>(logical_bytes) / static_cast<double>(stored_bytes);
   }
 };
 
@@ -254,8 +256,7 @@ class Repository {
   StatusOr<std::unique_ptr<RecoveryPointWriter>> BeginRecoveryPoint(
       const RecoveryPointRequest& request);
   // ResourceExhausted (with advice) when `estimated_bytes` more would push `vm` past `limit`.
-  Status CheckSpace(const VmIdentity& vm, uint64_t estimated_bytes,
-                    std::optional<uint64_t> limit);
+  Status CheckSpace(const VmIdentity& vm, uint64_t estimated_bytes, std::optional<uint64_t> limit);
 
   // Every complete recovery point, oldest first. Points whose manifest is damaged are skipped
   // (verify reports them).
@@ -282,8 +283,7 @@ class Repository {
   // Internals shared by the writer, the readers and maintenance.
   std::string ChunkPath(const Digest& id) const;
   std::string PointDir(absl::string_view id) const;
-  StatusOr<internal::VolumeIndex> LoadIndex(const Manifest& manifest,
-                                            const ManifestVolume& volume);
+  StatusOr<internal::VolumeIndex> LoadIndex(const Manifest& manifest, const ManifestVolume& volume);
   const internal::ChunkCodec& codec() const { return *codec_; }
   const OpenOptions& options() const { return options_; }
 

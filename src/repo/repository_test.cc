@@ -224,8 +224,8 @@ TEST_F(RepositoryTest, IncrementalReusesParentChunks) {
   auto writer = *repo_->BeginRecoveryPoint(Request("web01", *parent));
   auto volume = *writer->AddVolume("vda", changed.size());
   for (uint64_t i = 0; i < volume->chunk_count(); ++i) {
-    Status status = i == 1 ? volume->PutChunk(i, changed.substr(i * kChunk, kChunk))
-                           : volume->ReuseParent(i);
+    Status status =
+        i == 1 ? volume->PutChunk(i, changed.substr(i * kChunk, kChunk)) : volume->ReuseParent(i);
     ASSERT_TRUE(status.ok()) << status;
   }
   auto id = Id(writer->Commit({}));
@@ -312,8 +312,8 @@ TEST_F(RepositoryTest, SpaceLimitAlsoStopsAWriteThatGrowsPastIt) {
 TEST_F(RepositoryTest, CorruptChunkIsReportedByVerifyAndRefusedByReads) {
   auto id = WritePoint("web01", MakeVolume(11));
   ASSERT_TRUE(id.ok());
-  auto index = *repo_->LoadIndex(*repo_->GetRecoveryPoint(*id),
-                                 repo_->GetRecoveryPoint(*id)->volumes[0]);
+  auto index =
+      *repo_->LoadIndex(*repo_->GetRecoveryPoint(*id), repo_->GetRecoveryPoint(*id)->volumes[0]);
   ASSERT_TRUE(mem_.CorruptByte(repo_->ChunkPath(index.chunks[3]), 5000).ok());
   auto report = *repo_->Verify("");
   ASSERT_EQ(report.problems.size(), 1u);
@@ -711,7 +711,8 @@ TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
   ASSERT_TRUE(reader->ReadAt(0, kChunk, back.data()).ok());
   EXPECT_EQ(back, secret);
   EXPECT_TRUE(repo->Verify("")->ok());
-  auto index = *repo->LoadIndex(*repo->GetRecoveryPoint(*id), repo->GetRecoveryPoint(*id)->volumes[0]);
+  auto index =
+      *repo->LoadIndex(*repo->GetRecoveryPoint(*id), repo->GetRecoveryPoint(*id)->volumes[0]);
   EXPECT_NE(index.chunks[0], Sha256(secret));  // keyed ids
   std::string object = *repo->fs()->ReadWholeFile(repo->ChunkPath(index.chunks[0]));
   EXPECT_EQ(object.find("payroll"), std::string::npos);

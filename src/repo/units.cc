@@ -32,12 +32,23 @@ StatusOr<uint64_t> ParseBytes(absl::string_view text) {
   int shift = 0;
   if (!rest.empty()) {
     switch (rest.back()) {
-      case 'K': shift = 10; break;
-      case 'M': shift = 20; break;
-      case 'G': shift = 30; break;
-      case 'T': shift = 40; break;
-      case 'P': shift = 50; break;
-      default: break;
+      case 'K':
+        shift = 10;
+        break;
+      case 'M':
+        shift = 20;
+        break;
+      case 'G':
+        shift = 30;
+        break;
+      case 'T':
+        shift = 40;
+        break;
+      case 'P':
+        shift = 50;
+        break;
+      default:
+        break;
     }
     if (shift != 0) rest.remove_suffix(1);
   }

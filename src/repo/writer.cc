@@ -63,8 +63,8 @@ class VolumeWriterImpl final : public VolumeWriter {
   const uint64_t size_;
   const uint32_t chunk_size_;
   const uint64_t count_;
-  std::vector<Digest> ids_;      // each element written by one worker or the producer
-  std::vector<uint8_t> given_;   // producer thread only
+  std::vector<Digest> ids_;     // each element written by one worker or the producer
+  std::vector<uint8_t> given_;  // producer thread only
   const std::optional<VolumeIndex> parent_;
 };
 
@@ -190,9 +190,10 @@ Status VolumeWriterImpl::ReuseParent(uint64_t index) {
   } else {
     Status touched = writer_->TouchChunk(id);
     if (absl::IsNotFound(touched)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "volume '", name_, "': chunk ", index, " of the parent point is no longer stored; "
-          "take a full capture instead of an incremental"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume '", name_, "': chunk ", index,
+                       " of the parent point is no longer stored; "
+                       "take a full capture instead of an incremental"));
     }
     SP_RETURN_IF_ERROR(touched);
     ++writer_->reused_chunks;
@@ -221,7 +222,8 @@ WriterImpl::WriterImpl(Repository* repo, RecoveryPointRequest request, std::stri
   uint64_t chunk = repo->config().chunk_size;
   max_bytes_in_flight_ = repo->options().max_bytes_in_flight;
   if (max_bytes_in_flight_ == 0) max_bytes_in_flight_ = 64ull << 20;
-  max_bytes_in_flight_ = std::max<uint64_t>(max_bytes_in_flight_, chunk * (static_cast<uint64_t>(workers) + 2));
+  max_bytes_in_flight_ =
+      std::max<uint64_t>(max_bytes_in_flight_, chunk * (static_cast<uint64_t>(workers) + 2));
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -392,9 +394,9 @@ StatusOr<Manifest> WriterImpl::Commit(const PointDescription& description) {
     if (!status.ok()) break;
     uint64_t missing = volume->FirstMissing();
     if (missing < volume->chunk_count()) {
-      status = absl::FailedPreconditionError(absl::StrCat(
-          "volume '", volume->name(), "': chunk ", missing, " (offset ",
-          missing * repo_->config().chunk_size, ") was never written"));
+      status = absl::FailedPreconditionError(
+          absl::StrCat("volume '", volume->name(), "': chunk ", missing, " (offset ",
+                       missing * repo_->config().chunk_size, ") was never written"));
     }
   }
   // A manifest that would not read back would make a point nobody can use (and stop gc).
@@ -427,8 +429,8 @@ StatusOr<Manifest> WriterImpl::WriteIndexesAndManifest(const PointDescription& d
   }
   for (int fan = 0; fan < 256; ++fan) {
     if (!dirty.test(static_cast<size_t>(fan))) continue;
-    SP_RETURN_IF_ERROR(fs->SyncDir(
-        absl::StrFormat("%s/%s/%02x", repo_->path(), internal::kChunksDir, fan)));
+    SP_RETURN_IF_ERROR(
+        fs->SyncDir(absl::StrFormat("%s/%s/%02x", repo_->path(), internal::kChunksDir, fan)));
   }
   Manifest manifest;
   manifest.id = id_;
@@ -444,9 +446,9 @@ StatusOr<Manifest> WriterImpl::WriteIndexesAndManifest(const PointDescription& d
   for (size_t i = 0; i < volumes_.size(); ++i) {
     const VolumeWriterImpl& volume = *volumes_[i];
     std::string bytes = internal::EncodeIndex(volume.Index());
-    ManifestVolume entry{volume.name(), volume.size(), absl::StrCat(i, ".idx"), Sha256(bytes),
-                         volume.chunk_count(), volume.zero_chunks, volume.new_chunks,
-                         volume.new_stored_bytes};
+    ManifestVolume entry{volume.name(),     volume.size(),          absl::StrCat(i, ".idx"),
+                         Sha256(bytes),     volume.chunk_count(),   volume.zero_chunks,
+                         volume.new_chunks, volume.new_stored_bytes};
     SP_RETURN_IF_ERROR(fs->WriteFileDurably(JoinPath(dir, entry.index_file), bytes));
     manifest.volumes.push_back(std::move(entry));
   }
@@ -467,8 +469,8 @@ StatusOr<std::unique_ptr<RecoveryPointWriter>> Repository::BeginRecoveryPoint(
   auto vm_lock = fs()->TryLock(
       absl::StrCat(path_, "/", internal::kLocksDir, "/", internal::VmLockName(request.vm.id)));
   if (absl::IsFailedPrecondition(vm_lock.status())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another backup of VM '", vm_label, "' is running; wait for it to finish"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another backup of VM '", vm_label, "' is running; wait for it to finish"));
   }
   if (!vm_lock.ok()) return vm_lock.status();
   std::optional<Manifest> parent;
@@ -487,12 +489,14 @@ StatusOr<std::unique_ptr<RecoveryPointWriter>> Repository::BeginRecoveryPoint(
   SP_RETURN_IF_ERROR(UpgradeFormat());
   std::string id = internal::NewPointId(options_.clock->UnixMicros());
   // Registering in pending/ first tells a concurrent gc when this writer started.
-  SP_ASSIGN_OR_RETURN(auto pending_lock, fs()->TryLock(absl::StrCat(
-                                             path_, "/", internal::kPendingDir, "/", id)));
+  SP_ASSIGN_OR_RETURN(auto pending_lock,
+                      fs()->TryLock(absl::StrCat(path_, "/", internal::kPendingDir, "/", id)));
   SP_RETURN_IF_ERROR(fs()->CreateDir(PointDir(id)));
   RecoveryPointRequest copy = request;
-  if (!parent) copy.parent_id.clear();
-  else copy.parent_id = parent->id;
+  if (!parent)
+    copy.parent_id.clear();
+  else
+    copy.parent_id = parent->id;
   return std::unique_ptr<RecoveryPointWriter>(
       new WriterImpl(this, std::move(copy), std::move(id), *std::move(vm_lock),
                      std::move(pending_lock), std::move(parent), budget));

@@ -41,7 +41,8 @@ bool PlainName(const std::string& name) {
 bool IsHex64(const std::string& text) {
   if (text.size() != 64) return false;
   for (char c : text) {
-    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) || absl::ascii_isupper(static_cast<unsigned char>(c))) {
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c)) ||
+        absl::ascii_isupper(static_cast<unsigned char>(c))) {
       return false;
     }
   }
@@ -89,7 +90,8 @@ StatusOr<ExportVolume> ParseVolume(const json& entry) {
                             "' is not a plain file name inside the export directory"));
   }
   auto parsed = ParseImageFormat(format);
-  if (!parsed.ok()) return Bad(absl::StrCat("volume '", volume.name, "': ", parsed.status().message()));
+  if (!parsed.ok())
+    return Bad(absl::StrCat("volume '", volume.name, "': ", parsed.status().message()));
   volume.format = *parsed;
   if (volume.size == 0) return Bad(absl::StrCat("volume '", volume.name, "': size 0"));
   if (!IsHex64(volume.sha256)) {
@@ -97,7 +99,8 @@ StatusOr<ExportVolume> ParseVolume(const json& entry) {
   }
   auto boot = entry.find("boot");
   if (boot != entry.end()) {
-    if (!boot->is_boolean()) return Bad(absl::StrCat("volume '", volume.name, "': 'boot' must be true or false"));
+    if (!boot->is_boolean())
+      return Bad(absl::StrCat("volume '", volume.name, "': 'boot' must be true or false"));
     volume.boot = boot->get<bool>();
   }
   return volume;
@@ -158,8 +161,10 @@ StatusOr<ExportManifest> ParseObject(const json& root) {
   std::set<std::string> names, files;
   for (const json& entry : *volumes) {
     SP_ASSIGN_OR_RETURN(ExportVolume volume, ParseVolume(entry));
-    if (!names.insert(volume.name).second) return Bad(absl::StrCat("volume '", volume.name, "' twice"));
-    if (!files.insert(volume.file).second) return Bad(absl::StrCat("file '", volume.file, "' twice"));
+    if (!names.insert(volume.name).second)
+      return Bad(absl::StrCat("volume '", volume.name, "' twice"));
+    if (!files.insert(volume.file).second)
+      return Bad(absl::StrCat("file '", volume.file, "' twice"));
     manifest.volumes.push_back(std::move(volume));
   }
   return manifest;
@@ -179,10 +184,9 @@ std::map<std::string, std::vector<std::string>> MountsByVolume(
 // `qemu-img info` of an image about to be imported: its format and virtual size must be the
 // manifest's, and it must stand alone (a backing or external data file could point anywhere).
 Status CheckImage(const std::string& path, const ExportVolume& volume) {
-  SP_ASSIGN_OR_RETURN(std::string text,
-                      RunCommandOk({"qemu-img", "info", "--output=json", "-f",
-                                    ImageFormatName(volume.format), path},
-                                   Deadline::In(Millis(60'000))));
+  SP_ASSIGN_OR_RETURN(std::string text, RunCommandOk({"qemu-img", "info", "--output=json", "-f",
+                                                      ImageFormatName(volume.format), path},
+                                                     Deadline::In(Millis(60'000))));
   json info = json::parse(text, nullptr, false);
   std::string what = absl::StrCat("volume '", volume.name, "' (", volume.file, ")");
   if (!info.is_object() || !info.contains("virtual-size") ||
@@ -213,9 +217,10 @@ Status CheckFiles(const std::string& dir, const ExportManifest& manifest) {
   for (const ExportVolume& volume : manifest.volumes) expected.insert(volume.file);
   for (const std::string& entry : entries) {
     if (expected.count(entry) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "export ", dir, ": file '", entry, "' is not listed in the manifest; refusing an export "
-          "with extra files"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("export ", dir, ": file '", entry,
+                       "' is not listed in the manifest; refusing an export "
+                       "with extra files"));
     }
   }
   for (const ExportVolume& volume : manifest.volumes) {
@@ -231,15 +236,15 @@ Status CheckFiles(const std::string& dir, const ExportManifest& manifest) {
     }
     if (static_cast<uint64_t>(st.st_size) != volume.file_bytes) {
       return absl::DataLossError(absl::StrCat(
-          "export ", dir, ": image '", volume.file, "' has ", st.st_size, " bytes, the manifest says ",
-          volume.file_bytes, static_cast<uint64_t>(st.st_size) < volume.file_bytes ? " (truncated)" : ""));
+          "export ", dir, ": image '", volume.file, "' has ", st.st_size,
+          " bytes, the manifest says ", volume.file_bytes,
+          static_cast<uint64_t>(st.st_size) < volume.file_bytes ? " (truncated)" : ""));
     }
     SP_ASSIGN_OR_RETURN(FileDigest digest, HashFile(path));
     if (digest.sha256 != volume.sha256) {
-      return absl::DataLossError(absl::StrCat("export ", dir, ": image '", volume.file,
-                                              "' does not match its checksum (sha256 ",
-                                              digest.sha256, ", the manifest says ",
-                                              volume.sha256, ")"));
+      return absl::DataLossError(absl::StrCat(
+          "export ", dir, ": image '", volume.file, "' does not match its checksum (sha256 ",
+          digest.sha256, ", the manifest says ", volume.sha256, ")"));
     }
     SP_RETURN_IF_ERROR(CheckImage(path, volume));
   }
@@ -252,14 +257,17 @@ StatusOr<std::string> ReadManifestFile(const std::string& dir) {
   std::string path = dir + "/" + kExportManifestFile;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   struct stat st {};
-  if (!fd.valid() && errno == ELOOP) st.st_mode = S_IFLNK;
-  else if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
-  else if (::fstat(fd.get(), &st) != 0) return ErrnoStatus(errno, absl::StrCat("stat ", path));
+  if (!fd.valid() && errno == ELOOP)
+    st.st_mode = S_IFLNK;
+  else if (!fd.valid())
+    return ErrnoStatus(errno, absl::StrCat("open ", path));
+  else if (::fstat(fd.get(), &st) != 0)
+    return ErrnoStatus(errno, absl::StrCat("stat ", path));
   if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "export ", dir, ": '", kExportManifestFile, "' is not a regular file (",
-        S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file",
-        "); refusing it: copy the real manifest into the export directory"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("export ", dir, ": '", kExportManifestFile, "' is not a regular file (",
+                     S_ISLNK(st.st_mode) ? "a symbolic link" : "a special file",
+                     "); refusing it: copy the real manifest into the export directory"));
   }
   if (static_cast<uint64_t>(st.st_size) > kMaxExportManifestBytes) {
     return Bad("larger than 16 MiB");
@@ -281,15 +289,15 @@ Status ImportVolume(repo::RecoveryPointWriter& writer, const std::string& path,
                                                    ", the manifest says ", volume.size));
   }
   SP_ASSIGN_OR_RETURN(repo::VolumeWriter * target, writer.AddVolume(volume.name, volume.size));
-  SP_RETURN_IF_ERROR(block::StreamVolume(*source, chunk_size, block::StreamOptions{},
-                                         [&](uint64_t index, block::ChunkKind kind,
-                                             std::string data) -> Status {
-                                           if (kind == block::ChunkKind::kData) {
-                                             return target->PutChunk(index, std::move(data));
-                                           }
-                                           return target->PutZero(index);
-                                         })
-                         .status());
+  SP_RETURN_IF_ERROR(
+      block::StreamVolume(*source, chunk_size, block::StreamOptions{},
+                          [&](uint64_t index, block::ChunkKind kind, std::string data) -> Status {
+                            if (kind == block::ChunkKind::kData) {
+                              return target->PutChunk(index, std::move(data));
+                            }
+                            return target->PutZero(index);
+                          })
+          .status());
   return absl::OkStatus();
 }
 
@@ -298,9 +306,12 @@ Status ImportVolume(repo::RecoveryPointWriter& writer, const std::string& path,
 std::string EncodeExportManifest(const ExportManifest& manifest) {
   json volumes = json::array();
   for (const ExportVolume& volume : manifest.volumes) {
-    volumes.push_back({{"name", volume.name}, {"file", volume.file},
-                       {"format", ImageFormatName(volume.format)}, {"size", volume.size},
-                       {"file_bytes", volume.file_bytes}, {"sha256", volume.sha256},
+    volumes.push_back({{"name", volume.name},
+                       {"file", volume.file},
+                       {"format", ImageFormatName(volume.format)},
+                       {"size", volume.size},
+                       {"file_bytes", volume.file_bytes},
+                       {"sha256", volume.sha256},
                        {"boot", volume.boot}});
   }
   json root = {{"format", kExportFormatName},
@@ -344,13 +355,13 @@ std::vector<std::string> LeftOutVolumes(const repo::PointDescription& recorded,
   for (const std::string& name : names) {
     if (chosen.count(name) > 0) continue;
     auto mounted = mounts.find(name);
-    warnings.push_back(
-        mounted == mounts.end()
-            ? absl::StrCat("volume '", name, "' of the VM is not in ", target,
-                           ": a VM made from it has no such disk")
-            : absl::StrCat("volume '", name, "' held ", absl::StrJoin(mounted->second, ", "),
-                           ", which the guest had mounted, and is not in ", target,
-                           ": a VM made from it may not boot cleanly"));
+    warnings.push_back(mounted == mounts.end()
+                           ? absl::StrCat("volume '", name, "' of the VM is not in ", target,
+                                          ": a VM made from it has no such disk")
+                           : absl::StrCat("volume '", name, "' held ",
+                                          absl::StrJoin(mounted->second, ", "),
+                                          ", which the guest had mounted, and is not in ", target,
+                                          ": a VM made from it may not boot cleanly"));
   }
   return warnings;
 }
@@ -365,9 +376,10 @@ StatusOr<unsigned> ParseExportMode(absl::string_view text) {
         "--mode '", text, "' is not a file mode; write it in octal, e.g. 0600 or 0640"));
   }
   if ((mode & 0600) != 0600 || (mode & 0111) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--mode '", text, "': the owner must be able to read and write the files and nobody may "
-        "execute them; e.g. 0600 (owner only), 0640 (and the group may read)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mode '", text,
+                     "': the owner must be able to read and write the files and nobody may "
+                     "execute them; e.g. 0600 (owner only), 0640 (and the group may read)"));
   }
   return mode;
 }
@@ -400,7 +412,8 @@ StatusOr<ExportResult> ExportPoint(repo::Repository& repo, const ExportRequest& 
     if (!seen.insert(name).second) continue;
     const repo::ManifestVolume* volume = point.FindVolume(name);
     if (volume == nullptr) {
-      return absl::NotFoundError(absl::StrCat("recovery point ", point.id, " has no volume '", name, "'"));
+      return absl::NotFoundError(
+          absl::StrCat("recovery point ", point.id, " has no volume '", name, "'"));
     }
     ExportVolume entry;
     entry.name = name;
@@ -438,8 +451,8 @@ StatusOr<ImportResult> ImportPoint(repo::Repository& repo, const std::string& di
   for (const ExportVolume& volume : result.manifest.volumes) request.estimated_bytes += volume.size;
   SP_ASSIGN_OR_RETURN(auto writer, repo.BeginRecoveryPoint(request));
   for (const ExportVolume& volume : result.manifest.volumes) {
-    Status imported = ImportVolume(*writer, dir + "/" + volume.file, volume,
-                                   repo.config().chunk_size);
+    Status imported =
+        ImportVolume(*writer, dir + "/" + volume.file, volume, repo.config().chunk_size);
     if (!imported.ok()) {
       writer->Abort();
       return imported;

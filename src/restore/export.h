@@ -63,7 +63,7 @@ StatusOr<ExportManifest> ParseExportManifest(absl::string_view text);
 
 struct ExportRequest {
   std::string point_id;
-  std::string dir;                   // created when missing; must not hold an export yet
+  std::string dir;  // created when missing; must not hold an export yet
   ImageFormat format = ImageFormat::kQcow2;
   std::vector<std::string> volumes;  // empty: every volume of the point
   // Mode of the files written (images, manifest); directories created get DirModeFor(it).

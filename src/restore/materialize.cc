@@ -1,15 +1,14 @@
 #include "restore/materialize.h"
 
 #include <fcntl.h>
+#include <libnbd.h>
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <vector>
-
-#include <libnbd.h>
-#include <openssl/evp.h>
 
 #include "absl/strings/str_split.h"
 #include "platform/clock.h"
@@ -44,8 +43,8 @@ class Fd {
 Status WriteAllAt(int fd, const std::string& data, uint64_t offset, const std::string& path) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoStatus(errno, "write " + path);
@@ -80,9 +79,9 @@ Status ForEachDataChunk(repo::VolumeStream& stream, uint64_t chunk_size,
 }
 
 // Streams the volume into a sparse raw file at `path` (created with `mode`, must not exist).
-Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id,
-                      absl::string_view volume, const std::string& path, unsigned mode,
-                      const MaterializeProgress& progress, MaterializeStats* stats) {
+Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id, absl::string_view volume,
+                      const std::string& path, unsigned mode, const MaterializeProgress& progress,
+                      MaterializeStats* stats) {
   SP_ASSIGN_OR_RETURN(auto reader, repo.OpenVolume(point_id, volume));
   SP_ASSIGN_OR_RETURN(auto stream, repo.OpenStream(point_id, volume));
   stats->size = reader->size();
@@ -124,8 +123,8 @@ class Qcow2Target {
     while (pending_.size() >= kWritesInFlight) SP_RETURN_IF_ERROR(RetireOldest());
     pending_.push_back({0, std::move(data)});
     const std::string& buffer = pending_.back().data;
-    int64_t cookie = nbd_aio_pwrite(handle_, buffer.data(), buffer.size(), offset,
-                                    NBD_NULL_COMPLETION, 0);
+    int64_t cookie =
+        nbd_aio_pwrite(handle_, buffer.data(), buffer.size(), offset, NBD_NULL_COMPLETION, 0);
     if (cookie < 0) {
       pending_.pop_back();
       return Error(absl::StrCat("writing at offset ", offset));
@@ -165,9 +164,9 @@ class Qcow2Target {
       if (done < 0) return Error(what);
       if (done == 1) return absl::OkStatus();
       if (deadline.Expired()) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "qemu-nbd did not complete a ", what, " within ", kRequestTimeout.count() / 1000,
-            " s (is the target disk hung?)"));
+        return absl::DeadlineExceededError(absl::StrCat("qemu-nbd did not complete a ", what,
+                                                        " within ", kRequestTimeout.count() / 1000,
+                                                        " s (is the target disk hung?)"));
       }
       if (nbd_poll(handle_, std::max(1, deadline.PollTimeoutMs())) < 0) {
         return Error("waiting for qemu-nbd");
@@ -194,10 +193,10 @@ Status WriteQcow2(repo::Repository& repo, absl::string_view point_id, absl::stri
   // qemu-img creates new files 0644; one that exists keeps its mode, so make it first.
   SP_ASSIGN_OR_RETURN(int created, CreateNewFile(path, mode));
   SP_RETURN_IF_ERROR(Fd(created).Close(path));
-  SP_RETURN_IF_ERROR(RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", path,
-                                   absl::StrCat(stats->size)},
-                                  Deadline::In(Millis(60'000)))
-                         .status());
+  SP_RETURN_IF_ERROR(
+      RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", path, absl::StrCat(stats->size)},
+                   Deadline::In(Millis(60'000)))
+          .status());
   Qcow2Target target;
   SP_RETURN_IF_ERROR(target.Open(path));
   SP_RETURN_IF_ERROR(ForEachDataChunk(
@@ -269,6 +268,5 @@ StatusOr<FileDigest> HashFile(const std::string& path) {
   result.sha256 = repo::DigestHex(digest);
   return result;
 }
-
 
 }  // namespace sp::restore

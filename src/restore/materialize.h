@@ -21,9 +21,9 @@ const char* ImageFormatName(ImageFormat format);  // "qcow2" | "raw"
 StatusOr<ImageFormat> ParseImageFormat(absl::string_view text);
 
 struct MaterializeStats {
-  uint64_t size = 0;            // volume size
-  uint64_t data_bytes = 0;      // bytes of non-zero chunks written
-  uint64_t zero_bytes = 0;      // bytes left as holes
+  uint64_t size = 0;        // volume size
+  uint64_t data_bytes = 0;  // bytes of non-zero chunks written
+  uint64_t zero_bytes = 0;  // bytes left as holes
   double millis = 0;
 };
 
@@ -48,6 +48,5 @@ struct FileDigest {
   uint64_t size = 0;
 };
 StatusOr<FileDigest> HashFile(const std::string& path);
-
 
 }  // namespace sp::restore

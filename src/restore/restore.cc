@@ -57,8 +57,8 @@ StatusOr<std::vector<const catalog::VolumeRecord*>> SelectVolumes(
     }
   }
   if (names.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "recovery point ", manifest.id, " holds no volume of VM '", vm.name, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("recovery point ", manifest.id, " holds no volume of VM '", vm.name, "'"));
   }
   std::vector<const catalog::VolumeRecord*> selected;
   std::set<std::string> seen;
@@ -175,14 +175,15 @@ std::string BootVolumeName(const repo::Manifest& manifest) {
 StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog& catalog,
                                         const NewVmRequest& request, const DefineFn& define) {
   if (catalog.FindVm(request.name).ok()) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "a VM called '", request.name, "' exists already; choose another --name"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("a VM called '", request.name, "' exists already; choose another --name"));
   }
   SP_ASSIGN_OR_RETURN(repo::Manifest manifest, repo.GetRecoveryPoint(request.point_id));
   std::string dir = AbsolutePath(request.dir);
-  SP_ASSIGN_OR_RETURN(catalog::VmRecord draft,
-                      DraftFromPoint(manifest, request.name, dir, request.format,
-                                     [&](const std::string& mac) { return catalog.MacInUse(mac); }));
+  SP_ASSIGN_OR_RETURN(
+      catalog::VmRecord draft,
+      DraftFromPoint(manifest, request.name, dir, request.format,
+                     [&](const std::string& mac) { return catalog.MacInUse(mac); }));
   bool made_dir = !PathExists(dir);
   SP_RETURN_IF_ERROR(MakeDirs(dir));
   NewVmResult result;

@@ -18,11 +18,18 @@ namespace {
 using nlohmann::json;
 
 json GoodManifest() {
-  return {{"format", "stillpoint-export"}, {"version", 1}, {"point_id", "p1"},
-          {"vm_id", "uuid-1"}, {"vm_name", "web01"}, {"name", "web01"},
-          {"volumes", json::array({{{"name", "root"}, {"file", "root.qcow2"},
-                                    {"format", "qcow2"}, {"size", 1048576},
-                                    {"file_bytes", 200000}, {"sha256", std::string(64, 'a')},
+  return {{"format", "stillpoint-export"},
+          {"version", 1},
+          {"point_id", "p1"},
+          {"vm_id", "uuid-1"},
+          {"vm_name", "web01"},
+          {"name", "web01"},
+          {"volumes", json::array({{{"name", "root"},
+                                    {"file", "root.qcow2"},
+                                    {"format", "qcow2"},
+                                    {"size", 1048576},
+                                    {"file_bytes", 200000},
+                                    {"sha256", std::string(64, 'a')},
                                     {"boot", true}}})},
           {"extras", {{"consistency", "application"}}}};
 }
@@ -100,8 +107,7 @@ TEST(ExportManifestTest, RefusesWhatCouldHurt) {
     auto parsed = ParseExportManifest(manifest.dump());
     ASSERT_FALSE(parsed.ok()) << manifest.dump();
     EXPECT_EQ(parsed.status().code(), c.code) << parsed.status();
-    EXPECT_NE(parsed.status().message().find(c.words), absl::string_view::npos)
-        << parsed.status();
+    EXPECT_NE(parsed.status().message().find(c.words), absl::string_view::npos) << parsed.status();
   }
   EXPECT_FALSE(ParseExportManifest("{\"format\": ").ok());
   EXPECT_FALSE(ParseExportManifest("[]").ok());

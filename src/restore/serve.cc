@@ -43,13 +43,14 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(repo::Repository& re
   SP_ASSIGN_OR_RETURN(MaterializeStats stats,
                       MaterializeVolume(repo, point_id, volume, image, ImageFormat::kRaw));
   server->size_ = stats.size;
-  std::vector<std::string> argv = {"qemu-nbd", "--read-only", "--format=raw", "--persistent",
-                                   "--shared=0", "--export-name=" + server->export_name_};
+  std::vector<std::string> argv = {"qemu-nbd",     "--read-only",
+                                   "--format=raw", "--persistent",
+                                   "--shared=0",   "--export-name=" + server->export_name_};
   if (options.port == 0) {
     ::unlink(server->socket_path_.c_str());
     argv.push_back("--socket=" + server->socket_path_);
-    server->uri_ = absl::StrCat("nbd+unix:///", server->export_name_,
-                                "?socket=", server->socket_path_);
+    server->uri_ =
+        absl::StrCat("nbd+unix:///", server->export_name_, "?socket=", server->socket_path_);
   } else {
     argv.insert(argv.end(), {"--bind=127.0.0.1", absl::StrCat("--port=", options.port)});
     server->uri_ = absl::StrCat("nbd://127.0.0.1:", options.port, "/", server->export_name_);
@@ -68,8 +69,8 @@ StatusOr<std::unique_ptr<VolumeServer>> VolumeServer::Start(repo::Repository& re
     if (up) return server;
     if (!server->Running() || deadline.Expired()) {
       auto log = ReadFile(spawn.stdout_path);
-      return absl::UnavailableError(absl::StrCat("qemu-nbd did not start serving: ",
-                                                 log.ok() ? *log : "no log"));
+      return absl::UnavailableError(
+          absl::StrCat("qemu-nbd did not start serving: ", log.ok() ? *log : "no log"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }

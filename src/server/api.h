@@ -37,7 +37,7 @@ void AddSnapshotRoutes(Router* router, ApiContext* api);
 void AddJobAndEventRoutes(Router* router, ApiContext* api);
 void AddAdminRoutes(Router* router, ApiContext* api);  // users, tokens, settings, repository
 void AddScheduleRoutes(Router* router, ApiContext* api);
-void AddMetaRoutes(Router* router, ApiContext* api);   // openapi.json, /metrics
+void AddMetaRoutes(Router* router, ApiContext* api);  // openapi.json, /metrics
 
 // The OpenAPI document (src/server/openapi.json, built in).
 const std::string& OpenApiDocument();

@@ -19,10 +19,14 @@ nlohmann::json TokenJson(const catalog::TokenRecord& token) {
   auto time = [](const std::optional<int64_t>& us) {
     return us ? nlohmann::json(FormatUnixMicros(*us)) : nlohmann::json(nullptr);
   };
-  return {{"id", token.id},           {"name", token.name},
-          {"role", catalog::RoleName(token.role)}, {"created_by", token.created_by},
-          {"created", FormatUnixMicros(token.created_us)}, {"expires", time(token.expires_us)},
-          {"revoked", time(token.revoked_us)}, {"last_used", time(token.last_used_us)}};
+  return {{"id", token.id},
+          {"name", token.name},
+          {"role", catalog::RoleName(token.role)},
+          {"created_by", token.created_by},
+          {"created", FormatUnixMicros(token.created_us)},
+          {"expires", time(token.expires_us)},
+          {"revoked", time(token.revoked_us)},
+          {"last_used", time(token.last_used_us)}};
 }
 
 // Runs `work` with an App and answers with its JSON.
@@ -43,15 +47,19 @@ HttpResponse AddUser(ApiContext* api, RouteContext& c) {
   auto name = fields.String("name", true, 64);
   auto role = fields.Choice("role", {"viewer", "operator", "admin"});
   auto password = fields.String("password", true, 1024);
-  for (const Status& status : {name.status(), role.status(), password.status(), fields.NoOthers()}) {
+  for (const Status& status :
+       {name.status(), role.status(), password.status(), fields.NoOthers()}) {
     if (!status.ok()) return ErrorResponse(status);
   }
-  return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
-    SP_ASSIGN_OR_RETURN(catalog::Role parsed, catalog::ParseRole(role->value_or("viewer")));
-    SP_ASSIGN_OR_RETURN(catalog::UserRecord user,
-                        app->AddUser(**name, parsed, **password, api::Origin(c)));
-    return UserJson(user);
-  }, 201);
+  return WithApp(
+      api,
+      [&](app::App* app) -> StatusOr<nlohmann::json> {
+        SP_ASSIGN_OR_RETURN(catalog::Role parsed, catalog::ParseRole(role->value_or("viewer")));
+        SP_ASSIGN_OR_RETURN(catalog::UserRecord user,
+                            app->AddUser(**name, parsed, **password, api::Origin(c)));
+        return UserJson(user);
+      },
+      201);
 }
 
 HttpResponse CreateToken(ApiContext* api, RouteContext& c) {
@@ -62,16 +70,19 @@ HttpResponse CreateToken(ApiContext* api, RouteContext& c) {
   for (const Status& status : {name.status(), role.status(), days.status(), fields.NoOthers()}) {
     if (!status.ok()) return ErrorResponse(status);
   }
-  return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
-    SP_ASSIGN_OR_RETURN(catalog::Role parsed, catalog::ParseRole(role->value_or("viewer")));
-    std::optional<Millis> lifetime;
-    if (*days) lifetime = Millis(**days * 24 * 3600 * 1000);
-    SP_ASSIGN_OR_RETURN(app::NewToken token,
-                        app->CreateToken(**name, parsed, lifetime, api::Origin(c)));
-    nlohmann::json out = TokenJson(token.record);
-    out["secret"] = token.secret;
-    return out;
-  }, 201);
+  return WithApp(
+      api,
+      [&](app::App* app) -> StatusOr<nlohmann::json> {
+        SP_ASSIGN_OR_RETURN(catalog::Role parsed, catalog::ParseRole(role->value_or("viewer")));
+        std::optional<Millis> lifetime;
+        if (*days) lifetime = Millis(**days * 24 * 3600 * 1000);
+        SP_ASSIGN_OR_RETURN(app::NewToken token,
+                            app->CreateToken(**name, parsed, lifetime, api::Origin(c)));
+        nlohmann::json out = TokenJson(token.record);
+        out["secret"] = token.secret;
+        return out;
+      },
+      201);
 }
 
 HttpResponse SetSetting(ApiContext* api, RouteContext& c) {
@@ -83,8 +94,7 @@ HttpResponse SetSetting(ApiContext* api, RouteContext& c) {
   return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
     const std::string& key = c.params.at("key");
     SP_RETURN_IF_ERROR(app->SetSetting(key, **value));
-    (void)app->RecordEvent("", "config.set-by", absl::StrCat(key, " = ", **value),
-                           api::Origin(c));
+    (void)app->RecordEvent("", "config.set-by", absl::StrCat(key, " = ", **value), api::Origin(c));
     return nlohmann::json{{"key", key}, {"value", **value}};
   });
 }
@@ -92,8 +102,8 @@ HttpResponse SetSetting(ApiContext* api, RouteContext& c) {
 StatusOr<repo::PrunePolicy> ReadPrunePolicy(BodyFields& fields) {
   repo::PrunePolicy policy;
   std::pair<const char*, int*> rules[] = {
-      {"keep_last", &policy.keep_last},     {"keep_hourly", &policy.keep_hourly},
-      {"keep_daily", &policy.keep_daily},   {"keep_weekly", &policy.keep_weekly},
+      {"keep_last", &policy.keep_last},       {"keep_hourly", &policy.keep_hourly},
+      {"keep_daily", &policy.keep_daily},     {"keep_weekly", &policy.keep_weekly},
       {"keep_monthly", &policy.keep_monthly}, {"keep_yearly", &policy.keep_yearly}};
   for (auto& [key, target] : rules) {
     SP_ASSIGN_OR_RETURN(auto value, fields.Int(key, 0, 100000));
@@ -105,7 +115,11 @@ StatusOr<repo::PrunePolicy> ReadPrunePolicy(BodyFields& fields) {
 HttpResponse RepoJob(ApiContext* api, RouteContext& c, const std::string& kind,
                      std::function<StatusOr<nlohmann::json>(app::App*)> work,
                      const std::string& vm = "") {
-  JobRequest request{kind, vm, api::Actor(c.principal), c.body, false,
+  JobRequest request{kind,
+                     vm,
+                     api::Actor(c.principal),
+                     c.body,
+                     false,
                      [apps = api->apps, work](JobContext&) -> StatusOr<nlohmann::json> {
                        SP_ASSIGN_OR_RETURN(AppPool::Lease app, apps->Acquire());
                        SP_RETURN_IF_ERROR(EnsureRepository(app.get()));
@@ -128,10 +142,13 @@ HttpResponse Prune(ApiContext* api, RouteContext& c) {
   std::string name = **vm;
   bool dry = dry_run->value_or(false);
   repo::PrunePolicy rules = *policy;
-  return RepoJob(api, c, "repo.prune", [name, dry, rules](app::App* app) -> StatusOr<nlohmann::json> {
-    SP_ASSIGN_OR_RETURN(auto decisions, app->Prune({}, name, rules, dry));
-    return app::PruneJson(decisions, dry);
-  }, name);
+  return RepoJob(
+      api, c, "repo.prune",
+      [name, dry, rules](app::App* app) -> StatusOr<nlohmann::json> {
+        SP_ASSIGN_OR_RETURN(auto decisions, app->Prune({}, name, rules, dry));
+        return app::PruneJson(decisions, dry);
+      },
+      name);
 }
 
 void AddUserRoutes(Router* router, ApiContext* api) {
@@ -171,24 +188,24 @@ void AddUserRoutes(Router* router, ApiContext* api) {
 
 void AddTokenRoutes(Router* router, ApiContext* api) {
   const std::string tokens = std::string(kApiPrefix) + "/tokens";
-  router->Add({"GET", tokens, Role::kAdmin, "List API tokens (never their secrets)",
-               [api](RouteContext&) {
-                 return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
-                   SP_ASSIGN_OR_RETURN(auto list, app->ListTokens());
-                   nlohmann::json out = nlohmann::json::array();
-                   for (const auto& token : list) out.push_back(TokenJson(token));
-                   return nlohmann::json{{"tokens", out}};
-                 });
-               }});
+  router->Add(
+      {"GET", tokens, Role::kAdmin, "List API tokens (never their secrets)", [api](RouteContext&) {
+         return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+           SP_ASSIGN_OR_RETURN(auto list, app->ListTokens());
+           nlohmann::json out = nlohmann::json::array();
+           for (const auto& token : list) out.push_back(TokenJson(token));
+           return nlohmann::json{{"tokens", out}};
+         });
+       }});
   router->Add({"POST", tokens, Role::kAdmin, "Create an API token (its secret is shown once)",
                [api](RouteContext& c) { return CreateToken(api, c); }});
-  router->Add({"DELETE", tokens + "/{token}", Role::kAdmin, "Revoke an API token",
-               [api](RouteContext& c) {
-                 return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
-                   SP_RETURN_IF_ERROR(app->RevokeToken(c.params.at("token"), api::Origin(c)));
-                   return nlohmann::json{{"revoked", c.params.at("token")}};
-                 });
-               }});
+  router->Add(
+      {"DELETE", tokens + "/{token}", Role::kAdmin, "Revoke an API token", [api](RouteContext& c) {
+         return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+           SP_RETURN_IF_ERROR(app->RevokeToken(c.params.at("token"), api::Origin(c)));
+           return nlohmann::json{{"revoked", c.params.at("token")}};
+         });
+       }});
 }
 
 void AddSettingRoutes(Router* router, ApiContext* api) {

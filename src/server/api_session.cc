@@ -9,7 +9,8 @@ namespace sp::server {
 namespace api {
 
 std::string Actor(const Principal& principal) {
-  if (principal.via == Via::kToken) return absl::StrCat(principal.user, " (token ", principal.token_id, ")");
+  if (principal.via == Via::kToken)
+    return absl::StrCat(principal.user, " (token ", principal.token_id, ")");
   return principal.user;
 }
 
@@ -67,7 +68,8 @@ HttpResponse SignInRoute(ApiContext* api, RouteContext& c) {
 
 void AddSessionRoutes(Router* router, ApiContext* api) {
   const std::string base = std::string(kApiPrefix) + "/session";
-  Route sign_in{"POST", base, Role::kViewer, "Sign in with user and password (sets the session "
+  Route sign_in{"POST", base, Role::kViewer,
+                "Sign in with user and password (sets the session "
                 "cookie; returns the CSRF token)",
                 [api](RouteContext& c) { return SignInRoute(api, c); }};
   sign_in.public_route = true;
@@ -80,11 +82,13 @@ void AddSessionRoutes(Router* router, ApiContext* api) {
                  return HttpResponse::Json(200, body);
                }});
   router->Add({"DELETE", base, Role::kViewer, "Sign out", [api](RouteContext& c) {
-                 if (c.principal.via == Via::kSession) api->auth->Logout(c.principal.session_digest);
+                 if (c.principal.via == Via::kSession)
+                   api->auth->Logout(c.principal.session_digest);
                  HttpResponse response = HttpResponse::Json(200, {{"signed_out", true}});
-                 response.headers.emplace_back(
-                     "Set-Cookie", absl::StrCat(kSessionCookie, "=; Path=/; HttpOnly; Secure; "
-                                                                "SameSite=Strict; Max-Age=0"));
+                 response.headers.emplace_back("Set-Cookie",
+                                               absl::StrCat(kSessionCookie,
+                                                            "=; Path=/; HttpOnly; Secure; "
+                                                            "SameSite=Strict; Max-Age=0"));
                  return response;
                }});
 }

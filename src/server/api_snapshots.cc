@@ -55,7 +55,11 @@ HttpResponse CreateSnapshot(ApiContext* api, RouteContext& c) {
     if (!found.ok()) return ErrorResponse(found.status());
   }
   nlohmann::json params = c.body;
-  JobRequest job{"snapshot.create", vm, api::Actor(c.principal), params, true,
+  JobRequest job{"snapshot.create",
+                 vm,
+                 api::Actor(c.principal),
+                 params,
+                 true,
                  CaptureWork(api->apps, *request)};
   return api::Accepted(api->jobs->Submit(std::move(job)));
 }
@@ -97,7 +101,11 @@ StatusOr<nlohmann::json> ShowPoint(ApiContext* api, const std::string& id) {
 HttpResponse PointJob(ApiContext* api, RouteContext& c, const std::string& kind,
                       const std::string& vm,
                       std::function<StatusOr<nlohmann::json>(app::App*)> work) {
-  JobRequest request{kind, vm, api::Actor(c.principal), c.body, false,
+  JobRequest request{kind,
+                     vm,
+                     api::Actor(c.principal),
+                     c.body,
+                     false,
                      [apps = api->apps, work](JobContext&) -> StatusOr<nlohmann::json> {
                        SP_ASSIGN_OR_RETURN(AppPool::Lease app, apps->Acquire());
                        return work(app.get());
@@ -121,12 +129,11 @@ HttpResponse CreateVmFrom(ApiContext* api, RouteContext& c) {
   auto vm = PointVm(api, c.params.at("id"));
   if (!vm.ok()) return ErrorResponse(vm.status());
   app::NewVmFromSnapshotRequest request{c.params.at("id"), **name, ""};
-  return PointJob(api, c, "snapshot.create-vm", **name,
-                  [request](app::App* app) -> StatusOr<nlohmann::json> {
-                    SP_ASSIGN_OR_RETURN(restore::NewVmResult result,
-                                        app->CreateVmFromSnapshot(request));
-                    return app::NewVmJson(result);
-                  });
+  return PointJob(
+      api, c, "snapshot.create-vm", **name, [request](app::App* app) -> StatusOr<nlohmann::json> {
+        SP_ASSIGN_OR_RETURN(restore::NewVmResult result, app->CreateVmFromSnapshot(request));
+        return app::NewVmJson(result);
+      });
 }
 
 HttpResponse RestoreInPlace(ApiContext* api, RouteContext& c) {
@@ -161,7 +168,7 @@ HttpResponse Export(ApiContext* api, RouteContext& c) {
   request.point_id = c.params.at("id");
   request.dir = **dir;
   request.format = format->value_or("qcow2") == "raw" ? restore::ImageFormat::kRaw
-                                                       : restore::ImageFormat::kQcow2;
+                                                      : restore::ImageFormat::kQcow2;
   request.volumes = volumes->value_or(std::vector<std::string>{});
   return PointJob(api, c, "snapshot.export", *vm,
                   [request](app::App* app) -> StatusOr<nlohmann::json> {
@@ -200,7 +207,8 @@ void AddSnapshotRoutes(Router* router, ApiContext* api) {
                [api](RouteContext& c) {
                  auto result = [&]() -> StatusOr<nlohmann::json> {
                    SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
-                   SP_ASSIGN_OR_RETURN(repo::Manifest gone, app->DeleteSnapshot({}, c.params.at("id")));
+                   SP_ASSIGN_OR_RETURN(repo::Manifest gone,
+                                       app->DeleteSnapshot({}, c.params.at("id")));
                    return nlohmann::json{{"deleted", gone.id}};
                  }();
                  return api::Reply(result);
@@ -224,13 +232,12 @@ void AddSnapshotRoutes(Router* router, ApiContext* api) {
                  std::string id = c.params.at("id");
                  auto vm = PointVm(api, id);
                  if (!vm.ok()) return ErrorResponse(vm.status());
-                 return PointJob(api, c, "snapshot.verify", *vm,
-                                 [id](app::App*) -> StatusOr<nlohmann::json> {
-                                   SP_ASSIGN_OR_RETURN(repo::VerifyReport report,
-                                                       app::App::VerifyRepo({}, id));
-                                   SP_RETURN_IF_ERROR(app::App::VerifyVerdict(report));
-                                   return app::VerifyJson(report);
-                                 });
+                 return PointJob(
+                     api, c, "snapshot.verify", *vm, [id](app::App*) -> StatusOr<nlohmann::json> {
+                       SP_ASSIGN_OR_RETURN(repo::VerifyReport report, app::App::VerifyRepo({}, id));
+                       SP_RETURN_IF_ERROR(app::App::VerifyVerdict(report));
+                       return app::VerifyJson(report);
+                     });
                }});
 }
 

@@ -105,18 +105,19 @@ void AddVmRoutes(Router* router, ApiContext* api) {
   const std::string base = std::string(kApiPrefix) + "/vms";
   router->Add({"GET", base, Role::kViewer, "List VMs",
                [api](RouteContext&) { return api::Reply(ListVms(api->apps)); }});
-  router->Add({"GET", base + "/{vm}", Role::kViewer, "Show a VM with its usage and recent events",
-               [api](RouteContext& c) { return api::Reply(ShowVm(api->apps, c.params.at("vm"))); }});
-  router->Add({"POST", base, Role::kAdmin, "Define a VM that stillpoint launches",
-               [api](RouteContext& c) {
-                 auto result = [&]() -> StatusOr<nlohmann::json> {
-                   SP_ASSIGN_OR_RETURN(VmRecord draft, ReadDefinition(c.body));
-                   SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
-                   SP_ASSIGN_OR_RETURN(VmRecord vm, app->DefineVm(std::move(draft)));
-                   return catalog::VmToJson(vm);
-                 }();
-                 return api::Reply(result, 201);
-               }});
+  router->Add(
+      {"GET", base + "/{vm}", Role::kViewer, "Show a VM with its usage and recent events",
+       [api](RouteContext& c) { return api::Reply(ShowVm(api->apps, c.params.at("vm"))); }});
+  router->Add(
+      {"POST", base, Role::kAdmin, "Define a VM that stillpoint launches", [api](RouteContext& c) {
+         auto result = [&]() -> StatusOr<nlohmann::json> {
+           SP_ASSIGN_OR_RETURN(VmRecord draft, ReadDefinition(c.body));
+           SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
+           SP_ASSIGN_OR_RETURN(VmRecord vm, app->DefineVm(std::move(draft)));
+           return catalog::VmToJson(vm);
+         }();
+         return api::Reply(result, 201);
+       }});
   router->Add({"DELETE", base + "/{vm}", Role::kAdmin, "Forget a VM (its images stay)",
                [api](RouteContext& c) {
                  auto result = [&]() -> StatusOr<nlohmann::json> {
@@ -126,8 +127,7 @@ void AddVmRoutes(Router* router, ApiContext* api) {
                  }();
                  return api::Reply(result);
                }});
-  router->Add({"POST", base + "/{vm}/start", Role::kOperator, "Start a VM",
-               [api](RouteContext& c) {
+  router->Add({"POST", base + "/{vm}/start", Role::kOperator, "Start a VM", [api](RouteContext& c) {
                  return VmAction(api, c, [](app::App* app, const std::string& name) {
                    return app->StartVm(name);
                  });
@@ -147,8 +147,11 @@ void AddVmRoutes(Router* router, ApiContext* api) {
                  if (!others.ok()) return ErrorResponse(others);
                  std::string name = c.params.at("vm");
                  Millis wait(timeout->value_or(120) * 1000);
-                 JobRequest request{"vm.stop", name, api::Actor(c.principal),
-                                    {{"timeout_s", wait.count() / 1000}}, false,
+                 JobRequest request{"vm.stop",
+                                    name,
+                                    api::Actor(c.principal),
+                                    {{"timeout_s", wait.count() / 1000}},
+                                    false,
                                     [api, name, wait](JobContext&) -> StatusOr<nlohmann::json> {
                                       SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
                                       SP_RETURN_IF_ERROR(app->StopVm(name, wait));

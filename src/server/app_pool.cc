@@ -14,7 +14,8 @@ StatusOr<AppPool::Lease> AppPool::Acquire() {
       return Lease(this, std::move(app));
     }
   }
-  SP_ASSIGN_OR_RETURN(std::unique_ptr<app::App> app, app::App::Open(paths_, monitor_program_, clock_));
+  SP_ASSIGN_OR_RETURN(std::unique_ptr<app::App> app,
+                      app::App::Open(paths_, monitor_program_, clock_));
   return Lease(this, std::move(app));
 }
 

@@ -9,9 +9,7 @@
 namespace sp::server {
 namespace {
 
-Status Unauthenticated(absl::string_view why) {
-  return absl::UnauthenticatedError(why);
-}
+Status Unauthenticated(absl::string_view why) { return absl::UnauthenticatedError(why); }
 
 std::string BearerOf(const HttpRequest& request) {
   std::string header = request.Header("authorization");
@@ -71,8 +69,8 @@ void Authenticator::RecordFailure(const std::string& key, int64_t now_us) {
   Failures& failures = failures_[key];
   ++failures.count;
   if (failures.count < kFreeFailures) return;
-  int64_t lockout_ms = std::min<int64_t>(int64_t{1000} << std::min(failures.count - kFreeFailures, 20),
-                                         kMaxLockout.count());
+  int64_t lockout_ms = std::min<int64_t>(
+      int64_t{1000} << std::min(failures.count - kFreeFailures, 20), kMaxLockout.count());
   failures.locked_until_us = now_us + lockout_ms * 1000;
 }
 
@@ -101,8 +99,9 @@ StatusOr<SignIn> Authenticator::Login(const std::string& user, const std::string
   }
   failures_.erase(user_key);
   failures_.erase(address_key);
-  SignIn sign_in{app::NewSecret("sps_"), app::NewSecret(""), record->name, record->role,
-                 now + std::chrono::duration_cast<std::chrono::microseconds>(kSessionLifetime).count()};
+  SignIn sign_in{
+      app::NewSecret("sps_"), app::NewSecret(""), record->name, record->role,
+      now + std::chrono::duration_cast<std::chrono::microseconds>(kSessionLifetime).count()};
   sessions_[app::SecretDigest(sign_in.session)] =
       Session{sign_in.user, sign_in.role, sign_in.csrf_token, sign_in.expires_us};
   return sign_in;

@@ -1,10 +1,10 @@
 // Who is calling: local users with roles, bearer tokens for scripts, sessions for the console.
 //
 // Users and tokens are app:: use cases (see app/credentials.h for how their secrets are kept);
-// session ids are random like tokens and only their digests are held. Sessions live in the service's memory (a restart signs everyone out) and carry a CSRF
-// token that cookie-authenticated writes must echo in X-CSRF-Token. Failed sign-ins are
-// throttled per user and per address: after kFreeFailures failures the next attempt must wait,
-// doubling up to kMaxLockout.
+// session ids are random like tokens and only their digests are held. Sessions live in the
+// service's memory (a restart signs everyone out) and carry a CSRF token that cookie-authenticated
+// writes must echo in X-CSRF-Token. Failed sign-ins are throttled per user and per address: after
+// kFreeFailures failures the next attempt must wait, doubling up to kMaxLockout.
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "catalog/auth_store.h"
-#include "server/app_pool.h"
 #include "platform/clock.h"
 #include "platform/status.h"
+#include "server/app_pool.h"
 #include "server/http.h"
 
 namespace sp::server {
@@ -77,15 +77,16 @@ class Authenticator {
     int count = 0;
     int64_t locked_until_us = 0;
   };
-  Status CheckThrottle(const std::string& key, int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  Status CheckThrottle(const std::string& key, int64_t now_us)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void RecordFailure(const std::string& key, int64_t now_us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   StatusOr<Principal> FromToken(const std::string& secret);
   StatusOr<Principal> FromSession(const std::string& secret);
 
   AppPool* const apps_;  // not owned
-  Clock* const clock_;               // not owned
+  Clock* const clock_;   // not owned
   absl::Mutex mutex_;
-  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mutex_);  // by digest
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mutex_);   // by digest
   std::map<std::string, Failures> failures_ ABSL_GUARDED_BY(mutex_);  // "user:NAME", "addr:IP"
 };
 

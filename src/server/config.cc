@@ -1,9 +1,9 @@
 #include "server/config.h"
 
+#include <toml++/toml.h>
+
 #include <functional>
 #include <map>
-
-#include <toml++/toml.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -80,8 +80,8 @@ Status ReadTable(const toml::table& root, const std::string& source, ServerConfi
     std::string section(section_key.str());
     auto readers = known.find(section);
     if (readers == known.end()) {
-      return Bad(source, section_node, absl::StrCat("unknown section '", section,
-                                                    "' (known: [server], [jobs])"));
+      return Bad(source, section_node,
+                 absl::StrCat("unknown section '", section, "' (known: [server], [jobs])"));
     }
     const toml::table* table = section_node.as_table();
     if (table == nullptr) return Bad(source, section_node, section + " must be a table");
@@ -102,8 +102,8 @@ Status ReadTable(const toml::table& root, const std::string& source, ServerConfi
 StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("listen address '", text,
-                                                   "' is not HOST:PORT (e.g. 127.0.0.1:8443)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen address '", text, "' is not HOST:PORT (e.g. 127.0.0.1:8443)"));
   }
   ListenAddress address;
   address.host = text.substr(0, colon);
@@ -112,8 +112,8 @@ StatusOr<ListenAddress> ParseListenAddress(const std::string& text) {
   }
   int port = 0;
   if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("listen address '", text, "': the port must be a number from 0 (any free port) to 65535"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen address '", text, "': the port must be a number from 0 (any free port) to 65535"));
   }
   address.port = port;
   return address;
@@ -130,9 +130,10 @@ StatusOr<ServerConfig> ParseServerConfig(const std::string& text, const std::str
         absl::StrCat(Where(source, error.source()), ": ", std::string(error.description())));
   }
   if (config.tls_certificate.empty() != config.tls_key.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        source, ": tls_certificate and tls_key go together: give both, or neither to use a "
-                "generated self-signed pair"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source,
+                     ": tls_certificate and tls_key go together: give both, or neither to use a "
+                     "generated self-signed pair"));
   }
   return config;
 }

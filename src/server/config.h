@@ -34,11 +34,11 @@ struct ServerConfig {
   ListenAddress listen;
   std::string tls_certificate;  // empty: generated
   std::string tls_key;
-  std::string state_dir;        // empty: the CLI's default state directory
+  std::string state_dir;  // empty: the CLI's default state directory
   uint64_t max_body_bytes = 1 << 20;
   int concurrent_jobs = 4;
   int concurrent_captures = 2;
-  std::string source;           // where it was read from, for messages; empty: defaults
+  std::string source;  // where it was read from, for messages; empty: defaults
 };
 
 // "HOST:PORT" or "[V6]:PORT". InvalidArgument naming what is wrong.

@@ -125,8 +125,8 @@ Status BodyFields::NoOthers() const {
   return absl::OkStatus();
 }
 
-StatusOr<int64_t> QueryInt(const std::map<std::string, std::string>& query,
-                           const std::string& key, int64_t fallback, int64_t low, int64_t high) {
+StatusOr<int64_t> QueryInt(const std::map<std::string, std::string>& query, const std::string& key,
+                           int64_t fallback, int64_t low, int64_t high) {
   auto it = query.find(key);
   if (it == query.end()) return fallback;
   int64_t value = 0;

@@ -5,12 +5,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "platform/status.h"
 
@@ -47,8 +46,8 @@ class BodyFields {
 };
 
 // A query parameter as an integer in [low, high]; `fallback` when absent.
-StatusOr<int64_t> QueryInt(const std::map<std::string, std::string>& query,
-                           const std::string& key, int64_t fallback, int64_t low, int64_t high);
+StatusOr<int64_t> QueryInt(const std::map<std::string, std::string>& query, const std::string& key,
+                           int64_t fallback, int64_t low, int64_t high);
 // A query parameter as an ISO-8601 UTC time ("2026-12-03T10:00:00Z") in microseconds.
 StatusOr<std::optional<int64_t>> QueryTime(const std::map<std::string, std::string>& query,
                                            const std::string& key);

@@ -115,7 +115,8 @@ void JobManager::Run(const std::shared_ptr<Live>& live) {
   Finish(live, outcome);
 }
 
-void JobManager::Finish(const std::shared_ptr<Live>& live, const StatusOr<nlohmann::json>& outcome) {
+void JobManager::Finish(const std::shared_ptr<Live>& live,
+                        const StatusOr<nlohmann::json>& outcome) {
   JobRecord record;
   {
     absl::MutexLock lock(&mutex_);
@@ -152,11 +153,11 @@ void JobManager::ReportProgress(const std::string& id, uint64_t done, uint64_t t
     int64_t now = clock_->UnixMicros();
     double seconds = static_cast<double>(now - live.rate_start_us) / 1e6;
     double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
-    nlohmann::json progress = {{"done", done}, {"total", total}, {"phase", phase},
-                               {"rate_bytes_per_s", rate}};
+    nlohmann::json progress = {
+        {"done", done}, {"total", total}, {"phase", phase}, {"rate_bytes_per_s", rate}};
     if (rate > 0 && total >= done) progress["eta_s"] = static_cast<double>(total - done) / rate;
-    live.record.progress_json = progress.dump(-1, ' ', false,
-                                              nlohmann::json::error_handler_t::replace);
+    live.record.progress_json =
+        progress.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (now - live.last_saved_us < kSaveEveryUs) return;
     live.last_saved_us = now;
     to_save = live.record;

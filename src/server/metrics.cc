@@ -91,7 +91,8 @@ std::string Metrics::RenderCaptures() {
       {"read", bytes_read_}, {"new", bytes_new_}, {"reused", bytes_reused_}};
   for (const auto& [kind, value] : bytes) {
     std::string name = absl::StrCat("stillpoint_capture_bytes_", kind, "_total");
-    out += Header(name, "counter", absl::StrCat("Bytes ", kind, " by the captures this service ran."));
+    out +=
+        Header(name, "counter", absl::StrCat("Bytes ", kind, " by the captures this service ran."));
     absl::StrAppend(&out, name, " ", value, "\n");
   }
   out += Header("stillpoint_capture_failures_total", "counter",
@@ -145,8 +146,8 @@ StatusOr<std::string> Metrics::RenderVms() {
   out += Header("stillpoint_vm_failed_points", "gauge",
                 "Failed captures the catalog lists for the VM.");
   for (const auto& [vm, last] : by_vm) {
-    absl::StrAppend(&out, "stillpoint_vm_failed_points{vm=\"", LabelValue(vm), "\"} ",
-                    last.failed, "\n");
+    absl::StrAppend(&out, "stillpoint_vm_failed_points{vm=\"", LabelValue(vm), "\"} ", last.failed,
+                    "\n");
   }
   return out;
 }

@@ -18,8 +18,7 @@ namespace sp::server {
 
 class Histogram {
  public:
-  static constexpr std::array<double, 10> kBounds = {0.05, 0.1, 0.25, 0.5, 1,
-                                                     2.5,  5,   10,   30,  120};
+  static constexpr std::array<double, 10> kBounds = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120};
   void Observe(double seconds);
   // The `_bucket`, `_sum` and `_count` lines of `name`.
   std::string Render(const std::string& name) const;

@@ -44,9 +44,7 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return a.size() == b.size() && !a.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::vector<std::string> Segments(const std::string& path) {
-  return absl::StrSplit(path, '/');
-}
+std::vector<std::string> Segments(const std::string& path) { return absl::StrSplit(path, '/'); }
 
 HttpResponse ParseBody(const HttpRequest& request, nlohmann::json* body) {
   if (request.body.empty()) {
@@ -75,9 +73,9 @@ Status CheckPathParameter(const std::string& name, const std::string& value) {
     bad = bad || c < 0x20 || c == 0x7f || c == '/' || c == '\\';
   }
   if (!bad) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "path parameter '", name,
-      "' must be 1 to 128 characters without '/', '\\' or control characters"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("path parameter '", name,
+                   "' must be 1 to 128 characters without '/', '\\' or control characters"));
 }
 
 HttpResponse ErrorResponse(const Status& status) {
@@ -170,10 +168,10 @@ HttpResponse Router::Checked(const HttpRequest& request, Principal* caller) cons
       return response;
     }
     if (who->role < route->role) {
-      return HttpResponse::Error(403, "forbidden",
-                                 absl::StrCat("the role '", catalog::RoleName(who->role),
-                                              "' may not do this; it needs '",
-                                              catalog::RoleName(route->role), "'"));
+      return HttpResponse::Error(
+          403, "forbidden",
+          absl::StrCat("the role '", catalog::RoleName(who->role), "' may not do this; it needs '",
+                       catalog::RoleName(route->role), "'"));
     }
     if (who->via == Via::kSession && IsWrite(request.method) &&
         !SameSecret(request.Header("x-csrf-token"), who->csrf_token)) {
@@ -185,7 +183,8 @@ HttpResponse Router::Checked(const HttpRequest& request, Principal* caller) cons
   }
   for (const auto& [name, value] : params) {
     Status good = CheckPathParameter(name, value);
-    if (!good.ok()) return HttpResponse::Error(400, "invalid_argument", std::string(good.message()), name);
+    if (!good.ok())
+      return HttpResponse::Error(400, "invalid_argument", std::string(good.message()), name);
   }
   RouteContext context{request, principal, std::move(params), nullptr};
   if (IsWrite(request.method)) {

@@ -41,8 +41,8 @@ StatusOr<std::vector<JobRecord>> Scheduler::RunSchedule(app::App* app,
   std::vector<JobRecord> submitted;
   std::string job_ids;
   for (const std::string& vm : spec.vms) {
-    JobRequest request{"snapshot.create", vm, by, {{"schedule", spec.name}}, true,
-                       ScheduledCaptureWork(apps_, spec, vm)};
+    JobRequest request{"snapshot.create",         vm,   by,
+                       {{"schedule", spec.name}}, true, ScheduledCaptureWork(apps_, spec, vm)};
     SP_ASSIGN_OR_RETURN(JobRecord job, jobs_->Submit(std::move(request)));
     absl::StrAppend(&job_ids, job_ids.empty() ? "" : ",", job.id);
     submitted.push_back(job);

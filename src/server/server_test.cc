@@ -7,9 +7,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "platform/process.h"
 #include "server/config.h"
 #include "server/fields.h"
-#include "platform/process.h"
 #include "server/scheduler.h"
 #include "server/service.h"
 #include "testing/temp_dir.h"
@@ -132,8 +132,8 @@ TEST_F(ServerTest, ExpiredAndRevokedTokensAreRefused) {
 
 TEST_F(ServerTest, SignInGivesASessionWhoseWritesNeedTheCsrfToken) {
   ASSERT_TRUE(app_->AddUser("alice", catalog::Role::kOperator, "correct horse battery", {}).ok());
-  HttpResponse signed_in = Call("POST", "/api/v1/session", "",
-                                R"({"user":"alice","password":"correct horse battery"})");
+  HttpResponse signed_in =
+      Call("POST", "/api/v1/session", "", R"({"user":"alice","password":"correct horse battery"})");
   ASSERT_EQ(signed_in.status, 200) << signed_in.body;
   std::string set_cookie;
   for (const auto& [name, value] : signed_in.headers) {
@@ -215,10 +215,12 @@ TEST_F(ServerTest, BadInputGetsAFourHundredNamingTheField) {
 }
 
 TEST_F(ServerTest, ChangesAreAuditedWithWhoAndWhere) {
-  ASSERT_EQ(Call("PUT", "/api/v1/settings/snapshots.enabled", admin_, R"({"value":"false"})").status,
-            200);
-  EXPECT_EQ(Call("PUT", "/api/v1/settings/snapshots.enabled", viewer_, R"({"value":"true"})").status,
-            403);
+  ASSERT_EQ(
+      Call("PUT", "/api/v1/settings/snapshots.enabled", admin_, R"({"value":"false"})").status,
+      200);
+  EXPECT_EQ(
+      Call("PUT", "/api/v1/settings/snapshots.enabled", viewer_, R"({"value":"true"})").status,
+      403);
   catalog::EventFilter filter;
   filter.kind_prefix = "api.";
   auto events = app_->QueryEvents(filter);
@@ -232,9 +234,8 @@ TEST_F(ServerTest, ChangesAreAuditedWithWhoAndWhere) {
 
 TEST_F(ServerTest, TheFirstStartCreatesAnAdminWhosePasswordWorks) {
   ASSERT_FALSE(service_->initial_admin_password().empty());
-  std::string body = nlohmann::json{{"user", "admin"},
-                                    {"password", service_->initial_admin_password()}}
-                         .dump();
+  std::string body =
+      nlohmann::json{{"user", "admin"}, {"password", service_->initial_admin_password()}}.dump();
   EXPECT_EQ(Call("POST", "/api/v1/session", "", body).status, 200);
 }
 
@@ -304,7 +305,11 @@ TEST_F(ScheduleRunTest, IntervalRunsApplyRetentionNeverOverlapAndCatchUpOnce) {
 
   // No overlap: while a run of the schedule is unfinished, a due slot does not start another.
   absl::Notification release;
-  JobRequest blocker{"snapshot.create", "vm1", "schedule:vm1", {}, false,
+  JobRequest blocker{"snapshot.create",
+                     "vm1",
+                     "schedule:vm1",
+                     {},
+                     false,
                      [&release](JobContext&) -> StatusOr<nlohmann::json> {
                        release.WaitForNotification();
                        return nlohmann::json::object();
@@ -335,7 +340,8 @@ TEST_F(ScheduleRunTest, IntervalRunsApplyRetentionNeverOverlapAndCatchUpOnce) {
 }
 
 TEST(ServerConfigTest, ErrorsNameTheLine) {
-  auto good = ParseServerConfig("[server]\nlisten = \"0.0.0.0:9443\"\n[jobs]\nconcurrent = 3\n", "f");
+  auto good =
+      ParseServerConfig("[server]\nlisten = \"0.0.0.0:9443\"\n[jobs]\nconcurrent = 3\n", "f");
   ASSERT_TRUE(good.ok()) << good.status();
   EXPECT_EQ(good->listen.host, "0.0.0.0");
   EXPECT_EQ(good->listen.port, 9443);

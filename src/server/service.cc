@@ -1,9 +1,9 @@
 #include "server/service.h"
 
+#include <httplib.h>
+
 #include <atomic>
 #include <cstdio>
-
-#include <httplib.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -47,14 +47,15 @@ void ToHttplib(HttpResponse response, httplib::Response& out, std::atomic<bool>*
     return;
   }
   BodyStream stream = std::move(response.stream);
-  out.set_chunked_content_provider(
-      response.content_type, [stream, stopping](size_t, httplib::DataSink& sink) {
-        std::string piece;
-        bool more = !stopping->load() && stream(&piece);
-        if (!piece.empty() && !sink.write(piece.data(), piece.size())) return false;
-        if (!more) sink.done();
-        return true;
-      });
+  out.set_chunked_content_provider(response.content_type,
+                                   [stream, stopping](size_t, httplib::DataSink& sink) {
+                                     std::string piece;
+                                     bool more = !stopping->load() && stream(&piece);
+                                     if (!piece.empty() && !sink.write(piece.data(), piece.size()))
+                                       return false;
+                                     if (!more) sink.done();
+                                     return true;
+                                   });
 }
 
 std::string NewPassword() { return app::NewSecret("").substr(0, 24); }
@@ -72,11 +73,11 @@ StatusOr<std::unique_ptr<Service>> Service::Create(ServiceOptions options) {
   std::unique_ptr<Service> service(new Service(std::move(options)));
   const ServerConfig& config = service->options_.config;
   std::string server_dir = service->options_.paths.home + "/server";
-  SP_ASSIGN_OR_RETURN(service->tls_, LoadOrCreateTlsIdentity(config.tls_certificate,
-                                                             config.tls_key, server_dir));
+  SP_ASSIGN_OR_RETURN(service->tls_,
+                      LoadOrCreateTlsIdentity(config.tls_certificate, config.tls_key, server_dir));
   std::string program = service->options_.program;
-  service->apps_ = std::make_unique<AppPool>(service->options_.paths, program,
-                                             service->options_.clock);
+  service->apps_ =
+      std::make_unique<AppPool>(service->options_.paths, program, service->options_.clock);
   SP_ASSIGN_OR_RETURN(service->catalog_, catalog::Catalog::Open(service->options_.paths.catalog,
                                                                 service->options_.clock));
   service->job_store_ =
@@ -127,9 +128,9 @@ Status Service::EnsureAdmin() {
     return absl::OkStatus();
   }
   initial_admin_password_ = NewPassword();
-  SP_RETURN_IF_ERROR(app->AddUser("admin", catalog::Role::kAdmin, initial_admin_password_,
-                                  {"stillpointd", "", ""})
-                         .status());
+  SP_RETURN_IF_ERROR(
+      app->AddUser("admin", catalog::Role::kAdmin, initial_admin_password_, {"stillpointd", "", ""})
+          .status());
   return WriteFileAtomic(file, initial_admin_password_ + "\n", 0600);
 }
 
@@ -138,8 +139,9 @@ void Service::OnJobChanged(const JobRecord& job) {
   if (!app.ok()) return;
   std::string message = absl::StrCat(job.kind, " ", catalog::JobStateName(job.state));
   if (!job.error.empty()) absl::StrAppend(&message, ": ", job.error);
-  Status recorded = (*app)->RecordEvent(job.vm, absl::StrCat("job.", catalog::JobStateName(job.state)),
-                                        message, {job.requested_by, "", job.id});
+  Status recorded =
+      (*app)->RecordEvent(job.vm, absl::StrCat("job.", catalog::JobStateName(job.state)), message,
+                          {job.requested_by, "", job.id});
   if (!recorded.ok() && !job.vm.empty()) {  // the VM went away: record it system-wide
     (void)(*app)->RecordEvent("", absl::StrCat("job.", catalog::JobStateName(job.state)), message,
                               {job.requested_by, "", job.id});
@@ -149,8 +151,8 @@ void Service::OnJobChanged(const JobRecord& job) {
 
 Status Service::Start() {
   const ServerConfig& config = options_.config;
-  http_ = std::make_unique<httplib::SSLServer>(tls_.certificate_path.c_str(),
-                                               tls_.key_path.c_str());
+  http_ =
+      std::make_unique<httplib::SSLServer>(tls_.certificate_path.c_str(), tls_.key_path.c_str());
   if (!http_->is_valid()) {
     return absl::InvalidArgumentError(absl::StrCat("TLS pair ", tls_.certificate_path, " / ",
                                                    tls_.key_path, " could not be loaded"));
@@ -171,8 +173,8 @@ Status Service::Start() {
   http_->Delete(".*", handle);
   http_->set_error_handler([](const httplib::Request&, httplib::Response& out) {
     if (!out.body.empty()) return;
-    HttpResponse error = HttpResponse::Error(out.status, "http_error",
-                                             absl::StrCat("HTTP ", out.status));
+    HttpResponse error =
+        HttpResponse::Error(out.status, "http_error", absl::StrCat("HTTP ", out.status));
     ToHttplib(error, out, &g_stopping);
   });
   if (config.listen.port == 0) {

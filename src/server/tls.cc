@@ -1,10 +1,5 @@
 #include "server/tls.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <memory>
-
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -12,6 +7,10 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -125,9 +124,9 @@ Status CheckKey(const std::string& key_path, const Certificate& certificate) {
   struct stat info {};
   if (::stat(key_path.c_str(), &info) != 0) return ErrnoStatus(errno, "TLS key " + key_path);
   if ((info.st_mode & 0077u) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "TLS key %s is readable by others (mode %04o); run `chmod 600 %s`", key_path,
-        info.st_mode & 07777u, key_path));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("TLS key %s is readable by others (mode %04o); run `chmod 600 %s`",
+                        key_path, info.st_mode & 07777u, key_path));
   }
   SP_ASSIGN_OR_RETURN(std::string pem, ReadFile(key_path));
   Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
@@ -160,8 +159,7 @@ StatusOr<std::string> CertificateFingerprint(const std::string& pem) {
 }
 
 StatusOr<TlsIdentity> LoadOrCreateTlsIdentity(const std::string& certificate_path,
-                                              const std::string& key_path,
-                                              const std::string& dir) {
+                                              const std::string& key_path, const std::string& dir) {
   TlsIdentity identity;
   identity.certificate_path = certificate_path;
   identity.key_path = key_path;

@@ -22,8 +22,7 @@ struct TlsIdentity {
 // cert.pem / key.pem in `dir`. The key file must not be readable by group or others
 // (FailedPrecondition naming the file).
 StatusOr<TlsIdentity> LoadOrCreateTlsIdentity(const std::string& certificate_path,
-                                              const std::string& key_path,
-                                              const std::string& dir);
+                                              const std::string& key_path, const std::string& dir);
 
 // The SHA-256 fingerprint of the PEM certificate in `pem`, "AB:CD:...". InvalidArgument when it
 // is not a certificate.

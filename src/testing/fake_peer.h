@@ -55,7 +55,8 @@ class FakePeer {
       if (!line.ok()) return;
       requests_.push_back(*line);
       PeerAction action = handler_(*line);
-      if (!action.reply.empty()) (void)connection->WriteAll(action.reply, Deadline::In(Millis(1000)));
+      if (!action.reply.empty())
+        (void)connection->WriteAll(action.reply, Deadline::In(Millis(1000)));
       if (action.close) return;
     }
   }

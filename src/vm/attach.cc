@@ -31,12 +31,11 @@ StatusOr<std::vector<catalog::VolumeRecord>> ChooseBoot(const std::string& label
 StatusOr<std::vector<catalog::VolumeRecord>> DiscoverVolumes(qmp::Client* qmp,
                                                              const std::string& boot_volume) {
   SP_ASSIGN_OR_RETURN(nlohmann::json blocks, qmp->Execute("query-block"));
-  SP_ASSIGN_OR_RETURN(
-      std::vector<catalog::VolumeRecord> volumes,
-      GuardJson(absl::StrCat(qmp->label(), ": query-block"),
-                [&]() -> StatusOr<std::vector<catalog::VolumeRecord>> {
-                  return VolumesFromQueryBlock(qmp, blocks);
-                }));
+  SP_ASSIGN_OR_RETURN(std::vector<catalog::VolumeRecord> volumes,
+                      GuardJson(absl::StrCat(qmp->label(), ": query-block"),
+                                [&]() -> StatusOr<std::vector<catalog::VolumeRecord>> {
+                                  return VolumesFromQueryBlock(qmp, blocks);
+                                }));
   return ChooseBoot(qmp->label(), std::move(volumes), boot_volume);
 }
 
@@ -75,9 +74,10 @@ StatusOr<std::vector<catalog::VolumeRecord>> ChooseBoot(const std::string& label
     if (volume.boot) return volumes;
   }
   std::string names;
-  for (const auto& volume : volumes) absl::StrAppend(&names, names.empty() ? "" : ", ", volume.name);
-  return absl::NotFoundError(absl::StrCat(label, ": no disk named '", boot_volume,
-                                          "' (it has: ", names, ")"));
+  for (const auto& volume : volumes)
+    absl::StrAppend(&names, names.empty() ? "" : ", ", volume.name);
+  return absl::NotFoundError(
+      absl::StrCat(label, ": no disk named '", boot_volume, "' (it has: ", names, ")"));
 }
 
 }  // namespace

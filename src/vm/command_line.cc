@@ -8,8 +8,7 @@ namespace sp::vm {
 namespace {
 
 // Direct kernel boot claims boot index 0 itself, so the boot disk gets one only without it.
-void AddDisk(const catalog::VolumeRecord& volume, bool boot_index,
-             std::vector<std::string>* args) {
+void AddDisk(const catalog::VolumeRecord& volume, bool boot_index, std::vector<std::string>* args) {
   std::string file_node = absl::StrCat(volume.name, "-file");
   args->insert(args->end(),
                {"-blockdev",
@@ -37,14 +36,31 @@ QemuOptions QemuOptions::FromEnvironment() {
 std::vector<std::string> BuildQemuCommandLine(const catalog::VmRecord& vm, const RunPaths& paths,
                                               const QemuOptions& options) {
   std::vector<std::string> args = {
-      options.binary, "-name", absl::StrCat(vm.name, ",debug-threads=on"),
-      "-uuid", vm.uuid, "-nodefaults", "-no-user-config", "-display", "none",
-      "-machine", absl::StrCat("pc,accel=", options.accel),
-      "-cpu", options.cpu, "-smp", absl::StrCat(vm.vcpus), "-m", absl::StrCat(vm.memory_mib),
-      "-qmp", absl::StrCat("unix:", paths.monitor_socket, ",server=on,wait=off"),
-      "-qmp", absl::StrCat("unix:", paths.qmp_socket, ",server=on,wait=off"),
-      "-pidfile", paths.pid_file,
-      "-serial", absl::StrCat("file:", paths.console_log)};
+      options.binary,
+      "-name",
+      absl::StrCat(vm.name, ",debug-threads=on"),
+      "-uuid",
+      vm.uuid,
+      "-nodefaults",
+      "-no-user-config",
+      "-display",
+      "none",
+      "-machine",
+      absl::StrCat("pc,accel=", options.accel),
+      "-cpu",
+      options.cpu,
+      "-smp",
+      absl::StrCat(vm.vcpus),
+      "-m",
+      absl::StrCat(vm.memory_mib),
+      "-qmp",
+      absl::StrCat("unix:", paths.monitor_socket, ",server=on,wait=off"),
+      "-qmp",
+      absl::StrCat("unix:", paths.qmp_socket, ",server=on,wait=off"),
+      "-pidfile",
+      paths.pid_file,
+      "-serial",
+      absl::StrCat("file:", paths.console_log)};
   if (vm.firmware == "uefi") {
     args.insert(args.end(), {"-drive", absl::StrCat("if=pflash,format=raw,readonly=on,file=",
                                                     options.ovmf_code)});
@@ -54,10 +70,11 @@ std::vector<std::string> BuildQemuCommandLine(const catalog::VmRecord& vm, const
   if (!vm.append.empty()) args.insert(args.end(), {"-append", vm.append});
   for (const catalog::VolumeRecord& volume : vm.volumes) AddDisk(volume, vm.kernel.empty(), &args);
   if (vm.agent) {
-    args.insert(args.end(),
-                {"-device", "virtio-serial-pci,id=vserial0,addr=0x3", "-chardev",
-                 absl::StrCat("socket,id=qga0,path=", paths.qga_socket, ",server=on,wait=off"),
-                 "-device", "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0"});
+    args.insert(
+        args.end(),
+        {"-device", "virtio-serial-pci,id=vserial0,addr=0x3", "-chardev",
+         absl::StrCat("socket,id=qga0,path=", paths.qga_socket, ",server=on,wait=off"), "-device",
+         "virtserialport,bus=vserial0.0,chardev=qga0,name=org.qemu.guest_agent.0"});
   }
   int slot = 0x10;
   for (size_t i = 0; i < vm.nics.size(); ++i) {

@@ -36,15 +36,19 @@ TEST(CommandLineTest, NamedNodesSerialsAgentChannelAndSockets) {
   EXPECT_TRUE(HasPair(args, "-blockdev",
                       "driver=file,filename=/img/root.qcow2,node-name=root-file,"
                       "cache.direct=off,discard=unmap"));
-  EXPECT_TRUE(HasPair(args, "-blockdev", "driver=raw,file=data-file,node-name=data-fmt,discard=unmap"));
-  EXPECT_TRUE(HasPair(args, "-device",
-                      "virtio-blk-pci,drive=root-fmt,id=root,serial=sp-root,addr=0x4"));
-  EXPECT_TRUE(HasPair(args, "-device", "virtio-blk-pci,drive=data-fmt,id=data,serial=sp-data,addr=0x5"));
-  EXPECT_TRUE(HasPair(args, "-chardev", "socket,id=qga0,path=/run/sp/0b7c9a56/qga.sock,server=on,wait=off"));
+  EXPECT_TRUE(
+      HasPair(args, "-blockdev", "driver=raw,file=data-file,node-name=data-fmt,discard=unmap"));
+  EXPECT_TRUE(
+      HasPair(args, "-device", "virtio-blk-pci,drive=root-fmt,id=root,serial=sp-root,addr=0x4"));
+  EXPECT_TRUE(
+      HasPair(args, "-device", "virtio-blk-pci,drive=data-fmt,id=data,serial=sp-data,addr=0x5"));
+  EXPECT_TRUE(HasPair(args, "-chardev",
+                      "socket,id=qga0,path=/run/sp/0b7c9a56/qga.sock,server=on,wait=off"));
   EXPECT_TRUE(HasPair(args, "-qmp", "unix:/run/sp/0b7c9a56/qmp.sock,server=on,wait=off"));
   EXPECT_TRUE(HasPair(args, "-qmp", "unix:/run/sp/0b7c9a56/mon.sock,server=on,wait=off"));
   EXPECT_TRUE(HasPair(args, "-pidfile", "/run/sp/0b7c9a56/qemu.pid"));
-  EXPECT_TRUE(HasPair(args, "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc,addr=0x10"));
+  EXPECT_TRUE(
+      HasPair(args, "-device", "virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc,addr=0x10"));
   EXPECT_TRUE(HasPair(args, "-kernel", "/boot/vmlinuz"));
   EXPECT_EQ(std::count(args.begin(), args.end(), "-initrd"), 0);
 

@@ -14,9 +14,8 @@ StatusOr<ImageInfo> InspectImage(const std::string& path) {
   if (!IsRegularFile(path)) {
     return absl::InvalidArgumentError(absl::StrCat("image ", path, " is not a regular file"));
   }
-  SP_ASSIGN_OR_RETURN(CommandResult result,
-                      RunCommand({"qemu-img", "info", "--output=json", path},
-                                 Deadline::In(Millis(30'000))));
+  SP_ASSIGN_OR_RETURN(CommandResult result, RunCommand({"qemu-img", "info", "--output=json", path},
+                                                       Deadline::In(Millis(30'000))));
   if (!result.status.success()) {
     if (result.output.find("lock") != std::string::npos) {
       return absl::FailedPreconditionError(absl::StrCat(

@@ -26,11 +26,11 @@ Status InvalidVm(const VmRecord& vm, absl::string_view what) {
 
 Status ValidateVolumes(VmRecord* vm) {
   if (vm->volumes.empty()) return InvalidVm(*vm, "needs at least one volume (--volume)");
-  int boot_count = static_cast<int>(std::count_if(
-      vm->volumes.begin(), vm->volumes.end(), [](const auto& v) { return v.boot; }));
+  int boot_count = static_cast<int>(
+      std::count_if(vm->volumes.begin(), vm->volumes.end(), [](const auto& v) { return v.boot; }));
   if (boot_count != 1) {
-    return InvalidVm(*vm, absl::StrCat("exactly one volume must be the boot volume (",
-                                       boot_count, " are marked boot); add `boot` to one --volume"));
+    return InvalidVm(*vm, absl::StrCat("exactly one volume must be the boot volume (", boot_count,
+                                       " are marked boot); add `boot` to one --volume"));
   }
   std::set<std::string> names, serials;
   int slot = 4;  // slots 1-3 hold the VGA-less machine's own devices and the serial controller
@@ -47,7 +47,8 @@ Status ValidateVolumes(VmRecord* vm) {
     if (!info.ok()) return Annotate(info.status(), absl::StrCat("VM '", vm->name, "'"));
     if (volume.format.empty()) volume.format = info->format;
     if (volume.format != "qcow2" && volume.format != "raw") {
-      return InvalidVm(*vm, absl::StrCat("volume '", volume.name, "': format must be qcow2 or raw"));
+      return InvalidVm(*vm,
+                       absl::StrCat("volume '", volume.name, "': format must be qcow2 or raw"));
     }
     if (volume.format != info->format) {
       return InvalidVm(*vm, absl::StrCat("volume '", volume.name, "' was given as ", volume.format,
@@ -116,16 +117,15 @@ Status ValidateDefinition(VmRecord* vm) {
 bool IsValidLocalMac(const std::string& mac) {
   unsigned int bytes[6];
   char tail = 0;
-  if (mac.size() != 17 || std::sscanf(mac.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &bytes[0],
-                                      &bytes[1], &bytes[2], &bytes[3], &bytes[4], &bytes[5],
-                                      &tail) != 6) {
+  if (mac.size() != 17 ||
+      std::sscanf(mac.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &bytes[0], &bytes[1], &bytes[2],
+                  &bytes[3], &bytes[4], &bytes[5], &tail) != 6) {
     return false;
   }
   return (bytes[0] & 0x02) != 0 && (bytes[0] & 0x01) == 0;
 }
 
-StatusOr<std::string> GenerateMac(
-    const std::function<StatusOr<bool>(const std::string&)>& in_use) {
+StatusOr<std::string> GenerateMac(const std::function<StatusOr<bool>(const std::string&)>& in_use) {
   std::random_device seed;
   std::mt19937 generator(seed());
   for (int attempt = 0; attempt < 100; ++attempt) {
@@ -170,9 +170,10 @@ StatusOr<std::unique_ptr<FileLock>> LockVmDisks(const VmRecord& vm, const std::s
   SP_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   auto lock = FileSystem::Posix()->TryLock(dir + "/disks.lock");
   if (absl::IsFailedPrecondition(lock.status())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "VM '", vm.name, "' is being started or restored by another stillpoint command; try "
-        "again when it has finished"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("VM '", vm.name,
+                     "' is being started or restored by another stillpoint command; try "
+                     "again when it has finished"));
   }
   return lock;
 }

@@ -38,7 +38,7 @@ struct RunPaths {
   std::string console_log;
   std::string qemu_log;
   std::string monitor_log;
-  std::string freeze_record;   // exists while a capture may hold the guest frozen
+  std::string freeze_record;  // exists while a capture may hold the guest frozen
 };
 
 // The run paths of `vm` under `run_root`; InvalidArgument when a socket path would be too long.

@@ -14,9 +14,9 @@ class DefinitionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* name : {"root", "data"}) {
-      auto made = RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2",
-                                dir_.path() + "/" + name + ".qcow2", "16M"},
-                               Deadline::In(Millis(30'000)));
+      auto made = RunCommandOk(
+          {"qemu-img", "create", "-q", "-f", "qcow2", dir_.path() + "/" + name + ".qcow2", "16M"},
+          Deadline::In(Millis(30'000)));
       ASSERT_TRUE(made.ok()) << made.status();
     }
     vm_.name = "web01";
@@ -56,12 +56,18 @@ TEST_F(DefinitionTest, RefusesBadInputWithAdvice) {
        "must start with a letter"},
       {"duplicate volume", [](auto* vm) { vm->volumes[1].name = "root"; },
        absl::StatusCode::kInvalidArgument, "two volumes are named"},
-      {"multicast MAC", [](auto* vm) { vm->nics = {{"53:54:00:00:00:01", "user"}}; },
+      {"multicast MAC",
+       [](auto* vm) {
+         vm->nics = {{"53:54:00:00:00:01", "user"}};
+       },
        absl::StatusCode::kInvalidArgument, "locally administered"},
-      {"global MAC", [](auto* vm) { vm->nics = {{"00:16:3e:00:00:01", "user"}}; },
+      {"global MAC",
+       [](auto* vm) {
+         vm->nics = {{"00:16:3e:00:00:01", "user"}};
+       },
        absl::StatusCode::kInvalidArgument, "locally administered"},
-      {"bad policy", [](auto* vm) { vm->policy = "sometimes"; },
-       absl::StatusCode::kInvalidArgument, "require-app"},
+      {"bad policy", [](auto* vm) { vm->policy = "sometimes"; }, absl::StatusCode::kInvalidArgument,
+       "require-app"},
   };
   for (const Case& test : cases) {
     catalog::VmRecord vm = vm_;
@@ -76,7 +82,8 @@ TEST_F(DefinitionTest, RefusesBadInputWithAdvice) {
 TEST(MacTest, GeneratedMacsAreLocalUnicastAndAvoidTakenOnes) {
   std::set<std::string> taken;
   for (int i = 0; i < 200; ++i) {
-    auto mac = GenerateMac([&](const std::string& m) -> StatusOr<bool> { return taken.count(m) > 0; });
+    auto mac =
+        GenerateMac([&](const std::string& m) -> StatusOr<bool> { return taken.count(m) > 0; });
     ASSERT_TRUE(mac.ok());
     EXPECT_TRUE(IsValidLocalMac(*mac)) << *mac;
     EXPECT_TRUE(taken.insert(*mac).second) << *mac;

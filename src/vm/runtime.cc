@@ -43,9 +43,9 @@ void Log(const std::string& message) {
 
 Status RequireManaged(const VmRecord& vm, absl::string_view action) {
   if (vm.origin == "managed") return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      Label(vm), " is attached (its QEMU was started by another tool); ", action,
-      " it with the tool that manages it (libvirt, Proxmox, ...)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat(Label(vm), " is attached (its QEMU was started by another tool); ", action,
+                   " it with the tool that manages it (libvirt, Proxmox, ...)"));
 }
 
 // Connects to the monitor socket of a QEMU that is starting; gives up when QEMU exits.
@@ -88,8 +88,8 @@ StopVerdict JudgeStop(const nlohmann::json& shutdown_event, const std::string& e
     if (by_guest) {
       return {false, absl::StrCat("the guest stopped abnormally (", reason, ")")};
     }
-    return {false, absl::StrCat("VM was stopped by the host (", reason,
-                                "), not shut down by the guest")};
+    return {false,
+            absl::StrCat("VM was stopped by the host (", reason, "), not shut down by the guest")};
   }
   return {false, absl::StrCat("QEMU ", exit_description, " without a shutdown")};
 }
@@ -155,8 +155,8 @@ void ResumeAbandonedPause(qmp::Client* qmp, catalog::Catalog* catalog, const VmR
   auto paths = RunPathsFor(*vm, options.run_root);
   if (!paths.ok()) fail(paths.status());
   (void)WriteFileAtomic(paths->dir + "/monitor.pid", absl::StrCat(::getpid(), "\n"));
-  for (const std::string* stale : {&paths->qmp_socket, &paths->monitor_socket,
-                                   &paths->qga_socket, &paths->pid_file}) {
+  for (const std::string* stale :
+       {&paths->qmp_socket, &paths->monitor_socket, &paths->qga_socket, &paths->pid_file}) {
     ::unlink(stale->c_str());
   }
   SpawnOptions spawn;
@@ -217,9 +217,8 @@ Status Runtime::Start(const VmRecord& vm) {
   SP_ASSIGN_OR_RETURN(std::unique_ptr<FileLock> disks, LockVmDisks(vm, options_.run_root));
   SP_ASSIGN_OR_RETURN(VmRecord current, Refresh(vm));
   if (current.state == PowerState::kRunning) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(Label(vm), " is already running; `stillpoint vm stop ", vm.name,
-                     "` stops it"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        Label(vm), " is already running; `stillpoint vm stop ", vm.name, "` stops it"));
   }
   for (const catalog::VolumeRecord& volume : vm.volumes) {
     auto info = InspectImage(volume.path);
@@ -238,7 +237,7 @@ Status Runtime::Start(const VmRecord& vm) {
   if (program.empty()) {
     SP_ASSIGN_OR_RETURN(program, SelfExecutable());
   }
-  std::vector<std::string> argv = {program, kMonitorCommand, options_.catalog_path,
+  std::vector<std::string> argv = {program,           kMonitorCommand,     options_.catalog_path,
                                    options_.run_root, absl::StrCat(vm.id), absl::StrCat(pair[1])};
   Status spawned = SpawnDetached(argv, paths.monitor_log, pair[1]).status();
   if (!spawned.ok()) {
@@ -272,8 +271,8 @@ Status Runtime::Stop(const VmRecord& vm, Millis timeout) {
   SP_RETURN_IF_ERROR(RequireManaged(vm, "stop"));
   SP_ASSIGN_OR_RETURN(VmRecord current, Refresh(vm));
   if (current.state != PowerState::kRunning) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Label(vm), " is not running (", catalog::PowerStateName(current.state), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Label(vm), " is not running (", catalog::PowerStateName(current.state), ")"));
   }
   Deadline deadline = Deadline::In(timeout);
   Status asked = absl::UnavailableError("the VM has no guest agent");
@@ -291,9 +290,9 @@ Status Runtime::Stop(const VmRecord& vm, Millis timeout) {
   }
   auto stopped = WaitUntilStopped(vm, deadline);
   if (stopped.status().code() == absl::StatusCode::kDeadlineExceeded) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        Label(vm), " did not shut down within ", timeout.count() / 1000, " s; `stillpoint vm kill ",
-        vm.name, "` forces it off"));
+    return absl::DeadlineExceededError(
+        absl::StrCat(Label(vm), " did not shut down within ", timeout.count() / 1000,
+                     " s; `stillpoint vm kill ", vm.name, "` forces it off"));
   }
   return stopped.status();
 }
@@ -302,8 +301,8 @@ Status Runtime::Kill(const VmRecord& vm) {
   SP_RETURN_IF_ERROR(RequireManaged(vm, "kill"));
   SP_ASSIGN_OR_RETURN(VmRecord current, Refresh(vm));
   if (current.state != PowerState::kRunning) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        Label(vm), " is not running (", catalog::PowerStateName(current.state), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(Label(vm), " is not running (", catalog::PowerStateName(current.state), ")"));
   }
   SP_ASSIGN_OR_RETURN(pid_t pid, QemuPid(vm));
   (void)catalog_->AddEvent(&vm, "vm.kill", absl::StrCat("QEMU pid ", pid, " killed on request"));
@@ -368,8 +367,7 @@ StatusOr<std::unique_ptr<qmp::Client>> Runtime::ConnectQmp(const VmRecord& vm, M
   return qmp::Client::Connect(path, Label(vm), timeout);
 }
 
-StatusOr<std::unique_ptr<qga::Client>> Runtime::ConnectAgent(const VmRecord& vm,
-                                                              Millis timeout) {
+StatusOr<std::unique_ptr<qga::Client>> Runtime::ConnectAgent(const VmRecord& vm, Millis timeout) {
   if (!vm.agent) {
     return absl::FailedPreconditionError(
         absl::StrCat(Label(vm), " is defined without a guest agent channel"));

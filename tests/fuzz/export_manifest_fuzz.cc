@@ -26,9 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     entry.size = volume.size;
     point.volumes.push_back(entry);
   }
-  auto draft = sp::restore::DraftFromPoint(
-      point, "fuzz", "/nonexistent", sp::restore::ImageFormat::kQcow2,
-      [](const std::string&) -> sp::StatusOr<bool> { return false; });
+  auto draft =
+      sp::restore::DraftFromPoint(point, "fuzz", "/nonexistent", sp::restore::ImageFormat::kQcow2,
+                                  [](const std::string&) -> sp::StatusOr<bool> { return false; });
   (void)draft;
   (void)sp::restore::LeftOutVolumes(point.point_description, {}, "the export");
   (void)sp::restore::BootVolumeName(point);

@@ -8,15 +8,14 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string volume(reinterpret_cast<const char*>(data), size);
-  auto found = sp::block::ProbeExt4(volume.size(),
-                                    [&volume](uint64_t offset, uint64_t length, char* buffer) {
-                                      if (offset > volume.size() ||
-                                          length > volume.size() - offset) {
-                                        return absl::OutOfRangeError("read past the end");
-                                      }
-                                      volume.copy(buffer, length, offset);
-                                      return absl::OkStatus();
-                                    });
+  auto found = sp::block::ProbeExt4(
+      volume.size(), [&volume](uint64_t offset, uint64_t length, char* buffer) {
+        if (offset > volume.size() || length > volume.size() - offset) {
+          return absl::OutOfRangeError("read past the end");
+        }
+        volume.copy(buffer, length, offset);
+        return absl::OkStatus();
+      });
   (void)found;
   return 0;
 }

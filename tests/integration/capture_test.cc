@@ -53,8 +53,9 @@ class CaptureTest : public ::testing::Test {
     ASSERT_TRUE(agent.ok());
     auto pid = (*agent)->Exec(
         "/bin/sh",
-        {"-c", "i=0; while :; do dd if=/dev/urandom of=/data/writer.$((i % 4)) bs=64k count=8 "
-               "conv=fsync 2>/dev/null; i=$((i+1)); done"},
+        {"-c",
+         "i=0; while :; do dd if=/dev/urandom of=/data/writer.$((i % 4)) bs=64k count=8 "
+         "conv=fsync 2>/dev/null; i=$((i+1)); done"},
         false, Millis(10'000));
     ASSERT_TRUE(pid.ok()) << pid.status();
   }
@@ -71,8 +72,8 @@ class CaptureTest : public ::testing::Test {
 
   // A volume of a recovery point, written out as a raw image.
   std::string Materialize(const std::string& point, const std::string& volume) {
-    std::string path = absl::StrCat(world_.dir(), "/", point.substr(point.size() - 8), "-",
-                                     volume, ".raw");
+    std::string path =
+        absl::StrCat(world_.dir(), "/", point.substr(point.size() - 8), "-", volume, ".raw");
     auto repo = world_.app().Repo();
     EXPECT_TRUE(repo.ok()) << repo.status();
     auto reader = (*repo)->OpenVolume(point, volume);
@@ -99,8 +100,8 @@ class CaptureTest : public ::testing::Test {
   }
 
   std::vector<std::string> HookLines(const catalog::VmRecord& vm) {
-    std::string log = Guest(vm, absl::StrCat("cat ", GuestEnv().at("GUEST_HOOK_LOG"),
-                                             " 2>/dev/null || true"));
+    std::string log =
+        Guest(vm, absl::StrCat("cat ", GuestEnv().at("GUEST_HOOK_LOG"), " 2>/dev/null || true"));
     return absl::StrSplit(log, '\n', absl::SkipEmpty());
   }
 
@@ -115,8 +116,9 @@ class CaptureTest : public ::testing::Test {
 
 TEST_F(CaptureTest, ApplicationConsistentWithWriterRunning) {
   catalog::VmRecord vm = Boot();
-  std::string hash = Guest(vm, "dd if=/dev/urandom of=/data/before.bin bs=1M count=3 2>/dev/null"
-                               " && sync && sha256sum /data/before.bin");
+  std::string hash = Guest(vm,
+                           "dd if=/dev/urandom of=/data/before.bin bs=1M count=3 2>/dev/null"
+                           " && sync && sha256sum /data/before.bin");
   ASSERT_GE(hash.size(), 64u);
   StartWriter(vm);
   auto result = Snapshot("web01");
@@ -167,7 +169,8 @@ TEST_F(CaptureTest, CrashOnlyAndRequireAppWithoutAgent) {
   // A VM whose agent never answers (its disk boots nothing).
   std::string blank = world_.dir() + "/blank.qcow2";
   ASSERT_TRUE(RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", blank, "64M"},
-                           Deadline::In(Millis(30'000))).ok());
+                           Deadline::In(Millis(30'000)))
+                  .ok());
   catalog::VmRecord draft;
   draft.name = "silent";
   draft.memory_mib = 128;
@@ -262,9 +265,9 @@ TEST_F(CaptureTest, KilledCaptureWhileFrozenIsThawedByTheGuard) {
   spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
                      {"STILLPOINT_RUN_DIR", world_.paths().run_root},
                      {"STILLPOINT_FAULT_AT", "cut.frozen:hang"}};
-  auto capture = Spawn({testing::StillpointBinary(), "snapshot", "create", "web01",
-                        "--freeze-deadline-ms", "30000"},
-                       spawn);
+  auto capture = Spawn(
+      {testing::StillpointBinary(), "snapshot", "create", "web01", "--freeze-deadline-ms", "30000"},
+      spawn);
   ASSERT_TRUE(capture.ok());
   Deadline frozen = Deadline::In(Millis(60'000));
   while (!Contains(ReadFile(err).value_or(""), "fault point 'cut.frozen' reached") &&
@@ -313,9 +316,9 @@ TEST_F(CaptureTest, HungCaptureIsKilledAndTheGuestThawedAtTheDeadline) {
   spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
                      {"STILLPOINT_RUN_DIR", world_.paths().run_root},
                      {"STILLPOINT_FAULT_AT", "cut.frozen:hang"}};
-  auto hung = Spawn({testing::StillpointBinary(), "snapshot", "create", "web01",
-                     "--freeze-deadline-ms", "3000"},
-                    spawn);
+  auto hung = Spawn(
+      {testing::StillpointBinary(), "snapshot", "create", "web01", "--freeze-deadline-ms", "3000"},
+      spawn);
   ASSERT_TRUE(hung.ok());
   auto start = std::chrono::steady_clock::now();
   auto ended = WaitChild(*hung, Deadline::In(Millis(30'000)));
@@ -407,9 +410,10 @@ TEST_F(CaptureTest, RefusalsBeforeAnyFreeze) {
 TEST_F(CaptureTest, FreezeRefusalIsAnEventAndAFrozenGuestIsNamed) {
   catalog::VmRecord vm = Boot();
   // The main fsfreeze hook fails: the agent refuses the freeze.
-  Guest(vm, "cp /etc/qemu/fsfreeze-hook /etc/qemu/fsfreeze-hook.orig && "
-            "printf '#!/bin/sh\\n[ \"$1\" = freeze ] && exit 1\\nexit 0\\n' "
-            "> /etc/qemu/fsfreeze-hook && chmod +x /etc/qemu/fsfreeze-hook");
+  Guest(vm,
+        "cp /etc/qemu/fsfreeze-hook /etc/qemu/fsfreeze-hook.orig && "
+        "printf '#!/bin/sh\\n[ \"$1\" = freeze ] && exit 1\\nexit 0\\n' "
+        "> /etc/qemu/fsfreeze-hook && chmod +x /etc/qemu/fsfreeze-hook");
   auto refused = world_.Cli({"snapshot", "create", "web01", "--consistency", "require-app"});
   ASSERT_TRUE(refused.ok());
   EXPECT_EQ(refused->status.code, 4) << refused->output;
@@ -456,19 +460,22 @@ TEST_F(CaptureTest, FullDiskFailsWithOutOfSpace) {
   auto mounted = RunCommandOk({"mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", repo},
                               Deadline::In(Millis(30'000)));
   if (!mounted.ok()) GTEST_SKIP() << "cannot mount tmpfs here: " << mounted.status();
-  auto unmount = absl::MakeCleanup(
-      [&] { (void)RunCommand({"umount", "-l", repo}, Deadline::In(Millis(30'000))); });
+  auto unmount = absl::MakeCleanup([&] {
+    (void)RunCommand({"umount", "-l", repo}, Deadline::In(Millis(30'000)));
+  });
   ASSERT_EQ(world_.Cli({"repo", "init", repo})->status.code, 0);
   // A stopped VM whose data volume holds 16 MiB that neither compress nor deduplicate.
   std::string noise = world_.dir() + "/noise.raw", data = world_.dir() + "/noise.qcow2";
   ASSERT_TRUE(RunCommandOk({"sh", "-c", "head -c 16M /dev/urandom > " + noise},
-                           Deadline::In(Millis(30'000))).ok());
+                           Deadline::In(Millis(30'000)))
+                  .ok());
   ASSERT_TRUE(RunCommandOk({"qemu-img", "convert", "-O", "qcow2", noise, data},
-                           Deadline::In(Millis(30'000))).ok());
+                           Deadline::In(Millis(30'000)))
+                  .ok());
   std::string root = world_.CopyImage("GUEST_ROOT_IMAGE", "big-root.qcow2");
-  auto defined = world_.Cli({"vm", "define", "big", "--volume",
-                             absl::StrCat("name=root,path=", root, ",boot"), "--volume",
-                             absl::StrCat("name=data,path=", data)});
+  auto defined =
+      world_.Cli({"vm", "define", "big", "--volume", absl::StrCat("name=root,path=", root, ",boot"),
+                  "--volume", absl::StrCat("name=data,path=", data)});
   ASSERT_EQ(defined->status.code, 0) << defined->output;
   auto full = world_.Cli({"snapshot", "create", "big"});
   ASSERT_TRUE(full.ok());

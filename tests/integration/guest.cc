@@ -17,9 +17,10 @@ std::map<std::string, std::string> LoadGuestEnv() {
   if (const char* given = std::getenv("STILLPOINT_GUEST_DIR"); given && *given) {
     dir = given;
   } else {
-    auto built = RunCommandOk({"bash", "-c", std::string(STILLPOINT_SOURCE_DIR) +
-                                                 "/tests/guest/build-guest.sh 2>/dev/null"},
-                              Deadline::In(Millis(900'000)));
+    auto built = RunCommandOk(
+        {"bash", "-c",
+         std::string(STILLPOINT_SOURCE_DIR) + "/tests/guest/build-guest.sh 2>/dev/null"},
+        Deadline::In(Millis(900'000)));
     if (!built.ok()) return {};
     dir = std::string(absl::StripTrailingAsciiWhitespace(*built));
     dir = dir.substr(dir.rfind('\n') == std::string::npos ? 0 : dir.rfind('\n') + 1);
@@ -93,11 +94,10 @@ StatusOr<catalog::VmRecord> GuestWorld::DefineGuest(const std::string& name, boo
   draft.initrd = env.at("GUEST_INITRD");
   draft.append = env.at("GUEST_APPEND");
   draft.agent = agent;
-  draft.volumes = {
-      {"root", CopyImage("GUEST_ROOT_IMAGE", name + "-root.qcow2"), "", true,
-       env.at("GUEST_ROOT_SERIAL"), "", -1},
-      {"data", CopyImage("GUEST_DATA_IMAGE", name + "-data.qcow2"), "", false,
-       env.at("GUEST_DATA_SERIAL"), "", -1}};
+  draft.volumes = {{"root", CopyImage("GUEST_ROOT_IMAGE", name + "-root.qcow2"), "", true,
+                    env.at("GUEST_ROOT_SERIAL"), "", -1},
+                   {"data", CopyImage("GUEST_DATA_IMAGE", name + "-data.qcow2"), "", false,
+                    env.at("GUEST_DATA_SERIAL"), "", -1}};
   draft.nics = {{"", "none"}};
   return app_->DefineVm(draft);
 }

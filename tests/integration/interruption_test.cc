@@ -10,11 +10,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -69,11 +68,12 @@ class InterruptionTest : public ::testing::Test {
     // A writer inside the guest keeps the disks changing through every capture.
     auto agent = world_.runtime().ConnectAgent(vm_);
     ASSERT_TRUE(agent.ok()) << agent.status();
-    auto pid = (*agent)->Exec(
-        "/bin/sh",
-        {"-c", "i=0; while :; do dd if=/dev/urandom of=/data/w.$((i % 4)) bs=64k count=4 "
-               "conv=fsync 2>/dev/null; i=$((i+1)); sleep 0.05; done"},
-        false, Millis(10'000));
+    auto pid =
+        (*agent)->Exec("/bin/sh",
+                       {"-c",
+                        "i=0; while :; do dd if=/dev/urandom of=/data/w.$((i % 4)) bs=64k count=4 "
+                        "conv=fsync 2>/dev/null; i=$((i+1)); sleep 0.05; done"},
+                       false, Millis(10'000));
     ASSERT_TRUE(pid.ok()) << pid.status();
   }
 
@@ -84,8 +84,9 @@ class InterruptionTest : public ::testing::Test {
     spawn.extra_env = {{"STILLPOINT_HOME", world_.paths().home},
                        {"STILLPOINT_RUN_DIR", world_.paths().run_root}};
     if (!fault.empty()) spawn.extra_env["STILLPOINT_FAULT_AT"] = fault;
-    std::vector<std::string> argv = {testing::StillpointBinary(), "snapshot", "create", "web01",
-                                     "--freeze-deadline-ms", absl::StrCat(kFreezeDeadlineMs)};
+    std::vector<std::string> argv = {
+        testing::StillpointBinary(),    "snapshot", "create", "web01", "--freeze-deadline-ms",
+        absl::StrCat(kFreezeDeadlineMs)};
     argv.insert(argv.end(), args.begin(), args.end());
     auto pid = Spawn(argv, spawn);
     EXPECT_TRUE(pid.ok()) << pid.status();
@@ -118,8 +119,8 @@ class InterruptionTest : public ::testing::Test {
     while (true) {
       auto agent = world_.runtime().ConnectAgent(vm_, Millis(2000));
       Status synced = agent.ok() ? (*agent)->Sync(Millis(2000)) : agent.status();
-      auto state = synced.ok() ? (*agent)->FreezeStatus(Millis(2000))
-                               : StatusOr<qga::FreezeState>(synced);
+      auto state =
+          synced.ok() ? (*agent)->FreezeStatus(Millis(2000)) : StatusOr<qga::FreezeState>(synced);
       if (state.ok() && *state == qga::FreezeState::kThawed) return;
       last = state.ok() ? "frozen" : std::string(state.status().message());
       ASSERT_FALSE(deadline.Expired()) << after << ": the guest is not thawed: " << last;
@@ -173,7 +174,8 @@ TEST_F(InterruptionTest, KilledAtEveryFaultPointTheNextCaptureSucceeds) {
         EXPECT_EQ(ended.signal, SIGKILL) << label;
         reached.insert(point);
       } else {
-        EXPECT_EQ(ended.code, 0) << label << ": " << ReadFile(world_.dir() + "/capture.out").value_or("");
+        EXPECT_EQ(ended.code, 0) << label << ": "
+                                 << ReadFile(world_.dir() + "/capture.out").value_or("");
       }
       ASSERT_NO_FATAL_FAILURE(ExpectRecovered(label));
     }
@@ -206,8 +208,8 @@ TEST_F(InterruptionTest, GuardKilledOrBothKilledWhileFrozen) {
         EXPECT_TRUE(EventRecorded("agent.thawed-abandoned")) << label;
       } else {
         // The capture thaws the guest itself and finishes its point.
-        EXPECT_TRUE(ended.success()) << label << ": "
-                                     << ReadFile(world_.dir() + "/capture.out").value_or("");
+        EXPECT_TRUE(ended.success())
+            << label << ": " << ReadFile(world_.dir() + "/capture.out").value_or("");
       }
       ASSERT_NO_FATAL_FAILURE(ExpectRecovered(label));
     }
@@ -220,15 +222,14 @@ TEST_F(InterruptionTest, KilledAtRandomMoments) {
   ASSERT_NO_FATAL_FAILURE(ExpectNextCaptureAndVerify("the first capture"));
   double typical_ms = MillisSince(start);
   uint32_t seed = std::random_device{}();
-  std::cerr << "random kills: seed " << seed << ", a capture takes about " << typical_ms
-            << " ms\n";
+  std::cerr << "random kills: seed " << seed << ", a capture takes about " << typical_ms << " ms\n";
   std::mt19937 random(seed);
   std::uniform_real_distribution<double> delay(0, typical_ms);
   for (int round = 0; round < 50; ++round) {
     bool with_guard = round % 3 == 2;
     int wait_ms = static_cast<int>(delay(random));
-    std::string label = absl::StrCat("round ", round, " (seed ", seed, "): killed after ",
-                                     wait_ms, " ms", with_guard ? " with its guard" : "");
+    std::string label = absl::StrCat("round ", round, " (seed ", seed, "): killed after ", wait_ms,
+                                     " ms", with_guard ? " with its guard" : "");
     pid_t capture = StartCapture("");
     std::this_thread::sleep_for(Millis(wait_ms));
     pid_t guard = with_guard ? GuardOf(capture) : 0;

@@ -63,8 +63,9 @@ class RestoreTest : public ::testing::Test {
 
   // Writes 3 MiB of random data to /data/file in the guest; returns its sha256.
   std::string WriteData(GuestWorld& world, const std::string& vm) {
-    std::string hash = Guest(world, vm, "dd if=/dev/urandom of=/data/file bs=1M count=3 "
-                                        "2>/dev/null && sync && sha256sum /data/file | cut -c1-64");
+    std::string hash = Guest(world, vm,
+                             "dd if=/dev/urandom of=/data/file bs=1M count=3 "
+                             "2>/dev/null && sync && sha256sum /data/file | cut -c1-64");
     EXPECT_EQ(hash.size(), 64u) << hash;
     return hash;
   }
@@ -122,8 +123,8 @@ TEST_F(RestoreTest, NewVmFromSnapshotBootsWithTheDataAndANewIdentity) {
   std::string point = Snapshot(world_, "web01");
   ASSERT_FALSE(point.empty());
 
-  CommandResult made = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy",
-                                    "--start"});
+  CommandResult made =
+      Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy", "--start"});
   ASSERT_TRUE(made.status.success()) << made.output;
   auto copy = world_.app().GetVm("copy");
   ASSERT_TRUE(copy.ok()) << copy.status();
@@ -213,8 +214,8 @@ TEST_F(RestoreTest, ExportImportIntoAnotherStateDirectoryMakesABootableVm) {
   CommandResult listed = Cli(other, {"snapshot", "list"});
   EXPECT_TRUE(Contains(listed.output, (*points)[0].id)) << listed.output;
 
-  CommandResult made = Cli(other, {"vm", "create-from-snapshot", (*points)[0].id, "--name",
-                                   "moved", "--start"});
+  CommandResult made =
+      Cli(other, {"vm", "create-from-snapshot", (*points)[0].id, "--name", "moved", "--start"});
   ASSERT_TRUE(made.status.success()) << made.output;
   auto moved = other.app().GetVm("moved");
   ASSERT_TRUE(moved.ok());
@@ -288,8 +289,9 @@ TEST_F(RestoreTest, TamperedExportsAreRefusedAndNothingIsAdded) {
   GuestWorld other;
   for (const Case& c : cases) {
     std::string dir = world_.dir() + "/" + c.name;
-    ASSERT_TRUE(RunCommandOk({"cp", "-r", "--sparse=always", good, dir},
-                             Deadline::In(Millis(60'000))).ok());
+    ASSERT_TRUE(
+        RunCommandOk({"cp", "-r", "--sparse=always", good, dir}, Deadline::In(Millis(60'000)))
+            .ok());
     c.tamper(dir);
     CommandResult result = Cli(other, {"snapshot", "import", dir});
     EXPECT_FALSE(result.status.success()) << c.name;
@@ -307,8 +309,8 @@ TEST_F(RestoreTest, ImagesAndExportsAreTheOwnersOnlyUnlessAskedWhateverTheUmask)
   std::string point = Snapshot(world_, "web01");
   ASSERT_FALSE(point.empty());
   std::string images = world_.dir() + "/shared/images";
-  CommandResult made = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy",
-                                    "--dir", images});
+  CommandResult made =
+      Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy", "--dir", images});
   ASSERT_TRUE(made.status.success()) << made.output;
   EXPECT_EQ(testing::ModeOf((world_.dir() + "/shared").c_str()), 0700u);
   EXPECT_EQ(testing::ModeOf(images.c_str()), 0700u);
@@ -316,8 +318,8 @@ TEST_F(RestoreTest, ImagesAndExportsAreTheOwnersOnlyUnlessAskedWhateverTheUmask)
     EXPECT_EQ(testing::ModeOf((images + image).c_str()), 0600u) << image;
   }
   std::string exported = world_.dir() + "/share/private";
-  ASSERT_TRUE(Cli(world_, {"snapshot", "export", point, exported, "--format", "raw"})
-                  .status.success());
+  ASSERT_TRUE(
+      Cli(world_, {"snapshot", "export", point, exported, "--format", "raw"}).status.success());
   EXPECT_EQ(testing::ModeOf(exported.c_str()), 0700u);
   for (const char* file : {"/root.raw", "/data.raw", "/stillpoint-export.json"}) {
     EXPECT_EQ(testing::ModeOf((exported + file).c_str()), 0600u) << file;
@@ -349,12 +351,14 @@ TEST_F(RestoreTest, PointWithoutAVolumeSaysSoAndShowIsReadable) {
 
   CommandResult made = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy"});
   ASSERT_TRUE(made.status.success()) << made.output;
-  EXPECT_TRUE(Contains(made.output, "stillpoint: warning: volume 'data' of the VM is not in "
-                                    "recovery point " + point))
+  EXPECT_TRUE(Contains(made.output,
+                       "stillpoint: warning: volume 'data' of the VM is not in "
+                       "recovery point " +
+                           point))
       << made.output;
   EXPECT_EQ(world_.app().GetVm("copy")->volumes.size(), 1u);
-  CommandResult json = Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy2",
-                                    "--json"});
+  CommandResult json =
+      Cli(world_, {"vm", "create-from-snapshot", point, "--name", "copy2", "--json"});
   ASSERT_TRUE(json.status.success()) << json.output;
   EXPECT_TRUE(Contains(json.output, "\"warnings\": [\n    \"volume 'data' of the VM"))
       << json.output;
@@ -420,14 +424,15 @@ TEST_F(RestoreTest, MountedVolumeReadsAsThePointAndRefusesWrites) {
   std::string uri = "nbd+unix:///data?socket=" + socket;
   std::string copy = world_.dir() + "/mounted.raw";
   ASSERT_TRUE(RunCommandOk({"qemu-img", "convert", "-f", "raw", "-O", "raw", uri, copy},
-                           Deadline::In(Millis(120'000))).ok());
+                           Deadline::In(Millis(120'000)))
+                  .ok());
   std::string expected = world_.dir() + "/expected.raw";
   auto repo = world_.app().Repo();
-  ASSERT_TRUE(restore::MaterializeVolume(**repo, point, "data", expected, restore::ImageFormat::kRaw)
-                  .ok());
+  ASSERT_TRUE(
+      restore::MaterializeVolume(**repo, point, "data", expected, restore::ImageFormat::kRaw).ok());
   EXPECT_EQ(Hash(copy), Hash(expected));
-  auto write = RunCommand({"qemu-io", "-f", "raw", "-c", "write 0 512", uri},
-                          Deadline::In(Millis(30'000)));
+  auto write =
+      RunCommand({"qemu-io", "-f", "raw", "-c", "write 0 512", uri}, Deadline::In(Millis(30'000)));
   ASSERT_TRUE(write.ok());
   EXPECT_FALSE(write->status.success()) << write->output;  // a read-only export
   ASSERT_TRUE(SendSignal(*pid, SIGTERM).ok());

@@ -80,7 +80,8 @@ class ServiceProcess {
         std::string url = words[2];
         (void)absl::SimpleAtoi(url.substr(18, url.size() - 19), &port_);
       }
-      if (absl::StartsWith(line, "stillpointd: TLS certificate SHA-256 ")) fingerprint_ = words.back();
+      if (absl::StartsWith(line, "stillpointd: TLS certificate SHA-256 "))
+        fingerprint_ = words.back();
       if (absl::StartsWith(line, "stillpointd: created user 'admin' with password ")) {
         admin_password_ = words.back();
       }
@@ -209,7 +210,8 @@ TEST_F(ServiceTest, SnapshotThroughTheApiFollowedLiveThroughTheEventStream) {
   auto created = client->Post("/api/v1/snapshots/" + point + "/create-vm", auth,
                               R"({"name": "web02"})", "application/json");
   ASSERT_TRUE(created && created->status == 202) << (created ? created->body : "no answer");
-  nlohmann::json made = WaitForJob(*client, auth, nlohmann::json::parse(created->body)["job"]["id"]);
+  nlohmann::json made =
+      WaitForJob(*client, auth, nlohmann::json::parse(created->body)["job"]["id"]);
   ASSERT_EQ(made["state"], "succeeded") << made.dump();
   EXPECT_EQ(made["result"]["vm"]["name"], "web02");
   auto started = client->Post("/api/v1/vms/web02/start", auth, "{}", "application/json");
@@ -232,7 +234,8 @@ TEST_F(ServiceTest, SnapshotThroughTheApiFollowedLiveThroughTheEventStream) {
   auto metrics = client->Get("/metrics", auth);
   ASSERT_TRUE(metrics && metrics->status == 200);
   EXPECT_TRUE(absl::StrContains(
-      metrics->body, "stillpoint_vm_last_point_timestamp_seconds{vm=\"web01\",consistency=\"application\"}"))
+      metrics->body,
+      "stillpoint_vm_last_point_timestamp_seconds{vm=\"web01\",consistency=\"application\"}"))
       << metrics->body;
   EXPECT_TRUE(absl::StrContains(metrics->body, "stillpoint_capture_frozen_window_seconds_count 1"));
   std::string metrics_file = world_.dir() + "/metrics.txt";

@@ -133,7 +133,8 @@ TEST_F(VmIntegrationTest, AgentThatDoesNotRunTimesOutWithinItsDeadline) {
   // A VM whose disk boots nothing: QEMU serves the agent channel, but no agent ever answers.
   std::string blank = world_.dir() + "/blank.qcow2";
   ASSERT_TRUE(RunCommandOk({"qemu-img", "create", "-q", "-f", "qcow2", blank, "64M"},
-                           Deadline::In(Millis(30'000))).ok());
+                           Deadline::In(Millis(30'000)))
+                  .ok());
   catalog::VmRecord draft;
   draft.name = "silent";
   draft.memory_mib = 128;
@@ -212,10 +213,10 @@ TEST_F(VmIntegrationTest, BadInputGetsClearErrorsAndChangesNothing) {
 
   // A run directory too long for unix sockets is refused with advice, before anything starts.
   std::string long_run = world_.dir() + "/" + std::string(100, 'r');
-  auto too_long = RunCommand({"env", "STILLPOINT_HOME=" + world_.paths().home,
-                              "STILLPOINT_RUN_DIR=" + long_run, testing::StillpointBinary(), "vm",
-                              "start", "web01"},
-                             Deadline::In(Millis(30'000)));
+  auto too_long =
+      RunCommand({"env", "STILLPOINT_HOME=" + world_.paths().home, "STILLPOINT_RUN_DIR=" + long_run,
+                  testing::StillpointBinary(), "vm", "start", "web01"},
+                 Deadline::In(Millis(30'000)));
   ASSERT_TRUE(too_long.ok());
   EXPECT_EQ(too_long->status.code, 2) << too_long->output;
   EXPECT_TRUE(Contains(too_long->output, "STILLPOINT_RUN_DIR")) << too_long->output;
@@ -229,14 +230,16 @@ TEST_F(VmIntegrationTest, UsageErrorsSayWhatToDoAndImagePathsMayHoldCommas) {
     return result.ok() ? *result : CommandResult{};
   };
   std::string image = world_.CopyImage("GUEST_ROOT_IMAGE", "a,b.qcow2");
-  auto vcpus = cli({"vm", "define", "web01", "--volume", "name=r,path=/x.qcow2,boot", "--vcpus",
-                    "two"});
+  auto vcpus =
+      cli({"vm", "define", "web01", "--volume", "name=r,path=/x.qcow2,boot", "--vcpus", "two"});
   EXPECT_EQ(vcpus.status.code, 2) << vcpus.output;
-  EXPECT_EQ(vcpus.output, "stillpoint: error: --vcpus: 'two' is not a whole number (see "
-                          "`stillpoint vm define --help`)\n");
+  EXPECT_EQ(vcpus.output,
+            "stillpoint: error: --vcpus: 'two' is not a whole number (see "
+            "`stillpoint vm define --help`)\n");
   auto missing = cli({"vm", "define", "web01"});
   EXPECT_EQ(missing.status.code, 2) << missing.output;
-  EXPECT_TRUE(Contains(missing.output, "stillpoint: error: --volume is required")) << missing.output;
+  EXPECT_TRUE(Contains(missing.output, "stillpoint: error: --volume is required"))
+      << missing.output;
 
   auto cut = cli({"vm", "define", "web01", "--volume", "name=r,path=" + image + ",boot"});
   EXPECT_EQ(cut.status.code, 2) << cut.output;
@@ -258,19 +261,18 @@ TEST_F(VmIntegrationTest, AttachDiscoversDisksOfAQemuStartedElsewhere) {
   other.kernel = GuestEnv().at("GUEST_KERNEL");
   other.initrd = GuestEnv().at("GUEST_INITRD");
   other.append = GuestEnv().at("GUEST_APPEND");
-  other.volumes = {
-      {"disk0", world_.CopyImage("GUEST_ROOT_IMAGE", "ext-root.qcow2"), "qcow2", true, "sp-root",
-       "disk0-fmt", 4},
-      {"disk1", world_.CopyImage("GUEST_DATA_IMAGE", "ext-data.qcow2"), "qcow2", false, "sp-data",
-       "disk1-fmt", 5}};
+  other.volumes = {{"disk0", world_.CopyImage("GUEST_ROOT_IMAGE", "ext-root.qcow2"), "qcow2", true,
+                    "sp-root", "disk0-fmt", 4},
+                   {"disk1", world_.CopyImage("GUEST_DATA_IMAGE", "ext-data.qcow2"), "qcow2", false,
+                    "sp-data", "disk1-fmt", 5}};
   auto paths = vm::RunPathsFor(other, world_.dir() + "/ext");
   ASSERT_TRUE(paths.ok());
   ASSERT_TRUE(MakeDirs(paths->dir).ok());
   SpawnOptions spawn;
   spawn.stdout_path = paths->qemu_log;
   spawn.stderr_path = paths->qemu_log;
-  auto qemu = Spawn(vm::BuildQemuCommandLine(other, *paths, vm::QemuOptions::FromEnvironment()),
-                    spawn);
+  auto qemu =
+      Spawn(vm::BuildQemuCommandLine(other, *paths, vm::QemuOptions::FromEnvironment()), spawn);
   ASSERT_TRUE(qemu.ok()) << qemu.status();
   auto reap = absl::MakeCleanup([&] {
     (void)SendSignal(*qemu, SIGKILL);
@@ -283,8 +285,8 @@ TEST_F(VmIntegrationTest, AttachDiscoversDisksOfAQemuStartedElsewhere) {
     std::this_thread::sleep_for(Millis(20));
   }
 
-  auto attached = world_.Cli({"vm", "attach", "ext01", "--qmp", paths->qmp_socket, "--qga",
-                              paths->qga_socket, "--json"});
+  auto attached = world_.Cli(
+      {"vm", "attach", "ext01", "--qmp", paths->qmp_socket, "--qga", paths->qga_socket, "--json"});
   ASSERT_TRUE(attached.ok());
   ASSERT_EQ(attached->status.code, 0) << attached->output;
   auto vm = world_.app().GetVm("ext01");

@@ -14,7 +14,10 @@ class Streamer {
  public:
   Streamer(PointBook* point, uint32_t chunk_size, const ProgressFn& progress, uint64_t total,
            const std::atomic<bool>* cancel)
-      : point_(point), chunk_size_(chunk_size), progress_(progress), total_(total),
+      : point_(point),
+        chunk_size_(chunk_size),
+        progress_(progress),
+        total_(total),
         cancel_(cancel) {}
 
   // Returns the bytes read from `source`.

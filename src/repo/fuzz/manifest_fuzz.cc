@@ -10,7 +10,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (manifest.ok()) {
     // Whatever decodes must survive a round trip.
     auto again = sp::repo::DecodeManifest(sp::repo::EncodeManifest(*manifest));
-    if (!again.ok() || again->id != manifest->id || again->volumes.size() != manifest->volumes.size()) {
+    if (!again.ok() || again->id != manifest->id ||
+        again->volumes.size() != manifest->volumes.size()) {
       __builtin_trap();
     }
   }

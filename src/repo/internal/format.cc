@@ -15,7 +15,8 @@ std::string DigestHex(const Digest& digest) {
 
 StatusOr<Digest> ParseDigestHex(absl::string_view hex) {
   if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("'", hex, "' is not a chunk id (64 hex digits)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", hex, "' is not a chunk id (64 hex digits)"));
   }
   std::string bytes = absl::HexStringToBytes(hex);
   Digest digest;
@@ -98,8 +99,8 @@ StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view object) {
   std::memcpy(header.id.data(), object.data() + 16, header.id.size());
   if (object.size() - kChunkHeaderSize != header.payload_size) {
     return absl::DataLossError(absl::StrCat("chunk object: payload is ",
-                                            object.size() - kChunkHeaderSize, " bytes, header says ",
-                                            header.payload_size));
+                                            object.size() - kChunkHeaderSize,
+                                            " bytes, header says ", header.payload_size));
   }
   return header;
 }
