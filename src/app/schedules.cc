@@ -60,7 +60,8 @@ Status ReadRetention(const nlohmann::json& json, repo::PrunePolicy* policy) {
       {"keep_last", &policy->keep_last},       {"keep_hourly", &policy->keep_hourly},
       {"keep_daily", &policy->keep_daily},     {"keep_weekly", &policy->keep_weekly},
       {"keep_monthly", &policy->keep_monthly}, {"keep_yearly", &policy->keep_yearly}};
-  for (const auto& [key, value] : it->items()) {
+  for (const auto& item : it->items()) {
+    const std::string& key = item.key();
     auto rule = std::find_if(std::begin(rules), std::end(rules),
                              [&](const auto& r) { return key == r.first; });
     if (rule == std::end(rules)) return Bad("retention." + key, "is not a keep_* rule");
@@ -72,7 +73,8 @@ Status ReadRetention(const nlohmann::json& json, repo::PrunePolicy* policy) {
 Status CheckKnownFields(const nlohmann::json& json) {
   static const char* kKnown[] = {"vms",         "every_minutes", "at",     "weekdays",
                                  "consistency", "retention",     "verify", "enabled"};
-  for (const auto& [key, value] : json.items()) {
+  for (const auto& item : json.items()) {
+    const std::string& key = item.key();
     if (std::find_if(std::begin(kKnown), std::end(kKnown),
                      [&](const char* known) { return key == known; }) == std::end(kKnown)) {
       return Bad(key, "is not a field of a schedule");
