@@ -18,6 +18,8 @@ packages=(
   libcpp-httplib-dev libtomlplusplus-dev libargon2-dev libsystemd-dev
   # QEMU, image tools and the pieces of the test guest
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static e2fsprogs cpio zstd fdisk
+  # the Debian package and its test: dpkg-shlibdeps, systemd-analyze
+  dpkg-dev systemd
 )
 # The clang preset: thread-safety analysis, libFuzzer targets, and the format/tidy checks.
 if [ "$preset" = clang ]; then
