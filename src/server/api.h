@@ -64,6 +64,15 @@ HttpResponse Reply(const StatusOr<nlohmann::json>& body, int status = 200);
 // 202 with the job.
 HttpResponse Accepted(const StatusOr<JobRecord>& job);
 
+// Work on the state through an App leased for it.
+using AppWork = std::function<StatusOr<nlohmann::json>(app::App*)>;
+// `status` with what `work` returns, or its error.
+HttpResponse WithApp(ApiContext* api, const AppWork& work, int status = 200);
+// 202 with a new job of `kind` for `vm` (may be empty) that runs `work` with an App of its own;
+// the request's body is the job's params.
+HttpResponse AppJob(ApiContext* api, const RouteContext& c, const std::string& kind,
+                    const std::string& vm, AppWork work);
+
 }  // namespace api
 
 }  // namespace sp::server

@@ -33,15 +33,6 @@ nlohmann::json TokenJson(const catalog::TokenRecord& token) {
 // The default repository is made on first use, as for the CLI's commands.
 Status EnsureRepository(app::App* app) { return app->Repo().status(); }
 
-template <typename Work>
-HttpResponse WithApp(ApiContext* api, Work work, int status = 200) {
-  auto result = [&]() -> StatusOr<nlohmann::json> {
-    SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
-    return work(app.get());
-  }();
-  return api::Reply(result, status);
-}
-
 HttpResponse AddUser(ApiContext* api, RouteContext& c) {
   BodyFields fields(c.body);
   auto name = fields.String("name", true, 64);
@@ -51,7 +42,7 @@ HttpResponse AddUser(ApiContext* api, RouteContext& c) {
        {name.status(), role.status(), password.status(), fields.NoOthers()}) {
     if (!status.ok()) return ErrorResponse(status);
   }
-  return WithApp(
+  return api::WithApp(
       api,
       [&](app::App* app) -> StatusOr<nlohmann::json> {
         SP_ASSIGN_OR_RETURN(catalog::Role parsed, catalog::ParseRole(role->value_or("viewer")));
@@ -70,7 +61,7 @@ HttpResponse CreateToken(ApiContext* api, RouteContext& c) {
   for (const Status& status : {name.status(), role.status(), days.status(), fields.NoOthers()}) {
     if (!status.ok()) return ErrorResponse(status);
   }
-  return WithApp(
+  return api::WithApp(
       api,
       [&](app::App* app) -> StatusOr<nlohmann::json> {
         SP_ASSIGN_OR_RETURN(catalog::Role parsed, catalog::ParseRole(role->value_or("viewer")));
@@ -91,7 +82,7 @@ HttpResponse SetSetting(ApiContext* api, RouteContext& c) {
   for (const Status& status : {value.status(), fields.NoOthers()}) {
     if (!status.ok()) return ErrorResponse(status);
   }
-  return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+  return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
     const std::string& key = c.params.at("key");
     SP_RETURN_IF_ERROR(app->SetSetting(key, **value));
     (void)app->RecordEvent("", "config.set-by", absl::StrCat(key, " = ", **value), api::Origin(c));
@@ -112,20 +103,13 @@ StatusOr<repo::PrunePolicy> ReadPrunePolicy(BodyFields& fields) {
   return policy;
 }
 
-HttpResponse RepoJob(ApiContext* api, RouteContext& c, const std::string& kind,
-                     std::function<StatusOr<nlohmann::json>(app::App*)> work,
-                     const std::string& vm = "") {
-  JobRequest request{kind,
-                     vm,
-                     api::Actor(c.principal),
-                     c.body,
-                     false,
-                     [apps = api->apps, work](JobContext&) -> StatusOr<nlohmann::json> {
-                       SP_ASSIGN_OR_RETURN(AppPool::Lease app, apps->Acquire());
-                       SP_RETURN_IF_ERROR(EnsureRepository(app.get()));
-                       return work(app.get());
-                     }};
-  return api::Accepted(api->jobs->Submit(std::move(request)));
+// A repository job: the default repository is made first if this is its first use.
+HttpResponse RepoJob(ApiContext* api, const RouteContext& c, const std::string& kind,
+                     api::AppWork work, const std::string& vm = "") {
+  return api::AppJob(api, c, kind, vm, [work = std::move(work)](app::App* app) {
+    Status made = EnsureRepository(app);
+    return made.ok() ? work(app) : StatusOr<nlohmann::json>(made);
+  });
 }
 
 HttpResponse Prune(ApiContext* api, RouteContext& c) {
@@ -154,7 +138,7 @@ HttpResponse Prune(ApiContext* api, RouteContext& c) {
 void AddUserRoutes(Router* router, ApiContext* api) {
   const std::string users = std::string(kApiPrefix) + "/users";
   router->Add({"GET", users, Role::kAdmin, "List users", [api](RouteContext&) {
-                 return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_ASSIGN_OR_RETURN(auto list, app->ListUsers());
                    nlohmann::json out = nlohmann::json::array();
                    for (const auto& user : list) out.push_back(UserJson(user));
@@ -164,7 +148,7 @@ void AddUserRoutes(Router* router, ApiContext* api) {
   router->Add({"POST", users, Role::kAdmin, "Add a user",
                [api](RouteContext& c) { return AddUser(api, c); }});
   router->Add({"DELETE", users + "/{user}", Role::kAdmin, "Remove a user", [api](RouteContext& c) {
-                 return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_RETURN_IF_ERROR(app->RemoveUser(c.params.at("user"), api::Origin(c)));
                    api->auth->EndSessionsOf(c.params.at("user"));
                    return nlohmann::json{{"removed", c.params.at("user")}};
@@ -177,7 +161,7 @@ void AddUserRoutes(Router* router, ApiContext* api) {
                  for (const Status& s : {password.status(), fields.NoOthers()}) {
                    if (!s.ok()) return ErrorResponse(s);
                  }
-                 return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_RETURN_IF_ERROR(
                        app->SetPassword(c.params.at("user"), **password, api::Origin(c)));
                    api->auth->EndSessionsOf(c.params.at("user"));
@@ -190,7 +174,7 @@ void AddTokenRoutes(Router* router, ApiContext* api) {
   const std::string tokens = std::string(kApiPrefix) + "/tokens";
   router->Add(
       {"GET", tokens, Role::kAdmin, "List API tokens (never their secrets)", [api](RouteContext&) {
-         return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+         return api::WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
            SP_ASSIGN_OR_RETURN(auto list, app->ListTokens());
            nlohmann::json out = nlohmann::json::array();
            for (const auto& token : list) out.push_back(TokenJson(token));
@@ -201,7 +185,7 @@ void AddTokenRoutes(Router* router, ApiContext* api) {
                [api](RouteContext& c) { return CreateToken(api, c); }});
   router->Add(
       {"DELETE", tokens + "/{token}", Role::kAdmin, "Revoke an API token", [api](RouteContext& c) {
-         return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+         return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
            SP_RETURN_IF_ERROR(app->RevokeToken(c.params.at("token"), api::Origin(c)));
            return nlohmann::json{{"revoked", c.params.at("token")}};
          });
@@ -211,7 +195,7 @@ void AddTokenRoutes(Router* router, ApiContext* api) {
 void AddSettingRoutes(Router* router, ApiContext* api) {
   const std::string settings = std::string(kApiPrefix) + "/settings";
   router->Add({"GET", settings, Role::kViewer, "System-wide settings", [api](RouteContext&) {
-                 return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
                    nlohmann::json out = nlohmann::json::object();
                    for (const auto& [key, fallback] : app::App::SettingDefaults()) {
                      SP_ASSIGN_OR_RETURN(out[key], app->GetSetting(key));
@@ -226,7 +210,7 @@ void AddSettingRoutes(Router* router, ApiContext* api) {
 void AddRepositoryRoutes(Router* router, ApiContext* api) {
   const std::string repo = std::string(kApiPrefix) + "/repository";
   router->Add({"GET", repo, Role::kViewer, "The repository's configuration", [api](RouteContext&) {
-                 return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_RETURN_IF_ERROR(EnsureRepository(app));
                    SP_ASSIGN_OR_RETURN(app::RepoInfo info, app::App::GetRepoInfo({}));
                    return app::RepoInfoJson(info);
@@ -234,7 +218,7 @@ void AddRepositoryRoutes(Router* router, ApiContext* api) {
                }});
   router->Add({"GET", repo + "/stats", Role::kViewer, "Logical and stored bytes, dedup ratio",
                [api](RouteContext&) {
-                 return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_RETURN_IF_ERROR(EnsureRepository(app));
                    SP_ASSIGN_OR_RETURN(repo::RepositoryStats stats, app::App::GetRepoStats({}));
                    return app::RepoStatsJson(stats);

@@ -5,23 +5,10 @@
 #include "server/scheduler.h"
 
 namespace sp::server {
-namespace {
-
-template <typename Work>
-HttpResponse WithApp(ApiContext* api, Work work, int status = 200) {
-  auto result = [&]() -> StatusOr<nlohmann::json> {
-    SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
-    return work(app.get());
-  }();
-  return api::Reply(result, status);
-}
-
-}  // namespace
-
 void AddScheduleRoutes(Router* router, ApiContext* api) {
   const std::string base = std::string(kApiPrefix) + "/schedules";
   router->Add({"GET", base, Role::kViewer, "List protection schedules", [api](RouteContext&) {
-                 return WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_ASSIGN_OR_RETURN(auto schedules, app->ListSchedules());
                    nlohmann::json out = nlohmann::json::array();
                    for (const auto& record : schedules) {
@@ -32,7 +19,7 @@ void AddScheduleRoutes(Router* router, ApiContext* api) {
                }});
   router->Add({"GET", base + "/{schedule}", Role::kViewer, "Show a protection schedule",
                [api](RouteContext& c) {
-                 return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_ASSIGN_OR_RETURN(auto record, app->GetSchedule(c.params.at("schedule")));
                    return app::ScheduleRecordToJson(record);
                  });
@@ -40,7 +27,7 @@ void AddScheduleRoutes(Router* router, ApiContext* api) {
   router->Add({"PUT", base + "/{schedule}", Role::kOperator,
                "Set a protection schedule (named after its VM, or a group)",
                [api](RouteContext& c) {
-                 return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
                    auto spec = app::ScheduleSpecFromJson(c.params.at("schedule"), c.body);
                    if (!spec.ok()) {
                      std::string message(spec.status().message());
@@ -52,7 +39,7 @@ void AddScheduleRoutes(Router* router, ApiContext* api) {
                }});
   router->Add({"DELETE", base + "/{schedule}", Role::kOperator, "Remove a protection schedule",
                [api](RouteContext& c) {
-                 return WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
+                 return api::WithApp(api, [&](app::App* app) -> StatusOr<nlohmann::json> {
                    SP_RETURN_IF_ERROR(app->RemoveSchedule(c.params.at("schedule"), api::Origin(c)));
                    return nlohmann::json{{"removed", c.params.at("schedule")}};
                  });

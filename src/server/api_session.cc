@@ -30,6 +30,29 @@ HttpResponse Accepted(const StatusOr<JobRecord>& job) {
   return response;
 }
 
+HttpResponse WithApp(ApiContext* api, const AppWork& work, int status) {
+  auto result = [&]() -> StatusOr<nlohmann::json> {
+    SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
+    return work(app.get());
+  }();
+  return Reply(result, status);
+}
+
+HttpResponse AppJob(ApiContext* api, const RouteContext& c, const std::string& kind,
+                    const std::string& vm, AppWork work) {
+  JobRequest request{
+      kind,
+      vm,
+      Actor(c.principal),
+      c.body,
+      false,
+      [apps = api->apps, work = std::move(work)](JobContext&) -> StatusOr<nlohmann::json> {
+        SP_ASSIGN_OR_RETURN(AppPool::Lease app, apps->Acquire());
+        return work(app.get());
+      }};
+  return Accepted(api->jobs->Submit(std::move(request)));
+}
+
 }  // namespace api
 
 namespace {

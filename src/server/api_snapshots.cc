@@ -97,22 +97,6 @@ StatusOr<nlohmann::json> ShowPoint(ApiContext* api, const std::string& id) {
   return app::PointJson(*details.manifest);
 }
 
-// A job over the point `id` doing `work` with an App.
-HttpResponse PointJob(ApiContext* api, RouteContext& c, const std::string& kind,
-                      const std::string& vm,
-                      std::function<StatusOr<nlohmann::json>(app::App*)> work) {
-  JobRequest request{kind,
-                     vm,
-                     api::Actor(c.principal),
-                     c.body,
-                     false,
-                     [apps = api->apps, work](JobContext&) -> StatusOr<nlohmann::json> {
-                       SP_ASSIGN_OR_RETURN(AppPool::Lease app, apps->Acquire());
-                       return work(app.get());
-                     }};
-  return api::Accepted(api->jobs->Submit(std::move(request)));
-}
-
 // The VM a point belongs to, for the job's record; NotFound for an unknown point.
 StatusOr<std::string> PointVm(ApiContext* api, const std::string& id) {
   SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
@@ -129,7 +113,7 @@ HttpResponse CreateVmFrom(ApiContext* api, RouteContext& c) {
   auto vm = PointVm(api, c.params.at("id"));
   if (!vm.ok()) return ErrorResponse(vm.status());
   app::NewVmFromSnapshotRequest request{c.params.at("id"), **name, ""};
-  return PointJob(
+  return api::AppJob(
       api, c, "snapshot.create-vm", **name, [request](app::App* app) -> StatusOr<nlohmann::json> {
         SP_ASSIGN_OR_RETURN(restore::NewVmResult result, app->CreateVmFromSnapshot(request));
         return app::NewVmJson(result);
@@ -145,12 +129,12 @@ HttpResponse RestoreInPlace(ApiContext* api, RouteContext& c) {
   }
   std::string id = c.params.at("id"), target = **vm;
   std::vector<std::string> selected = volumes->value_or(std::vector<std::string>{});
-  return PointJob(api, c, "snapshot.restore", target,
-                  [id, target, selected](app::App* app) -> StatusOr<nlohmann::json> {
-                    SP_ASSIGN_OR_RETURN(app::VmRestoreResult result,
-                                        app->RestoreVm(target, id, selected));
-                    return app::RestoreJson(result);
-                  });
+  return api::AppJob(api, c, "snapshot.restore", target,
+                     [id, target, selected](app::App* app) -> StatusOr<nlohmann::json> {
+                       SP_ASSIGN_OR_RETURN(app::VmRestoreResult result,
+                                           app->RestoreVm(target, id, selected));
+                       return app::RestoreJson(result);
+                     });
 }
 
 HttpResponse Export(ApiContext* api, RouteContext& c) {
@@ -170,11 +154,11 @@ HttpResponse Export(ApiContext* api, RouteContext& c) {
   request.format = format->value_or("qcow2") == "raw" ? restore::ImageFormat::kRaw
                                                       : restore::ImageFormat::kQcow2;
   request.volumes = volumes->value_or(std::vector<std::string>{});
-  return PointJob(api, c, "snapshot.export", *vm,
-                  [request](app::App* app) -> StatusOr<nlohmann::json> {
-                    SP_ASSIGN_OR_RETURN(restore::ExportResult result, app->ExportSnapshot(request));
-                    return app::ExportJson(request.dir, result);
-                  });
+  return api::AppJob(
+      api, c, "snapshot.export", *vm, [request](app::App* app) -> StatusOr<nlohmann::json> {
+        SP_ASSIGN_OR_RETURN(restore::ExportResult result, app->ExportSnapshot(request));
+        return app::ExportJson(request.dir, result);
+      });
 }
 
 HttpResponse Import(ApiContext* api, RouteContext& c) {
@@ -185,10 +169,11 @@ HttpResponse Import(ApiContext* api, RouteContext& c) {
   }
   if ((*dir)->front() != '/') return ErrorResponse(FieldError("dir", "must be an absolute path"));
   std::string from = **dir;
-  return PointJob(api, c, "snapshot.import", "", [from](app::App* app) -> StatusOr<nlohmann::json> {
-    SP_ASSIGN_OR_RETURN(restore::ImportResult result, app->ImportSnapshot(from));
-    return app::ImportJson(result);
-  });
+  return api::AppJob(api, c, "snapshot.import", "",
+                     [from](app::App* app) -> StatusOr<nlohmann::json> {
+                       SP_ASSIGN_OR_RETURN(restore::ImportResult result, app->ImportSnapshot(from));
+                       return app::ImportJson(result);
+                     });
 }
 
 }  // namespace
@@ -232,7 +217,7 @@ void AddSnapshotRoutes(Router* router, ApiContext* api) {
                  std::string id = c.params.at("id");
                  auto vm = PointVm(api, id);
                  if (!vm.ok()) return ErrorResponse(vm.status());
-                 return PointJob(
+                 return api::AppJob(
                      api, c, "snapshot.verify", *vm, [id](app::App*) -> StatusOr<nlohmann::json> {
                        SP_ASSIGN_OR_RETURN(repo::VerifyReport report, app::App::VerifyRepo({}, id));
                        SP_RETURN_IF_ERROR(app::App::VerifyVerdict(report));
