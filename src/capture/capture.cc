@@ -75,8 +75,8 @@ class Capture {
   std::unique_ptr<FileLock> lock_;   // the VM's capture lock, held to the end
   AgentFinding agent_finding_;       // the agent probe
   std::vector<qga::Filesystem> guest_filesystems_;
-  Plan plan_;                  // the verdict before and after the freeze
-  json ext4_ = json::array();  // the stream's truth check
+  Plan plan_;                          // the verdict before and after the freeze
+  std::vector<repo::PointExt4> ext4_;  // the stream's truth check
   std::vector<std::string> dirty_journals_;
   CaptureResult result_;              // every part adds to it
   std::unique_ptr<PointBook> point_;  // from Resolve on, for the failure's event
@@ -238,11 +238,7 @@ repo::PointDescription Capture::Description() const {
   for (const auto& fs : vm::MapFilesystems(vm_, guest_filesystems_)) {
     d.guest_filesystems.push_back({fs.mountpoint, fs.type, fs.volumes});
   }
-  for (const json& fs : ext4_) {  // as the stream's journal check made them
-    d.ext4.push_back({fs.value("volume", ""), fs.value("where", ""),
-                      fs.value("offset", uint64_t{0}), fs.value("kind", ""), fs.value("label", ""),
-                      fs.value("uuid", ""), fs.value("needs_recovery", false)});
-  }
+  d.ext4 = ext4_;
   d.vm = PointVmFromRecord(vm_);
   return d;
 }

@@ -75,13 +75,8 @@ void CheckJournals(block::BlockSource* source, const VolumeWork& work, StreamOut
   auto found = block::ProbeExt4(*source);
   if (!found.ok()) return;
   for (const block::Ext4Info& fs : *found) {
-    outcome.ext4.push_back({{"volume", work.record.name},
-                            {"where", fs.where},
-                            {"offset", fs.offset},
-                            {"kind", fs.kind},
-                            {"label", fs.label},
-                            {"uuid", fs.uuid},
-                            {"needs_recovery", fs.needs_recovery}});
+    outcome.ext4.push_back(
+        {work.record.name, fs.where, fs.offset, fs.kind, fs.label, fs.uuid, fs.needs_recovery});
     if (fs.needs_recovery) {
       outcome.dirty_journals.push_back(
           absl::StrCat("volume '", work.record.name, "' (", fs.where, ")"));

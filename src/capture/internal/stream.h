@@ -14,6 +14,7 @@
 #include "capture/capture.h"
 #include "capture/internal/point_book.h"
 #include "capture/internal/volume_work.h"
+#include "repo/point_description.h"
 
 namespace sp::capture::internal {
 
@@ -24,8 +25,8 @@ using SourceOpener = std::function<StatusOr<std::unique_ptr<block::BlockSource>>
 
 struct StreamOutcome {
   uint64_t read_bytes = 0;
-  nlohmann::json ext4 = nlohmann::json::array();  // every ext4 filesystem found (when checked)
-  std::vector<std::string> dirty_journals;        // those needing journal recovery, in words
+  std::vector<repo::PointExt4> ext4;        // every ext4 filesystem found (when checked)
+  std::vector<std::string> dirty_journals;  // those needing journal recovery, in words
 };
 
 // Opens every volume first, so that the progress total (what will be read, from block status) is
