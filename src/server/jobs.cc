@@ -17,10 +17,7 @@ nlohmann::json ParseOrEmpty(const std::string& text) {
 }
 
 std::string ErrorCodeOf(const Status& status) {
-  if (absl::IsCancelled(status)) return "cancelled";
-  HttpResponse response = ErrorResponse(status);
-  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
-  return body.is_object() ? body["error"].value("code", "internal") : "internal";
+  return absl::IsCancelled(status) ? "cancelled" : HttpErrorOf(status.code()).code;
 }
 
 }  // namespace

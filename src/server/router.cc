@@ -78,35 +78,43 @@ Status CheckPathParameter(const std::string& name, const std::string& value) {
                    "' must be 1 to 128 characters without '/', '\\' or control characters"));
 }
 
-HttpResponse ErrorResponse(const Status& status) {
-  std::string message(status.message());
-  switch (status.code()) {
+HttpError HttpErrorOf(absl::StatusCode code) {
+  switch (code) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kOutOfRange:
-      return HttpResponse::Error(400, "invalid_argument", message, FieldOf(status));
+      return {400, "invalid_argument"};
     case absl::StatusCode::kUnauthenticated:
-      return HttpResponse::Error(401, "unauthenticated", message);
+      return {401, "unauthenticated"};
     case absl::StatusCode::kPermissionDenied:
-      return HttpResponse::Error(403, "forbidden", message);
+      return {403, "forbidden"};
     case absl::StatusCode::kNotFound:
-      return HttpResponse::Error(404, "not_found", message);
+      return {404, "not_found"};
     case absl::StatusCode::kAlreadyExists:
-      return HttpResponse::Error(409, "already_exists", message);
+      return {409, "already_exists"};
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kAborted:
-      return HttpResponse::Error(409, "failed_precondition", message);
+      return {409, "failed_precondition"};
     case absl::StatusCode::kResourceExhausted:
-      return HttpResponse::Error(507, "resource_exhausted", message);
+      return {507, "resource_exhausted"};
     case absl::StatusCode::kUnavailable:
-      return HttpResponse::Error(503, "unavailable", message);
+      return {503, "unavailable"};
     case absl::StatusCode::kDeadlineExceeded:
-      return HttpResponse::Error(504, "deadline_exceeded", message);
+      return {504, "deadline_exceeded"};
     case absl::StatusCode::kDataLoss:
-      return HttpResponse::Error(500, "data_loss", message);
+      return {500, "data_loss"};
     default:
-      std::fprintf(stderr, "stillpointd: internal error: %s\n", status.ToString().c_str());
-      return HttpResponse::Error(500, "internal", "internal error; the service log has details");
+      return {500, "internal"};
   }
+}
+
+HttpResponse ErrorResponse(const Status& status) {
+  HttpError error = HttpErrorOf(status.code());
+  if (std::string(error.code) == "internal") {
+    std::fprintf(stderr, "stillpointd: internal error: %s\n", status.ToString().c_str());
+    return HttpResponse::Error(500, "internal", "internal error; the service log has details");
+  }
+  return HttpResponse::Error(error.status, error.code, std::string(status.message()),
+                             FieldOf(status));
 }
 
 void Router::Add(Route route) { routes_.push_back(std::move(route)); }

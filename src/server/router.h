@@ -62,6 +62,13 @@ class Router {
 // characters or the whole of "." / "..". InvalidArgument naming the parameter otherwise.
 Status CheckPathParameter(const std::string& name, const std::string& value);
 
+struct HttpError {
+  int status;
+  const char* code;  // "invalid_argument", "not_found", ...
+};
+// The HTTP status and error code of a status code (see ErrorResponse).
+HttpError HttpErrorOf(absl::StatusCode code);
+
 // Maps a status code to HTTP: InvalidArgument 400, NotFound 404, AlreadyExists 409,
 // FailedPrecondition 409, PermissionDenied 403, Unauthenticated 401, ResourceExhausted 507 (space
 // limit or full disk), Unavailable 503, DeadlineExceeded 504, others 500 (with a generic message).
