@@ -21,6 +21,11 @@ packages=(
   # the Debian package and its test: dpkg-shlibdeps, systemd-analyze
   dpkg-dev systemd
 )
+# The OpenAPI validator (tools/openapi) runs on Node.js: the machine's when it has npm, else
+# Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 # The clang preset: thread-safety analysis, libFuzzer targets, and the format/tidy checks.
 if [ "$preset" = clang ]; then
   packages+=(clang clang-format clang-tidy libclang-rt-14-dev)
@@ -41,6 +46,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The npm packages of tools/openapi (Redocly's CLI, which lints the service's OpenAPI document),
+# exactly as package-lock.json pins them; installed again only when the lock file changed.
+openapi_tools="$top/tools/openapi"
+lock_digest="$(sha256sum "$openapi_tools/package-lock.json" | cut -d' ' -f1)"
+lock_stamp="$openapi_tools/node_modules/.stillpoint-lock-sha256"
+if [ "$(cat "$lock_stamp" 2>/dev/null || true)" != "$lock_digest" ]; then
+  echo "setup: installing the npm packages of tools/openapi" >&2
+  (cd "$openapi_tools" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$lock_digest" >"$lock_stamp"
 fi
 
 cd "$top"
