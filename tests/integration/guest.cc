@@ -130,9 +130,12 @@ StatusOr<qga::ExecResult> GuestWorld::Shell(const catalog::VmRecord& vm,
   return agent->Run("/bin/sh", {"-c", command}, Millis(60'000));
 }
 
-StatusOr<CommandResult> GuestWorld::Cli(const std::vector<std::string>& args, Millis timeout) {
+StatusOr<CommandResult> GuestWorld::Cli(const std::vector<std::string>& args, Millis timeout,
+                                        const std::vector<std::string>& env) {
   std::vector<std::string> argv = {"env", "STILLPOINT_HOME=" + paths_.home,
-                                   "STILLPOINT_RUN_DIR=" + paths_.run_root, StillpointBinary()};
+                                   "STILLPOINT_RUN_DIR=" + paths_.run_root};
+  argv.insert(argv.end(), env.begin(), env.end());
+  argv.push_back(StillpointBinary());
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, Deadline::In(timeout));
 }

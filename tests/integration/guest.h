@@ -49,9 +49,10 @@ class GuestWorld {
   // (the agent serves one client at a time, and captures need it).
   StatusOr<qga::ExecResult> Shell(const catalog::VmRecord& vm, const std::string& command);
 
-  // Runs the stillpoint CLI with this world's state directory.
+  // Runs the stillpoint CLI with this world's state directory (and `env`, NAME=VALUE each).
   StatusOr<CommandResult> Cli(const std::vector<std::string>& args,
-                              Millis timeout = Millis(120'000));
+                              Millis timeout = Millis(120'000),
+                              const std::vector<std::string>& env = {});
 
   app::App& app() { return *app_; }
   // The world's catalog and VM runtime, for looking below the application: a connection and a

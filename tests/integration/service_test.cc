@@ -308,5 +308,68 @@ TEST_F(ServiceTest, AServiceKilledMidCaptureLeavesTheGuestThawedAndTheJobFailed)
   EXPECT_EQ(finished["state"], "succeeded") << finished.dump();
 }
 
+// The CLI and the service work on the same state at once; the VM's capture lock lets one capture
+// of a VM run at a time, whichever front end started it, and the other is refused cleanly.
+TEST_F(ServiceTest, OneCaptureOfAVmAtATimeBetweenTheCliAndTheService) {
+  auto vm = world_.BootGuest("web01", kBootTimeout);
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  ServiceProcess service(world_, {{"STILLPOINT_FAULT_AT", "stream.chunk:delay=300"}});
+  std::string token = OperatorToken(service);
+  httplib::Headers auth = {{"Authorization", "Bearer " + token}};
+  auto client = service.Client();
+
+  // The service's capture is mid-stream: the CLI's capture of the same VM is refused.
+  auto accepted = client->Post("/api/v1/vms/web01/snapshots", auth, "{}", "application/json");
+  ASSERT_TRUE(accepted && accepted->status == 202);
+  std::string job_id = nlohmann::json::parse(accepted->body)["job"]["id"];
+  Deadline deadline = Deadline::In(Millis(120'000));
+  bool streaming = false;
+  while (!streaming && !deadline.Expired()) {
+    auto job = client->Get("/api/v1/jobs/" + job_id, auth);
+    streaming = job && nlohmann::json::parse(job->body)["progress"].value("done", 0) > 0;
+    if (!streaming) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(streaming);
+  auto refused = world_.Cli({"snapshot", "create", "web01"});
+  ASSERT_TRUE(refused.ok());
+  EXPECT_FALSE(refused->status.success());
+  EXPECT_TRUE(absl::StrContains(refused->output, "another capture of VM 'web01' is running"))
+      << refused->output;
+  nlohmann::json finished = WaitForJob(*client, auth, job_id);
+  EXPECT_EQ(finished["state"], "succeeded") << finished.dump();
+
+  // The CLI's capture is mid-stream: the service's job fails with the same reason, and the
+  // CLI's point is complete.
+  std::atomic<bool> cli_done{false};
+  StatusOr<CommandResult> cli_capture = CommandResult{};
+  std::thread cli([&] {
+    cli_capture = world_.Cli({"snapshot", "create", "web01", "--json"}, Millis(240'000),
+                             {"STILLPOINT_FAULT_AT=stream.chunk:delay=300"});
+    cli_done = true;
+  });
+  deadline = Deadline::In(Millis(120'000));
+  bool cli_streaming = false;
+  while (!cli_streaming && !cli_done && !deadline.Expired()) {
+    auto points = client->Get("/api/v1/snapshots?vm=web01&state=in-progress", auth);
+    cli_streaming = points && points->status == 200 &&
+                    !nlohmann::json::parse(points->body)["recovery_points"].empty();
+    if (!cli_streaming) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(cli_streaming);
+  auto second = client->Post("/api/v1/vms/web01/snapshots", auth, "{}", "application/json");
+  ASSERT_TRUE(second && second->status == 202);
+  nlohmann::json second_job =
+      WaitForJob(*client, auth, nlohmann::json::parse(second->body)["job"]["id"]);
+  EXPECT_EQ(second_job["state"], "failed") << second_job.dump();
+  EXPECT_TRUE(absl::StrContains(second_job.dump(), "another capture of VM 'web01' is running"))
+      << second_job.dump();
+  cli.join();
+  ASSERT_TRUE(cli_capture.ok()) << cli_capture.status();
+  EXPECT_TRUE(cli_capture->status.success()) << cli_capture->output;
+  auto verify = world_.Cli({"repo", "verify"});
+  ASSERT_TRUE(verify.ok());
+  EXPECT_TRUE(verify->status.success()) << verify->output;
+}
+
 }  // namespace
 }  // namespace sp
