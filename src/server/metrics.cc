@@ -62,6 +62,7 @@ std::string Histogram::Render(const std::string& name) const {
 
 void Metrics::JobChanged(const JobRecord& job) {
   if (!catalog::IsFinished(job.state)) return;
+  stats_stale_ = true;
   absl::MutexLock lock(&mutex_);
   if (job.requested_by.rfind("schedule:", 0) == 0 && job.state == JobState::kFailed) {
     ++schedule_failures_[job.requested_by.substr(9)];
@@ -152,8 +153,18 @@ StatusOr<std::string> Metrics::RenderVms() {
   return out;
 }
 
+StatusOr<repo::RepositoryStats> Metrics::RepoStats() {
+  absl::MutexLock lock(&stats_mutex_);
+  absl::Time now = absl::Now();
+  if (!stats_ || stats_stale_.exchange(false) || now - stats_read_at_ > kRepoStatsMaxAge) {
+    stats_ = app::App::GetRepoStats({});
+    stats_read_at_ = now;
+  }
+  return *stats_;
+}
+
 std::string Metrics::RenderRepository() {
-  auto stats = app::App::GetRepoStats({});
+  auto stats = RepoStats();
   std::string out = Header("stillpoint_repository_up", "gauge",
                            "1 when the repository could be read for these metrics.");
   absl::StrAppend(&out, "stillpoint_repository_up ", stats.ok() ? 1 : 0, "\n");

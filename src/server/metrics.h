@@ -5,12 +5,16 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/app_pool.h"
 #include "server/jobs.h"
 
@@ -42,6 +46,10 @@ class Metrics {
   std::string RenderCaptures() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   StatusOr<std::string> RenderVms();
   std::string RenderRepository();
+  // The repository's totals, read again only when a job has ended since the last read or
+  // kRepoStatsMaxAge has passed: reading them walks every manifest and chunk, too much for each
+  // scrape of a large repository.
+  StatusOr<repo::RepositoryStats> RepoStats();
   StatusOr<std::string> RenderJobs();
 
   AppPool* const apps_;
@@ -54,6 +62,12 @@ class Metrics {
   uint64_t bytes_reused_ ABSL_GUARDED_BY(mutex_) = 0;
   std::map<std::string, uint64_t> capture_failures_ ABSL_GUARDED_BY(mutex_);   // by VM
   std::map<std::string, uint64_t> schedule_failures_ ABSL_GUARDED_BY(mutex_);  // by schedule
+
+  static constexpr absl::Duration kRepoStatsMaxAge = absl::Minutes(5);
+  absl::Mutex stats_mutex_;  // held while the totals are read, so concurrent scrapes share one read
+  std::optional<StatusOr<repo::RepositoryStats>> stats_ ABSL_GUARDED_BY(stats_mutex_);
+  absl::Time stats_read_at_ ABSL_GUARDED_BY(stats_mutex_);
+  std::atomic<bool> stats_stale_{true};
 };
 
 // Prometheus label value escaping (backslash, quote, newline).
