@@ -128,6 +128,13 @@ HttpResponse RestoreInPlace(ApiContext* api, RouteContext& c) {
     if (!s.ok()) return ErrorResponse(s);
   }
   std::string id = c.params.at("id"), target = **vm;
+  // An unknown point or VM is a 404 now, not a job that fails later.
+  Status known = [&]() -> Status {
+    SP_RETURN_IF_ERROR(PointVm(api, id).status());
+    SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
+    return app->GetVm(target).status();
+  }();
+  if (!known.ok()) return ErrorResponse(known);
   std::vector<std::string> selected = volumes->value_or(std::vector<std::string>{});
   return api::AppJob(api, c, "snapshot.restore", target,
                      [id, target, selected](app::App* app) -> StatusOr<nlohmann::json> {

@@ -146,6 +146,12 @@ void AddVmRoutes(Router* router, ApiContext* api) {
                  Status others = fields.NoOthers();
                  if (!others.ok()) return ErrorResponse(others);
                  std::string name = c.params.at("vm");
+                 // An unknown VM is a 404 now, not a job that fails later.
+                 Status known = [&]() -> Status {
+                   SP_ASSIGN_OR_RETURN(AppPool::Lease app, api->apps->Acquire());
+                   return app->GetVm(name).status();
+                 }();
+                 if (!known.ok()) return ErrorResponse(known);
                  Millis wait(timeout->value_or(120) * 1000);
                  JobRequest request{"vm.stop",
                                     name,
