@@ -2,7 +2,9 @@
 # The main job, end to end on this machine: set up, build the test guest, define and start a VM
 # with two disks, show that its real guest agent answers, write data in the guest, take an
 # application-consistent snapshot, make a new VM from it (new UUID and MAC), boot that VM and show
-# by checksum that the data is there, then print a short summary.
+# by checksum that the data is there, print a short summary; then start the service on the same
+# state with the VM protected on a schedule and print how to sign in (STILLPOINT_DEMO_SERVICE=0:
+# stop both VMs instead).
 #
 #   scripts/demo.sh            (as root on a fresh Debian 12 machine, or after scripts/setup.sh)
 set -euo pipefail
@@ -101,9 +103,43 @@ print(f"times            snapshot {int(sys.argv[2]) / 1000:.1f} s, new VM materi
       f"started {int(sys.argv[3]) / 1000:.1f} s")
 PY
 
-step "clean shutdown of both VMs through their guest agents"
+if [[ "${STILLPOINT_DEMO_SERVICE:-1}" == 0 ]]; then
+  step "clean shutdown of both VMs through their guest agents"
+  sp vm stop demo-copy
+  sp vm stop demo
+  trap - EXIT
+  echo
+  echo "state kept in $work (remove it when done)"
+  exit 0
+fi
+
+step "the service: protect the VM every 15 minutes, keep the last 8 points"
 sp vm stop demo-copy
-sp vm stop demo
+sp schedule set demo --every 15m --keep-last 8
+setsid "$top/build/$preset/src/cli/stillpoint" serve >"$work/service.log" 2>&1 </dev/null &
+service_pid=$!
+for _ in $(seq 1 100); do
+  grep -q '^stillpointd: serving ' "$work/service.log" && break
+  sleep 0.2
+done
+if ! grep -q '^stillpointd: serving ' "$work/service.log"; then
+  cat "$work/service.log" >&2
+  exit 1
+fi
 trap - EXIT
-echo
-echo "state kept in $work (remove it when done)"
+grep '^stillpointd: ' "$work/service.log"
+url=$(sed -n 's|^stillpointd: serving \(https://[^ ]*\).*|\1|p' "$work/service.log")
+url="${url%/}"
+password=$(sed -n "s/^stillpointd: created user 'admin' with password //p" "$work/service.log")
+cat <<EOF2
+
+The service runs (pid $service_pid) on the demo's state, with VM 'demo' running and protected.
+Try it:
+  curl -sk -c $work/cookies -H 'Content-Type: application/json' \\
+    -d '{"user": "admin", "password": "$password"}' $url/api/v1/session
+  curl -sk -b $work/cookies $url/api/v1/vms/demo
+  STILLPOINT_HOME=$STILLPOINT_HOME STILLPOINT_RUN_DIR=$STILLPOINT_RUN_DIR $top/build/$preset/src/cli/stillpoint snapshot list
+When done:
+  kill $service_pid; STILLPOINT_HOME=$STILLPOINT_HOME STILLPOINT_RUN_DIR=$STILLPOINT_RUN_DIR \\
+    $top/build/$preset/src/cli/stillpoint vm stop demo; rm -rf $work
+EOF2
