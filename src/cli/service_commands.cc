@@ -2,6 +2,7 @@
 // `stillpoint schedule` (protection schedules the service runs).
 #include "cli/service_commands.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <termios.h>
@@ -52,6 +53,10 @@ Status Serve(const ServeArgs& args) {
   }
   if (!config.state_dir.empty()) ::setenv("STILLPOINT_HOME", config.state_dir.c_str(), 1);
   SP_ASSIGN_OR_RETURN(app::StatePaths paths, app::ResolveStatePaths());
+  // Chunk buffers (MiB each) come from mmap and go back to the system when freed: with glibc's
+  // sliding threshold they stay in per-thread arenas instead, and a long-running service's memory
+  // grows with every capture it runs (measured: 69 → 205 MiB over 24 captures; 48 MiB with this).
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   server::ServiceOptions options;
   options.config = config;
   options.paths = paths;
