@@ -16,6 +16,8 @@ packages=(
   libgtest-dev libgmock-dev
   # the service: HTTPS server, configuration file, password hashes, systemd readiness
   libcpp-httplib-dev libtomlplusplus-dev libargon2-dev libsystemd-dev
+  # the NBD server of `snapshot mount` (and its plugin API), NBD clients for the tests
+  nbdkit nbdkit-plugin-dev libnbd-bin
   # QEMU, image tools and the pieces of the test guest
   qemu-system-x86 qemu-utils qemu-guest-agent busybox-static e2fsprogs cpio zstd fdisk
   # the Debian package and its test: dpkg-shlibdeps, systemd-analyze

@@ -164,9 +164,10 @@ class App {
   // Adds the export in `dir` as a new recovery point and lists it in the catalog. The checks'
   // errors as restore::ImportPoint says; nothing is added unless all passed.
   StatusOr<restore::ImportResult> ImportSnapshot(const std::string& dir);
-  // Starts serving a volume of a recovery point read-only over NBD. NotFound for an unknown
-  // point or volume; Unavailable when the server did not come up.
-  // REQUIRES: the calling thread lives as long as the server (see restore::VolumeServer).
+  // Starts serving a volume of a recovery point read-only over NBD (nbdkit with stillpoint's
+  // plugin, straight from the repository). NotFound for an unknown point or volume, or when nbdkit
+  // or the plugin is missing; Unavailable when the server did not come up. Any thread may call:
+  // the server runs until MountedVolume::server is stopped or destroyed, or the process ends.
   StatusOr<MountedVolume> MountVolume(const MountRequest& request);
 
   // The repository and its maintenance (repo_cases.cc). Those that need no catalog are static,

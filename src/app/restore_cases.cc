@@ -1,6 +1,8 @@
 // Use cases over recovery points: new VMs, in-place restores, exports, imports and mounts.
 #include <unistd.h>
 
+#include <atomic>
+
 #include "absl/strings/str_join.h"
 #include "app/app.h"
 #include "capture/point_record.h"
@@ -65,7 +67,11 @@ StatusOr<MountedVolume> App::MountVolume(const MountRequest& request) {
   MountedVolume mounted;
   mounted.point_id = manifest.id;
   mounted.volume = request.volume.empty() ? restore::BootVolumeName(manifest) : request.volume;
-  std::string tag = absl::StrCat("mount-", ::getpid());
+  // Several mounts in one process (the service) each get their own run files.
+  static std::atomic<int> mounts{0};
+  int mount = ++mounts;
+  std::string tag = mount == 1 ? absl::StrCat("mount-", ::getpid())
+                               : absl::StrCat("mount-", ::getpid(), "-", mount);
   restore::ServeOptions options;
   options.work_dir = paths_.run_root + "/" + tag;
   options.port = request.port;

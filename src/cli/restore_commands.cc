@@ -143,7 +143,7 @@ Status Mount(Context& context, const MountArgs& args) {
   }
   while (stop_requested == 0) {
     if (!server->Running()) {
-      return absl::UnavailableError("the NBD server (qemu-nbd) stopped unexpectedly");
+      return absl::UnavailableError("the NBD server (nbdkit) stopped unexpectedly");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

@@ -1,13 +1,11 @@
 // Serving one volume of a recovery point read-only over NBD, so that standard tools (qemu-img,
 // qemu-nbd --connect, nbdfuse, guestmount) can read it.
 //
-// How: the volume is materialized as a sparse raw file in a private work directory (zero chunks
-// stay holes, so this costs only the point's data), and a read-only qemu-nbd serves that file.
-// Why not an nbdkit plugin reading the repository directly: nbdkit is not among the packages this
-// project builds with, and a plugin would be a shared object pulling the whole repository stack
-// (static libraries built without -fPIC today) into nbdkit's process. qemu-nbd is already a
-// dependency, is well kept, refuses writes on a read-only export (-r), and reports holes through
-// NBD block status, which qemu-img convert uses to skip them.
+// How: nbdkit with stillpoint's plugin (nbd/) reads the volume straight from the repository —
+// nothing is written out first, so the export is ready as soon as the point's index is loaded,
+// whatever the volume's size. Zero chunks are reported as holes (NBD block status), which
+// qemu-img and nbdcopy use to skip them; a damaged chunk fails its read with EIO, never with
+// wrong data. The export is read-only.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "nbd/server.h"
 #include "platform/status.h"
 #include "repo/repository.h"
 
@@ -23,16 +22,15 @@ namespace sp::restore {
 struct ServeOptions {
   std::string socket_path;  // unix socket to listen on (used when port == 0)
   int port = 0;             // TCP port on 127.0.0.1 instead of a unix socket
-  std::string work_dir;     // private directory for the materialized volume; removed on Stop
+  std::string work_dir;     // private directory for the server's log and pid file; removed on Stop
 };
 
 class VolumeServer {
  public:
-  // Materializes `volume` of `point_id` and starts serving it under the export name `volume`.
-  // Returns once the server accepts connections. NotFound for an unknown point or volume;
-  // Unavailable when qemu-nbd did not come up (its log is in the message). qemu-nbd gets SIGTERM
-  // when the thread that called Start exits (PR_SET_PDEATHSIG), even by SIGKILL of the process.
-  // REQUIRES: call from a thread that lives as long as the server should (the main thread).
+  // Starts serving `volume` of `point_id` under the export name `volume`. Returns once the server
+  // accepts connections. NotFound for an unknown point or volume, or when nbdkit or its plugin is
+  // missing; Unavailable when nbdkit did not come up (its log is in the message). The server
+  // ends with our process (however it ends), not with the calling thread: any thread may call.
   static StatusOr<std::unique_ptr<VolumeServer>> Start(repo::Repository& repo,
                                                        absl::string_view point_id,
                                                        absl::string_view volume,
@@ -40,7 +38,7 @@ class VolumeServer {
   ~VolumeServer();  // stops the server
 
   // "nbd+unix:///VOLUME?socket=PATH" or "nbd://127.0.0.1:PORT/VOLUME".
-  const std::string& uri() const { return uri_; }
+  const std::string& uri() const { return server_->uri(); }
   const std::string& export_name() const { return export_name_; }
   uint64_t size() const { return size_; }
   // True while the server process runs (reaps it once it has ended).
@@ -51,11 +49,8 @@ class VolumeServer {
  private:
   VolumeServer() = default;
 
-  pid_t pid_ = -1;
-  std::string uri_;
+  std::unique_ptr<nbd::Server> server_;
   std::string export_name_;
-  std::string work_dir_;
-  std::string socket_path_;
   uint64_t size_ = 0;
 };
 

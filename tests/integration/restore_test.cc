@@ -409,7 +409,7 @@ TEST_F(RestoreTest, KilledMountTakesItsNbdServerWithIt) {
   while (ProcessAlive(servers[0]) && !gone.Expired()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  EXPECT_FALSE(ProcessAlive(servers[0])) << "qemu-nbd outlived the killed `snapshot mount`";
+  EXPECT_FALSE(ProcessAlive(servers[0])) << "nbdkit outlived the killed `snapshot mount`";
   if (ProcessAlive(servers[0])) (void)SendSignal(servers[0], SIGKILL);
 }
 

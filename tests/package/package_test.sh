@@ -17,6 +17,7 @@ deb="$(ls "$work"/stillpoint_*.deb)"
 echo "built $(basename "$deb")"
 listing="$(dpkg-deb -c "$deb")"
 grep -q './usr/bin/stillpoint$' <<<"$listing"
+grep -q './usr/lib/stillpoint/nbdkit-stillpoint-plugin.so$' <<<"$listing"
 grep -q '/lib/systemd/system/stillpointd.service$' <<<"$listing"
 grep -qx /etc/stillpoint/stillpointd.toml <<<"$(dpkg-deb -I "$deb" conffiles)"
 
@@ -24,6 +25,8 @@ dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log"; exit 1; }
 version="$(/usr/bin/stillpoint --version)"
 echo "installed: $version"
 [[ "$version" == "stillpoint "* ]]
+# nbdkit loads the installed plugin (where `snapshot mount` looks for it).
+nbdkit --dump-plugin /usr/lib/stillpoint/nbdkit-stillpoint-plugin.so | grep -qx name=stillpoint
 mode="$(stat -c '%a %U' /var/lib/stillpoint)"
 [ "$mode" = "700 root" ] || { echo "state directory is '$mode', want '700 root'" >&2; exit 1; }
 unit="$(ls /usr/lib/systemd/system/stillpointd.service /lib/systemd/system/stillpointd.service 2>/dev/null | head -1)"
