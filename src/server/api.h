@@ -17,6 +17,7 @@ namespace sp::server {
 
 class Scheduler;
 class Metrics;
+class MountManager;
 
 struct ApiContext {
   AppPool* apps = nullptr;
@@ -24,6 +25,7 @@ struct ApiContext {
   Authenticator* auth = nullptr;
   Scheduler* scheduler = nullptr;
   Metrics* metrics = nullptr;
+  MountManager* mounts = nullptr;
   const ServerConfig* config = nullptr;
   Clock* clock = nullptr;
   std::string openapi;  // the document served at /api/v1/openapi.json
@@ -38,6 +40,7 @@ void AddJobAndEventRoutes(Router* router, ApiContext* api);
 void AddAdminRoutes(Router* router, ApiContext* api);  // users, tokens, settings, repository
 void AddScheduleRoutes(Router* router, ApiContext* api);
 void AddMetaRoutes(Router* router, ApiContext* api);  // openapi.json, /metrics
+void AddMountRoutes(Router* router, ApiContext* api);
 
 // The OpenAPI document (src/server/openapi.json, built in).
 const std::string& OpenApiDocument();
@@ -51,6 +54,7 @@ inline void AddApiRoutes(Router* router, ApiContext* api) {
   AddAdminRoutes(router, api);
   AddScheduleRoutes(router, api);
   AddMetaRoutes(router, api);
+  AddMountRoutes(router, api);
 }
 
 // Helpers for the route files.

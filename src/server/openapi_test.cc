@@ -382,6 +382,12 @@ TEST_F(OpenApiAnswersTest, AnswersHaveTheDocumentedFields) {
   Call("GET", "/api/v1/vms/vm1");
   Call("GET", "/api/v1/snapshots?vm=vm1");
   Call("GET", "/api/v1/snapshots/" + point["id"].get<std::string>());
+  ::setenv("STILLPOINT_NBD_PLUGIN", SP_NBD_PLUGIN, 1);
+  json mount = Call("POST", "/api/v1/snapshots/" + point["id"].get<std::string>() + "/mounts",
+                    R"({"lifetime_s": 600})", 201);
+  Call("GET", "/api/v1/mounts");
+  Call("GET", "/api/v1/mounts/" + mount["id"].get<std::string>());
+  Call("DELETE", "/api/v1/mounts/" + mount["id"].get<std::string>());
   FinishedJob(Call("POST", "/api/v1/repository/gc", "", 202));
   FinishedJob(Call("POST", "/api/v1/repository/verify", "", 202));
   Call("GET", "/api/v1/repository");

@@ -7,9 +7,11 @@
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "platform/files.h"
 #include "platform/process.h"
 #include "server/config.h"
 #include "server/fields.h"
+#include "server/mounts.h"
 #include "server/scheduler.h"
 #include "server/service.h"
 #include "testing/temp_dir.h"
@@ -77,7 +79,8 @@ class ServerTest : public ::testing::Test {
   // The route's pattern with its parameters filled in.
   static std::string Concrete(const std::string& pattern) {
     std::string out = pattern;
-    for (const char* name : {"{vm}", "{job}", "{user}", "{token}", "{key}", "{schedule}", "{id}"}) {
+    for (const char* name :
+         {"{vm}", "{job}", "{user}", "{token}", "{key}", "{schedule}", "{id}", "{mount}"}) {
       size_t at = out.find(name);
       if (at != std::string::npos) out.replace(at, std::string(name).size(), "nosuch");
     }
@@ -337,6 +340,61 @@ TEST_F(ScheduleRunTest, IntervalRunsApplyRetentionNeverOverlapAndCatchUpOnce) {
   service_ = std::move(restarted).value();
   EXPECT_EQ(TickAndWait(), 1u);
   EXPECT_EQ(TickAndWait(), 0u);
+}
+
+// A mount through the API serves the point's volume over NBD, byte for byte, until it is stopped
+// or its time is up.
+TEST_F(ScheduleRunTest, AMountServesThePointUntilStoppedOrExpired) {
+  ::setenv("STILLPOINT_NBD_PLUGIN", SP_NBD_PLUGIN, 1);
+  DefineStoppedVm();
+  std::string image = dir_.path() + "/vm1.qcow2";
+  auto written = RunCommand({"qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 2M", image},
+                            Deadline::In(Millis(30'000)));
+  ASSERT_TRUE(written.ok() && written->status.success());
+  HttpResponse accepted = Call("POST", "/api/v1/vms/vm1/snapshots", operator_, "{}");
+  ASSERT_EQ(accepted.status, 202) << accepted.body;
+  auto captured = service_->jobs().Wait(Json(accepted)["job"]["id"], Millis(60'000));
+  ASSERT_TRUE(captured.ok());
+  std::string point = nlohmann::json::parse(captured->result_json)["id"];
+
+  EXPECT_EQ(Call("POST", "/api/v1/snapshots/" + point + "/mounts", viewer_, "{}").status, 403);
+  EXPECT_EQ(Call("POST", "/api/v1/snapshots/nosuch/mounts", operator_, "{}").status, 404);
+  EXPECT_EQ(
+      Call("POST", "/api/v1/snapshots/" + point + "/mounts", operator_, R"({"lifetime_s": 5})")
+          .status,
+      400);
+  HttpResponse opened = Call("POST", "/api/v1/snapshots/" + point + "/mounts", operator_,
+                             R"({"volume": "root", "lifetime_s": 600})");
+  ASSERT_EQ(opened.status, 201) << opened.body;
+  nlohmann::json mount = Json(opened);
+  EXPECT_EQ(mount["point_id"], point);
+  EXPECT_EQ(mount["size_bytes"], 8u << 20);
+  auto compared = RunCommand(
+      {"qemu-img", "compare", "-f", "qcow2", "-F", "raw", image, mount["uri"].get<std::string>()},
+      Deadline::In(Millis(60'000)));
+  ASSERT_TRUE(compared.ok());
+  EXPECT_TRUE(compared->status.success()) << compared->output;
+  nlohmann::json listed = Json(Call("GET", "/api/v1/mounts", viewer_));
+  ASSERT_EQ(listed["mounts"].size(), 1u);
+  EXPECT_EQ(Json(Call("GET", "/api/v1/mounts/" + mount["id"].get<std::string>(), viewer_))["uri"],
+            mount["uri"]);
+  EXPECT_EQ(Call("DELETE", "/api/v1/mounts/" + mount["id"].get<std::string>(), viewer_).status,
+            403);
+  EXPECT_EQ(Call("DELETE", "/api/v1/mounts/" + mount["id"].get<std::string>(), operator_).status,
+            200);
+  EXPECT_FALSE(PathExists(mount["socket"]));
+  EXPECT_EQ(Call("GET", "/api/v1/mounts/" + mount["id"].get<std::string>(), viewer_).status, 404);
+
+  // A mount whose time is up is stopped.
+  HttpResponse brief =
+      Call("POST", "/api/v1/snapshots/" + point + "/mounts", operator_, R"({"lifetime_s": 60})");
+  ASSERT_EQ(brief.status, 201) << brief.body;
+  std::string socket = Json(brief)["socket"];
+  EXPECT_TRUE(PathExists(socket));
+  clock_.Advance(Millis(61'000));
+  service_->mounts().ExpireDue();
+  EXPECT_TRUE(Json(Call("GET", "/api/v1/mounts", viewer_))["mounts"].empty());
+  EXPECT_FALSE(PathExists(socket));
 }
 
 TEST(ServerConfigTest, ErrorsNameTheLine) {

@@ -10,6 +10,7 @@
 #include "app/credentials.h"
 #include "platform/files.h"
 #include "server/metrics.h"
+#include "server/mounts.h"
 #include "server/scheduler.h"
 
 namespace sp::server {
@@ -86,6 +87,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(ServiceOptions options) {
                                                 config.concurrent_jobs, config.concurrent_captures);
   service->auth_ = std::make_unique<Authenticator>(service->apps_.get(), service->options_.clock);
   service->metrics_ = std::make_unique<Metrics>(service->apps_.get(), service->jobs_.get());
+  service->mounts_ = std::make_unique<MountManager>(service->apps_.get(), service->options_.clock);
   service->scheduler_ = std::make_unique<Scheduler>(service->apps_.get(), service->jobs_.get(),
                                                     service->options_.clock);
   SP_RETURN_IF_ERROR(service->EnsureAdmin());
@@ -99,6 +101,7 @@ StatusOr<std::unique_ptr<Service>> Service::Create(ServiceOptions options) {
   api.auth = service->auth_.get();
   api.scheduler = service->scheduler_.get();
   api.metrics = service->metrics_.get();
+  api.mounts = service->mounts_.get();
   api.config = &service->options_.config;
   api.clock = service->options_.clock;
   api.openapi = OpenApiDocument();
@@ -203,7 +206,8 @@ void Service::Stop() {
   if (scheduler_) scheduler_->Stop();
   if (http_) http_->stop();
   if (serve_thread_.joinable()) serve_thread_.join();
-  jobs_.reset();  // cancels what runs and joins the workers
+  jobs_.reset();    // cancels what runs and joins the workers
+  mounts_.reset();  // stops every NBD server
 }
 
 }  // namespace sp::server

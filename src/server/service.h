@@ -48,6 +48,7 @@ class Service {
   Router& router() { return *router_; }  // for tests
   JobManager& jobs() { return *jobs_; }
   Scheduler& scheduler() { return *scheduler_; }
+  MountManager& mounts() { return *mounts_; }
 
  private:
   explicit Service(ServiceOptions options);
@@ -64,6 +65,7 @@ class Service {
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<MountManager> mounts_;
   ApiContext api_;
   std::unique_ptr<Router> router_;
   std::unique_ptr<httplib::SSLServer> http_;
