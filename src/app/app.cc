@@ -4,10 +4,10 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <random>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "platform/environment.h"
 #include "platform/file_system.h"
 #include "platform/files.h"
 #include "vm/attach.h"
@@ -20,19 +20,19 @@ using catalog::VmRecord;
 
 StatusOr<StatePaths> ResolveStatePaths() {
   StatePaths paths;
-  if (const char* home = std::getenv("STILLPOINT_HOME"); home && *home) {
-    paths.home = AbsolutePath(home);
+  if (std::optional<std::string> home = GetEnv("STILLPOINT_HOME")) {
+    paths.home = AbsolutePath(*home);
   } else if (::geteuid() == 0) {
     paths.home = "/var/lib/stillpoint";
-  } else if (const char* user_home = std::getenv("HOME"); user_home && *user_home) {
-    paths.home = absl::StrCat(user_home, "/.local/share/stillpoint");
+  } else if (std::optional<std::string> user_home = GetEnv("HOME")) {
+    paths.home = absl::StrCat(*user_home, "/.local/share/stillpoint");
   } else {
     return absl::FailedPreconditionError("cannot tell where to keep state: set STILLPOINT_HOME");
   }
   paths.catalog = paths.home + "/catalog.db";
   paths.repo = paths.home + "/repo";
-  const char* run_dir = std::getenv("STILLPOINT_RUN_DIR");
-  paths.run_root = run_dir && *run_dir ? AbsolutePath(run_dir) : paths.home + "/run";
+  std::optional<std::string> run_dir = GetEnv("STILLPOINT_RUN_DIR");
+  paths.run_root = run_dir ? AbsolutePath(*run_dir) : paths.home + "/run";
   SP_RETURN_IF_ERROR(MakeDirs(paths.home, 0700));
   SP_RETURN_IF_ERROR(MakeDirs(paths.run_root, 0700));
   return paths;
@@ -211,25 +211,19 @@ Status App::SetSetting(const std::string& key, const std::string& value) {
 // in a private directory and renames it into place; the first rename wins, the others drop
 // theirs and open the winner's. A crash leaves no half-made repository where it is looked for.
 Status App::CreateDefaultRepo() {
-  std::string staging = absl::StrCat(paths_.repo, ".new-", ::getpid(), "-", std::random_device{}());
-  SP_RETURN_IF_ERROR(RemoveTree(staging));
-  SP_RETURN_IF_ERROR(repo::Repository::Init(staging, repo::InitOptions{}));
-  if (::rename(staging.c_str(), paths_.repo.c_str()) != 0) {
-    int error = errno;
-    (void)RemoveTree(staging);
-    if (error == EEXIST || error == ENOTEMPTY) return absl::OkStatus();  // another was first
-    return ErrnoStatus(error, absl::StrCat("creating the default repository ", paths_.repo));
+  SP_ASSIGN_OR_RETURN(bool created,
+                      repo::Repository::InitAtomically(paths_.repo, repo::InitOptions{}));
+  if (created) {
+    (void)catalog_->AddEvent(nullptr, "repo.created",
+                             absl::StrCat("default repository created at ", paths_.repo));
   }
-  SP_RETURN_IF_ERROR(FileSystem::Posix()->SyncDir(paths_.home));
-  (void)catalog_->AddEvent(nullptr, "repo.created",
-                           absl::StrCat("default repository created at ", paths_.repo));
   return absl::OkStatus();
 }
 
 StatusOr<repo::Repository*> App::Repo() {
   if (repo_) return repo_.get();
   repo::OpenOptions options;
-  if (const char* key = std::getenv("STILLPOINT_KEY_FILE")) options.key_file = key;
+  options.key_file = GetEnv("STILLPOINT_KEY_FILE").value_or("");
   auto opened = repo::Repository::Open(paths_.repo, options);
   if (opened.status().code() == absl::StatusCode::kNotFound) {
     SP_RETURN_IF_ERROR(CreateDefaultRepo());

@@ -5,6 +5,7 @@
 #include "app/app.h"
 #include "capture/point_record.h"
 #include "catalog/recovery_points.h"
+#include "platform/environment.h"
 
 namespace sp::app {
 namespace {
@@ -15,10 +16,7 @@ StatusOr<std::unique_ptr<repo::Repository>> OpenAt(const RepoLocation& location,
   std::string path = location.path.empty() ? default_path : location.path;
   repo::OpenOptions options;
   options.key_file = location.key_file;
-  if (options.key_file.empty()) {
-    const char* env = std::getenv("STILLPOINT_KEY_FILE");
-    options.key_file = env != nullptr ? env : "";
-  }
+  if (options.key_file.empty()) options.key_file = GetEnv("STILLPOINT_KEY_FILE").value_or("");
   return repo::Repository::Open(path, options);
 }
 
@@ -89,6 +87,7 @@ StatusOr<size_t> App::RebuildCatalog(const RepoLocation& location) {
   SP_ASSIGN_OR_RETURN(auto repo, OpenAt(location, paths_.repo));
   SP_ASSIGN_OR_RETURN(auto manifests, repo->ListRecoveryPoints());
   std::vector<catalog::RecoveryPointRecord> records;
+  records.reserve(manifests.size());
   for (const auto& manifest : manifests) records.push_back(capture::RecordFromManifest(manifest));
   SP_ASSIGN_OR_RETURN(auto index, catalog::RecoveryPointIndex::Open(catalog_->db()));
   SP_RETURN_IF_ERROR(index->ReplaceAll(records));

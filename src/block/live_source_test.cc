@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "block/block_source.h"
+#include "block/image_writer.h"
 #include "block/stream.h"
 #include "platform/files.h"
 #include "platform/process.h"
@@ -184,6 +185,38 @@ TEST_F(LiveSourceTest, StoppedServerGivesDeadlineExceeded) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   // Broken from now on, without waiting again.
   EXPECT_EQ((*source)->Extents(0, kMiB).status().code(), absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(SendSignal(daemon_, SIGCONT).ok());
+}
+
+TEST_F(LiveSourceTest, WriterWritesThroughAWritableExportAndRefusesAReadOnlyOne) {
+  auto writer = ConnectNbdUnixForWriting(nbd_path_, "w");
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Write(std::string(kCluster, '\x77'), 3 * kMiB).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto source = ConnectNbdUnix(nbd_path_, "vda");
+  ASSERT_TRUE(source.ok()) << source.status();
+  std::string bytes(kCluster, '\0');
+  ASSERT_TRUE((*source)->ReadAt(3 * kMiB, kCluster, bytes.data()).ok());
+  EXPECT_EQ(bytes, std::string(kCluster, '\x77'));
+
+  auto read_only = ConnectNbdUnixForWriting(nbd_path_, "vda");
+  EXPECT_EQ(read_only.status().code(), absl::StatusCode::kFailedPrecondition) << read_only.status();
+}
+
+TEST_F(LiveSourceTest, WriterToAStoppedServerGivesDeadlineExceeded) {
+  WriterOptions options;
+  options.io_timeout = Millis(300);
+  auto writer = ConnectNbdUnixForWriting(nbd_path_, "w", options);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE(SendSignal(daemon_, SIGSTOP).ok());
+  ASSERT_TRUE((*writer)->Write(std::string(kCluster, 'x'), 4 * kMiB).ok());  // only queued
+  auto start = std::chrono::steady_clock::now();
+  Status finished = (*writer)->Finish();
+  EXPECT_EQ(finished.code(), absl::StatusCode::kDeadlineExceeded) << finished;
+  EXPECT_NE(finished.message().find("writing at offset 4194304"), std::string::npos) << finished;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  // Broken from now on, without waiting again.
+  EXPECT_EQ((*writer)->Write("y", 0).code(), absl::StatusCode::kDeadlineExceeded);
   ASSERT_TRUE(SendSignal(daemon_, SIGCONT).ok());
 }
 

@@ -1,20 +1,13 @@
-// BlockSource over libnbd: live QEMU exports and qemu-nbd for image files.
-//
-// Every libnbd call that talks to the server is issued asynchronously (nbd_aio_*) and driven by
-// nbd_poll with a deadline, so a server that stops answering costs at most the configured timeout.
+// BlockSource over libnbd: live QEMU exports and qemu-nbd for image files. Every wait on the
+// server has a deadline (internal/nbd_connection.h).
 #include <libnbd.h>
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <functional>
 #include <map>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "block/block_source.h"
+#include "block/internal/nbd_connection.h"
 #include "platform/files.h"
 
 namespace sp::block {
@@ -38,30 +31,8 @@ constexpr uint32_t kStateZero = 2;   // base:allocation: reads as zeros
 constexpr uint32_t kStateDirty = 1;  // qemu:dirty-bitmap: changed
 constexpr uint64_t kStatusWindow = 1u << 30;
 
-struct HandleCloser {
-  void operator()(nbd_handle* handle) const { nbd_close(handle); }
-};
-using Handle = std::unique_ptr<nbd_handle, HandleCloser>;
-
-// The status for libnbd's last error on this thread, prefixed with `what`.
-Status NbdStatus(absl::string_view what) {
-  const char* text = nbd_get_error();
-  std::string message = absl::StrCat(what, ": ", text != nullptr ? text : "unknown NBD error");
-  switch (nbd_get_errno()) {
-    case ENOENT:
-      return absl::NotFoundError(message);
-    case ETIMEDOUT:
-      return absl::DeadlineExceededError(message);
-    case EINVAL:
-    case ERANGE:
-    case ENOTSUP:
-      return absl::InvalidArgumentError(message);
-    case EIO:
-      return absl::DataLossError(message);
-    default:
-      return absl::UnavailableError(message);
-  }
-}
+using internal::NbdConnection;
+using internal::NbdStatus;
 
 // What one block-status request returned, per meta context. Shared with libnbd's callback so
 // that a reply arriving after we gave up never touches freed memory.
@@ -119,18 +90,11 @@ void AppendExtent(std::vector<Extent>& out, Extent extent) {
 
 class NbdSource final : public BlockSource {
  public:
-  NbdSource(Handle handle, std::string label, ConnectOptions options)
-      : handle_(std::move(handle)), label_(std::move(label)), options_(std::move(options)) {}
+  NbdSource(std::unique_ptr<NbdConnection> connection, ConnectOptions options)
+      : connection_(std::move(connection)), options_(std::move(options)) {}
 
-  // Waits for the handshake, then learns the size, limits and negotiated contexts.
+  // After the handshake: learns the size, limits and negotiated contexts.
   Status FinishConnect() {
-    SP_RETURN_IF_ERROR(PollUntil(
-        [&] {
-          return nbd_aio_is_connecting(h()) == 0 && nbd_aio_is_negotiating(h()) == 0 &&
-                 nbd_aio_is_created(h()) == 0;
-        },
-        options_.connect_timeout, Context("connecting")));
-    if (nbd_aio_is_ready(h()) == 0) return Fail(NbdStatus(Context("connecting")));
     int64_t size = nbd_get_size(h());
     if (size < 0) return Fail(NbdStatus(Context("getting the size")));
     size_ = static_cast<uint64_t>(size);
@@ -140,7 +104,7 @@ class NbdSource final : public BlockSource {
     if (!options_.dirty_bitmap.empty()) {
       if (nbd_can_meta_context(h(), BitmapContext().c_str()) != 1) {
         return absl::NotFoundError(absl::StrCat(
-            label_, ": the server did not export dirty bitmap '", options_.dirty_bitmap, "'"));
+            label(), ": the server did not export dirty bitmap '", options_.dirty_bitmap, "'"));
       }
       has_bitmap_ = true;
     }
@@ -154,7 +118,7 @@ class NbdSource final : public BlockSource {
   uint64_t size() const override { return size_; }
   bool has_dirty_bitmap() const override { return has_bitmap_; }
   uint64_t max_read_size() const override { return max_read_; }
-  const std::string& label() const override { return label_; }
+  const std::string& label() const override { return connection_->label(); }
   size_t reads_in_flight() const override { return reads_.size(); }
 
   StatusOr<std::vector<Extent>> Extents(uint64_t offset, uint64_t length) override {
@@ -187,7 +151,7 @@ class NbdSource final : public BlockSource {
     SP_RETURN_IF_ERROR(CheckRange(offset, length, "reading"));
     if (length > max_read_) {
       return absl::InvalidArgumentError(
-          absl::StrCat(label_, ": read of ", length, " bytes exceeds the limit of ", max_read_));
+          absl::StrCat(label(), ": read of ", length, " bytes exceeds the limit of ", max_read_));
     }
     SP_ASSIGN_OR_RETURN(int64_t cookie, IssueRead(offset, length, buffer));
     reads_[cookie] = offset;
@@ -205,23 +169,21 @@ class NbdSource final : public BlockSource {
   }
 
  private:
-  nbd_handle* h() const { return handle_.get(); }
+  nbd_handle* h() const { return connection_->handle(); }
 
-  std::string Context(absl::string_view what) const { return absl::StrCat(label_, ": ", what); }
+  std::string Context(absl::string_view what) const { return connection_->Context(what); }
   std::string AtOffset(absl::string_view what, uint64_t offset) const {
-    return absl::StrCat(label_, ": ", what, " at offset ", offset);
+    return absl::StrCat(label(), ": ", what, " at offset ", offset);
   }
-
-  // Remembers the first fatal error: the connection cannot be trusted afterwards.
-  Status Fail(Status status) {
-    if (broken_.ok()) broken_ = status;
-    return status;
+  Status Fail(Status status) { return connection_->Fail(std::move(status)); }
+  Status PollUntil(const std::function<bool()>& finished, Millis timeout, const std::string& what) {
+    return connection_->PollUntil(finished, timeout, what);
   }
 
   Status CheckRange(uint64_t offset, uint64_t length, absl::string_view what) const {
-    if (!broken_.ok()) return broken_;
+    if (!connection_->broken().ok()) return connection_->broken();
     if (offset > size_ || length > size_ - offset) {
-      return absl::OutOfRangeError(absl::StrCat(label_, ": ", what, " ", length,
+      return absl::OutOfRangeError(absl::StrCat(label(), ": ", what, " ", length,
                                                 " bytes at offset ", offset,
                                                 " is past the end (size ", size_, ")"));
     }
@@ -248,26 +210,6 @@ class NbdSource final : public BlockSource {
       it = cookies.erase(it);
     }
     return done != nullptr ? !done->empty() : cookies.empty();
-  }
-
-  // Drives the connection until `finished()` or the deadline. DeadlineExceeded (and the source
-  // is broken) when the server did not answer in time.
-  Status PollUntil(const std::function<bool()>& finished, Millis timeout, const std::string& what) {
-    Deadline deadline = Deadline::In(timeout);
-    while (!finished()) {
-      if (!broken_.ok()) return broken_;
-      if (nbd_aio_is_dead(h()) == 1 || nbd_aio_is_closed(h()) == 1) {
-        return Fail(absl::UnavailableError(absl::StrCat(what, ": the NBD connection is closed")));
-      }
-      if (deadline.Expired()) {
-        return Fail(absl::DeadlineExceededError(
-            absl::StrCat(what, ": the NBD server did not answer within ", timeout.count(), " ms")));
-      }
-      if (nbd_poll(h(), std::max(1, deadline.PollTimeoutMs())) < 0) {
-        return Fail(NbdStatus(what));
-      }
-    }
-    return absl::OkStatus();
   }
 
   // One block-status request from `offset`: appends the extents it describes (at most `length`
@@ -312,49 +254,22 @@ class NbdSource final : public BlockSource {
     return covered;
   }
 
-  Handle handle_;
-  std::string label_;
+  std::unique_ptr<NbdConnection> connection_;
   ConnectOptions options_;
   uint64_t size_ = 0;
   uint64_t max_read_ = kMaxNbdRequest;
   bool has_allocation_ = false;
   bool has_bitmap_ = false;
-  Status broken_;
   std::map<int64_t, uint64_t> reads_;  // StartRead cookies in flight → offset
 };
 
-StatusOr<Handle> NewHandle(const ConnectOptions& options, absl::string_view label) {
-  Handle handle(nbd_create());
-  if (!handle) return NbdStatus(absl::StrCat(label, ": creating an NBD handle"));
-  if (nbd_add_meta_context(handle.get(), kAllocationContext) < 0) {
-    return NbdStatus(absl::StrCat(label, ": requesting extents"));
-  }
+StatusOr<std::unique_ptr<NbdConnection>> NewConnection(const ConnectOptions& options,
+                                                       std::string label) {
+  std::vector<std::string> contexts = {kAllocationContext};
   if (!options.dirty_bitmap.empty()) {
-    std::string context = absl::StrCat("qemu:dirty-bitmap:", options.dirty_bitmap);
-    if (nbd_add_meta_context(handle.get(), context.c_str()) < 0) {
-      return NbdStatus(absl::StrCat(label, ": requesting dirty bitmap"));
-    }
+    contexts.push_back(absl::StrCat("qemu:dirty-bitmap:", options.dirty_bitmap));
   }
-  return handle;
-}
-
-// Turns qemu-nbd's complaint about an image into a status with a meaning.
-Status ImageOpenError(const std::string& label, const std::string& qemu_nbd_output,
-                      const Status& nbd_error) {
-  std::string output(absl::StripAsciiWhitespace(qemu_nbd_output));
-  if (output.empty()) return nbd_error;
-  if (absl::StrContains(output, "lock")) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        label,
-        " is in use by another process (a running VM?); stop it or capture it live: ", output));
-  }
-  if (absl::StrContains(output, "No such file")) {
-    return absl::NotFoundError(absl::StrCat(label, ": ", output));
-  }
-  if (absl::StrContains(absl::AsciiStrToLower(output), "bitmap")) {
-    return absl::NotFoundError(absl::StrCat(label, ": ", output));
-  }
-  return absl::InvalidArgumentError(absl::StrCat(label, ": qemu-nbd cannot open it: ", output));
+  return NbdConnection::Create(std::move(label), contexts);
 }
 
 }  // namespace
@@ -365,16 +280,9 @@ StatusOr<std::unique_ptr<BlockSource>> ConnectNbdUnix(const std::string& socket_
   std::string label = options.label.empty()
                           ? absl::StrCat("NBD export '", export_name, "' at ", socket_path)
                           : options.label;
-  struct stat info;
-  if (::stat(socket_path.c_str(), &info) != 0) {
-    return absl::NotFoundError(absl::StrCat(label, ": no NBD socket at ", socket_path));
-  }
-  SP_ASSIGN_OR_RETURN(Handle handle, NewHandle(options, label));
-  if (nbd_set_export_name(handle.get(), export_name.c_str()) < 0 ||
-      nbd_aio_connect_unix(handle.get(), socket_path.c_str()) < 0) {
-    return NbdStatus(absl::StrCat(label, ": connecting"));
-  }
-  auto source = std::make_unique<NbdSource>(std::move(handle), label, options);
+  SP_ASSIGN_OR_RETURN(auto connection, NewConnection(options, std::move(label)));
+  SP_RETURN_IF_ERROR(connection->ConnectUnix(socket_path, export_name, options.connect_timeout));
+  auto source = std::make_unique<NbdSource>(std::move(connection), options);
   SP_RETURN_IF_ERROR(source->FinishConnect());
   return std::unique_ptr<BlockSource>(std::move(source));
 }
@@ -382,35 +290,17 @@ StatusOr<std::unique_ptr<BlockSource>> ConnectNbdUnix(const std::string& socket_
 StatusOr<std::unique_ptr<BlockSource>> OpenImage(const std::string& path, const std::string& format,
                                                  const ConnectOptions& options) {
   std::string label = options.label.empty() ? absl::StrCat("image ", path) : options.label;
-  struct stat info;
-  if (::stat(path.c_str(), &info) != 0) {
+  if (!PathExists(path)) {
     return absl::NotFoundError(absl::StrCat(label, ": image file ", path, " does not exist"));
   }
-  // qemu-nbd's stderr goes to a private file so that its reason for refusing can be reported.
-  const char* tmp = ::getenv("TMPDIR");
-  std::string log_path =
-      absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/sp-qemu-nbd-XXXXXX");
-  int log_fd = ::mkstemp(log_path.data());
-  if (log_fd < 0) return ErrnoStatus(errno, absl::StrCat(label, ": creating ", log_path));
-  ::close(log_fd);
-  absl::Cleanup remove_log = [&] { ::unlink(log_path.c_str()); };
-
-  std::vector<std::string> argv = {"/bin/sh", "-c",          "exec 2>\"$0\"; exec qemu-nbd \"$@\"",
-                                   log_path,  "--read-only", "--format=" + format};
-  if (!options.dirty_bitmap.empty()) argv.push_back("--bitmap=" + options.dirty_bitmap);
-  argv.push_back("--");
-  argv.push_back(path);
-  std::vector<char*> args;
-  for (std::string& arg : argv) args.push_back(arg.data());
-  args.push_back(nullptr);
-
-  SP_ASSIGN_OR_RETURN(Handle handle, NewHandle(options, label));
-  if (nbd_aio_connect_systemd_socket_activation(handle.get(), args.data()) < 0) {
-    return NbdStatus(absl::StrCat(label, ": starting qemu-nbd"));
-  }
-  auto source = std::make_unique<NbdSource>(std::move(handle), label, options);
-  Status connected = source->FinishConnect();
-  if (!connected.ok()) return ImageOpenError(label, ReadFile(log_path).value_or(""), connected);
+  std::vector<std::string> args = {"--read-only", "--format=" + format};
+  if (!options.dirty_bitmap.empty()) args.push_back("--bitmap=" + options.dirty_bitmap);
+  args.push_back("--");
+  args.push_back(path);
+  SP_ASSIGN_OR_RETURN(auto connection, NewConnection(options, std::move(label)));
+  SP_RETURN_IF_ERROR(connection->ConnectQemuNbd(args, options.connect_timeout));
+  auto source = std::make_unique<NbdSource>(std::move(connection), options);
+  SP_RETURN_IF_ERROR(source->FinishConnect());
   return std::unique_ptr<BlockSource>(std::move(source));
 }
 

@@ -1,6 +1,5 @@
 // `stillpoint vm agent ping|info|fsinfo|freeze|thaw|status|exec NAME`: admin access to a guest
 // agent.
-#include <cstdlib>
 #include <iostream>
 
 #include "absl/strings/str_join.h"
@@ -17,7 +16,7 @@ struct AgentArgs {
 using AgentWork = std::function<Status(qga::Client*, const catalog::VmRecord&, Millis, bool json)>;
 
 void AddAgentCommand(CLI::App& agent_cmd, Context& context, const std::string& command,
-                     const std::string& help, AgentWork work) {
+                     const std::string& help, const AgentWork& work) {
   auto args = std::make_shared<AgentArgs>();
   CLI::App* sub = agent_cmd.add_subcommand(command, help);
   sub->add_option("name", args->name, "VM name or UUID")->required();
@@ -160,8 +159,9 @@ void AddExec(CLI::App& agent_cmd, Context& context) {
         std::cout << result.out << std::flush;
         std::cerr << result.err << std::flush;
       }
-      if (result.exit_code == 0) return absl::OkStatus();
-      std::exit(result.exit_code > 0 ? result.exit_code : 1);
+      // The guest command's exit code becomes stillpoint's (1 when a signal ended it).
+      context.exit_code = result.exit_code == 0 ? 0 : result.exit_code > 0 ? result.exit_code : 1;
+      return absl::OkStatus();
     };
   });
 }

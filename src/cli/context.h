@@ -21,6 +21,9 @@ class Context {
 
   bool json = false;  // --json: machine-readable output on stdout
   Action action;      // set by the selected subcommand's callback
+  // The process's exit code when `action` returned OK: set by a command that passes another
+  // program's on (`vm agent exec`).
+  int exit_code = 0;
 
  private:
   std::unique_ptr<app::App> app_;

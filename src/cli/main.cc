@@ -1,5 +1,6 @@
 // The `stillpoint` command.
 #include <CLI/CLI.hpp>
+#include <exception>
 #include <iostream>
 
 #include "capture/thaw_guard.h"
@@ -12,7 +13,9 @@
 #include "cli/vm_commands.h"
 #include "vm/runtime.h"
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   // A VM's monitor runs as a hidden command of this binary (see vm/runtime.h).
   // So does the thaw guard of a capture (see capture/thaw_guard.h).
   if (argc > 1 && std::string(argv[1]) == sp::vm::kMonitorCommand) sp::vm::MonitorMain(argc, argv);
@@ -39,5 +42,20 @@ int main(int argc, char** argv) {
   }
   if (!context.action) return 0;
   sp::Status status = context.action();
-  return status.ok() ? 0 : sp::cli::ReportError(status);
+  return status.ok() ? context.exit_code : sp::cli::ReportError(status);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Errors are Statuses; an exception reaching here (from a library) is a bug, reported as one
+  // rather than ending in std::terminate.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& error) {
+    return sp::cli::ReportError(
+        absl::InternalError(absl::StrCat("unexpected exception: ", error.what())));
+  } catch (...) {
+    return sp::cli::ReportError(absl::InternalError("unexpected exception"));
+  }
 }

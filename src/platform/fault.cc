@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "platform/clock.h"
+#include "platform/environment.h"
 
 namespace sp {
 namespace {
@@ -44,9 +46,9 @@ Armed ParseOne(absl::string_view spec) {
 const std::vector<Armed>& ArmedPoints() {
   static const std::vector<Armed> armed = [] {
     std::vector<Armed> result;
-    const char* value = std::getenv("STILLPOINT_FAULT_AT");
-    if (value == nullptr) return result;
-    for (absl::string_view spec : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+    std::optional<std::string> value = GetEnv("STILLPOINT_FAULT_AT");
+    if (!value) return result;
+    for (absl::string_view spec : absl::StrSplit(*value, ',', absl::SkipEmpty())) {
       result.push_back(ParseOne(spec));
     }
     return result;

@@ -6,9 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -54,6 +56,31 @@ Status FileSystem::WriteFileDurably(const std::string& path, absl::string_view c
   SP_RETURN_IF_ERROR(Rename(temp, path));
   std::move(remove_temp).Cancel();
   return SyncDir(DirName(path));
+}
+
+Status FileSystem::CreateFileDurably(const std::string& path, absl::string_view contents) {
+  static std::atomic<uint64_t> counter{0};
+  std::string temp = absl::StrFormat("%s.tmp.%d.%d", path, ::getpid(), counter.fetch_add(1));
+  auto remove_temp = absl::MakeCleanup([&] { DeleteFile(temp).IgnoreError(); });
+  {
+    SP_ASSIGN_OR_RETURN(auto file, NewWritableFile(temp));
+    SP_RETURN_IF_ERROR(file->Append(contents));
+    SP_RETURN_IF_ERROR(file->Sync());
+    SP_RETURN_IF_ERROR(file->Close());
+  }
+  SP_RETURN_IF_ERROR(RenameNoReplace(temp, path));
+  std::move(remove_temp).Cancel();
+  return SyncDir(DirName(path));
+}
+
+Status FileSystem::DeleteTree(const std::string& path) {
+  auto info = Stat(path);
+  if (absl::IsNotFound(info.status())) return absl::OkStatus();
+  SP_RETURN_IF_ERROR(info.status());
+  if (!info->is_directory) return DeleteFile(path);
+  SP_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(path));
+  for (const std::string& name : names) SP_RETURN_IF_ERROR(DeleteTree(JoinPath(path, name)));
+  return DeleteDir(path);
 }
 
 Status FileSystem::CreateDirs(const std::string& path) {
@@ -154,6 +181,22 @@ class PosixFileSystem final : public FileSystem {
     }
     return absl::OkStatus();
   }
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+      return absl::OkStatus();
+    }
+    int error = errno;
+    if (error == EINVAL || error == ENOSYS) {
+      // A file system without RENAME_NOREPLACE (e.g. older NFS): a hard link fails just the same
+      // when `to` exists. (Files only; that is what this is used for there.)
+      if (::link(from.c_str(), to.c_str()) == 0) {
+        ::unlink(from.c_str());
+        return absl::OkStatus();
+      }
+      error = errno;
+    }
+    return ErrnoStatus(error, absl::StrCat("rename ", from, " to ", to));
+  }
   Status DeleteFile(const std::string& path) override {
     if (::unlink(path.c_str()) != 0) return ErrnoStatus(errno, absl::StrCat("remove ", path));
     return absl::OkStatus();
@@ -181,7 +224,8 @@ class PosixFileSystem final : public FileSystem {
     if (dir == nullptr) return ErrnoStatus(errno, absl::StrCat("list ", path));
     auto close_dir = absl::MakeCleanup([dir] { ::closedir(dir); });
     std::vector<std::string> names;
-    while (struct dirent* entry = ::readdir(dir)) {
+    // readdir is safe on a stream that only this call uses (readdir_r is deprecated).
+    while (struct dirent* entry = ::readdir(dir)) {  // NOLINT(concurrency-mt-unsafe)
       absl::string_view name = entry->d_name;
       if (name != "." && name != "..") names.emplace_back(name);
     }
@@ -303,7 +347,7 @@ class MemRandomAccessFile final : public RandomAccessFile {
     absl::MutexLock lock(&state_->mutex);
     if (offset >= inode_->data.size()) return size_t{0};
     size_t count = std::min<size_t>(size, inode_->data.size() - offset);
-    std::memcpy(buffer, inode_->data.data() + offset, count);
+    std::copy_n(inode_->data.data() + offset, count, buffer);
     return count;
   }
   StatusOr<uint64_t> Size() const override {
@@ -365,6 +409,23 @@ Status MemFileSystem::Rename(const std::string& raw_from, const std::string& raw
   absl::MutexLock lock(&state_->mutex);
   SP_MEM_FIND_DIR_(from_dir, from);
   SP_MEM_FIND_DIR_(to_dir, to);
+  auto it = from_dir.live.find(BaseName(from));
+  if (it == from_dir.live.end()) return absl::NotFoundError(absl::StrCat("rename ", from));
+  auto inode = it->second;
+  from_dir.live.erase(it);
+  to_dir.live[BaseName(to)] = inode;
+  state_->Tick();
+  return absl::OkStatus();
+}
+
+Status MemFileSystem::RenameNoReplace(const std::string& raw_from, const std::string& raw_to) {
+  std::string from = Normalize(raw_from), to = Normalize(raw_to);
+  absl::MutexLock lock(&state_->mutex);
+  SP_MEM_FIND_DIR_(from_dir, from);
+  SP_MEM_FIND_DIR_(to_dir, to);
+  if (to_dir.live.count(BaseName(to)) != 0 || state_->dirs.count(to) != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("rename ", from, " to ", to, ": File exists"));
+  }
   auto it = from_dir.live.find(BaseName(from));
   if (it == from_dir.live.end()) return absl::NotFoundError(absl::StrCat("rename ", from));
   auto inode = it->second;
@@ -635,6 +696,10 @@ StatusOr<std::unique_ptr<RandomAccessFile>> FaultInjectionFileSystem::NewRandomA
 Status FaultInjectionFileSystem::Rename(const std::string& from, const std::string& to) {
   SP_RETURN_IF_ERROR(Check(FsOp::kRename, from));
   return base_->Rename(from, to);
+}
+Status FaultInjectionFileSystem::RenameNoReplace(const std::string& from, const std::string& to) {
+  SP_RETURN_IF_ERROR(Check(FsOp::kRename, from));
+  return base_->RenameNoReplace(from, to);
 }
 Status FaultInjectionFileSystem::DeleteFile(const std::string& path) {
   SP_RETURN_IF_ERROR(Check(FsOp::kDeleteFile, path));

@@ -79,6 +79,9 @@ class FileSystem {
 
   // Atomically replaces `to` with `from`.
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  // Atomically renames `from` to `to` unless `to` exists: AlreadyExists then, and nothing
+  // changes.
+  virtual Status RenameNoReplace(const std::string& from, const std::string& to) = 0;
   // Removes a file. NotFound when it does not exist.
   virtual Status DeleteFile(const std::string& path) = 0;
   // Creates one directory for the owner only (0700); OK when it already exists.
@@ -107,6 +110,11 @@ class FileSystem {
   // temp file → Sync → Rename → SyncDir: after OK the file is durable under `path`; after an
   // error or a crash `path` is either absent or the complete old/new contents.
   Status WriteFileDurably(const std::string& path, absl::string_view contents);
+  // The same for a new file: never replaces one. AlreadyExists when `path` exists (and nothing
+  // changes); after any other error or a crash `path` is absent or complete, never partial.
+  Status CreateFileDurably(const std::string& path, absl::string_view contents);
+  // Removes `path` and everything below it. OK when it does not exist.
+  Status DeleteTree(const std::string& path);
   // Creates `path` and its missing parents.
   Status CreateDirs(const std::string& path);
 
@@ -129,6 +137,7 @@ class MemFileSystem : public FileSystem {
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
+  Status RenameNoReplace(const std::string& from, const std::string& to) override;
   Status DeleteFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override;
   Status DeleteDir(const std::string& path) override;
@@ -161,7 +170,7 @@ enum class FsOp {
   kClose,
   kNewRandomAccessFile,
   kRead,
-  kRename,
+  kRename,  // Rename and RenameNoReplace
   kDeleteFile,
   kCreateDir,
   kDeleteDir,
@@ -193,6 +202,7 @@ class FaultInjectionFileSystem : public FileSystem {
   StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override;
   StatusOr<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
+  Status RenameNoReplace(const std::string& from, const std::string& to) override;
   Status DeleteFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override;
   Status DeleteDir(const std::string& path) override;

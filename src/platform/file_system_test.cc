@@ -80,6 +80,62 @@ TEST(MemFileSystemTest, TouchAdvancesModificationTime) {
   EXPECT_GT(fs.Stat("/g")->modified_micros, before);
 }
 
+// Both real and in-memory: a new file is created whole or not at all, and never over another.
+void ExpectCreateNeverReplaces(FileSystem& fs, const std::string& dir) {
+  std::string path = JoinPath(dir, "key");
+  ASSERT_TRUE(fs.CreateFileDurably(path, "first").ok());
+  Status again = fs.CreateFileDurably(path, "second");
+  EXPECT_TRUE(absl::IsAlreadyExists(again)) << again;
+  EXPECT_EQ(*fs.ReadWholeFile(path), "first");
+  EXPECT_EQ(*fs.ListDir(dir), std::vector<std::string>{"key"});  // no temp file left
+
+  ASSERT_TRUE(fs.WriteFileDurably(JoinPath(dir, "other"), "x").ok());
+  Status renamed = fs.RenameNoReplace(JoinPath(dir, "other"), path);
+  EXPECT_TRUE(absl::IsAlreadyExists(renamed)) << renamed;
+  EXPECT_EQ(*fs.ReadWholeFile(path), "first");
+  EXPECT_EQ(*fs.ReadWholeFile(JoinPath(dir, "other")), "x");
+  ASSERT_TRUE(fs.RenameNoReplace(JoinPath(dir, "other"), JoinPath(dir, "moved")).ok());
+  EXPECT_FALSE(fs.Exists(JoinPath(dir, "other")));
+  EXPECT_EQ(*fs.ReadWholeFile(JoinPath(dir, "moved")), "x");
+
+  ASSERT_TRUE(fs.CreateDirs(JoinPath(dir, "tree/a/b")).ok());
+  ASSERT_TRUE(fs.WriteFileDurably(JoinPath(dir, "tree/a/b/f"), "1").ok());
+  ASSERT_TRUE(fs.WriteFileDurably(JoinPath(dir, "tree/g"), "2").ok());
+  ASSERT_TRUE(fs.DeleteTree(JoinPath(dir, "tree")).ok());
+  EXPECT_FALSE(fs.Exists(JoinPath(dir, "tree")));
+  EXPECT_TRUE(fs.DeleteTree(JoinPath(dir, "tree")).ok());  // gone already: fine
+}
+
+TEST(MemFileSystemTest, CreateFileDurablyNeverReplaces) {
+  MemFileSystem fs;
+  ASSERT_TRUE(fs.CreateDir("/d").ok());
+  ExpectCreateNeverReplaces(fs, "/d");
+}
+
+TEST(PosixFileSystemTest, CreateFileDurablyNeverReplaces) {
+  testing::TempDir dir;
+  ExpectCreateNeverReplaces(*FileSystem::Posix(), dir.path());
+}
+
+TEST(MemFileSystemTest, CreatedFileIsWholeOrAbsentAfterAPowerCutAtAnyStep) {
+  for (int64_t budget = 0;; ++budget) {
+    MemFileSystem mem;
+    ASSERT_TRUE(mem.CreateDir("/d").ok());
+    FaultInjectionFileSystem fs(&mem);
+    fs.FailAfterMutations(budget);
+    Status created = fs.CreateFileDurably("/d/key", "0123456789abcdef");
+    mem.DropUnsyncedData();
+    auto left = mem.ReadWholeFile("/d/key");
+    if (left.ok()) {
+      EXPECT_EQ(*left, "0123456789abcdef") << "after " << budget << " operations";
+    } else {
+      EXPECT_TRUE(absl::IsNotFound(left.status())) << left.status();
+      EXPECT_FALSE(created.ok()) << "after " << budget << " operations";
+    }
+    if (created.ok()) break;
+  }
+}
+
 TEST(FaultInjectionFileSystemTest, InjectsPerOperationErrors) {
   MemFileSystem mem;
   FaultInjectionFileSystem fs(&mem);

@@ -51,9 +51,13 @@ int OpenOutput(const std::string& path, bool append) {
       if (fd >= 0) ::dup2(fd, STDERR_FILENO);
     }
   }
-  for (const auto& [key, value] : options.extra_env) ::setenv(key.c_str(), value.c_str(), 1);
+  // The forked child, alone in its process until exec: nothing reads the environment beside it.
+  for (const auto& [key, value] : options.extra_env) {
+    ::setenv(key.c_str(), value.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  }
   ::signal(SIGPIPE, SIG_DFL);
   std::vector<char*> args;
+  args.reserve(argv.size() + 1);
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   ::execvp(args[0], args.data());
@@ -229,10 +233,12 @@ StatusOr<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::s
   if (pid != 0) return pid;
   if (inherit_fd >= 0) ::fcntl(inherit_fd, F_SETFD, 0);
   std::vector<char*> args;
+  args.reserve(owned.size() + 1);
   for (std::string& arg : owned) args.push_back(arg.data());
   args.push_back(nullptr);
   ::execv(args[0], args.data());
-  std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
+  char text[256];
+  std::fprintf(stderr, "cannot run %s: %s\n", args[0], ::strerror_r(errno, text, sizeof(text)));
   ::_exit(127);
 }
 

@@ -10,7 +10,9 @@ Status Annotate(const Status& status, absl::string_view context) {
 }
 
 Status ErrnoStatus(int error_number, absl::string_view what) {
-  std::string message = absl::StrCat(what, ": ", std::strerror(error_number));
+  char text[256];
+  // The GNU strerror_r: returns the text (in `text` or a static string), thread-safe.
+  std::string message = absl::StrCat(what, ": ", ::strerror_r(error_number, text, sizeof(text)));
   switch (error_number) {
     case ENOENT:
       return absl::NotFoundError(message);

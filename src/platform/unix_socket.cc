@@ -50,22 +50,6 @@ Status CheckUnixSocketPath(absl::string_view path) {
   return absl::OkStatus();
 }
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
-  if (this != &other) Reset(other.Release());
-  return *this;
-}
-
-int UniqueFd::Release() {
-  int fd = fd_;
-  fd_ = -1;
-  return fd;
-}
-
-void UniqueFd::Reset(int fd) {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
-}
-
 StatusOr<std::unique_ptr<UnixConnection>> UnixConnection::Connect(absl::string_view path,
                                                                   Deadline deadline) {
   SP_ASSIGN_OR_RETURN(sockaddr_un address, MakeAddress(path));

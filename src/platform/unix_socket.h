@@ -11,6 +11,7 @@
 
 #include "absl/strings/string_view.h"
 #include "platform/clock.h"
+#include "platform/fd.h"
 #include "platform/status.h"
 
 namespace sp {
@@ -20,26 +21,6 @@ inline constexpr size_t kMaxUnixSocketPath = 107;
 
 // Returns InvalidArgument naming `path` and the limit when `path` cannot be a socket address.
 Status CheckUnixSocketPath(absl::string_view path);
-
-// An owned file descriptor, closed on destruction.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.Release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() { Reset(); }
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int Release();
-  void Reset(int fd = -1);
-
- private:
-  int fd_ = -1;
-};
 
 // A connected byte stream. Abstract so that tests can inject a peer that hangs or breaks.
 class ByteStream {

@@ -62,6 +62,7 @@ StatusOr<std::vector<PruneDecision>> DecidePrune(std::vector<PruneCandidate> can
     return a.time_micros != b.time_micros ? a.time_micros > b.time_micros : a.id > b.id;
   });
   std::vector<PruneDecision> decisions;
+  decisions.reserve(candidates.size());
   for (const auto& candidate : candidates) {
     decisions.push_back(PruneDecision{candidate.id, candidate.time_micros, false, {}});
   }

@@ -4,6 +4,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "platform/check.h"
 #include "repo/internal/chunk_codec.h"
 #include "repo/repository.h"
 
@@ -18,7 +19,11 @@ class VolumeReaderImpl final : public VolumeReader {
       : repo_(repo),
         point_id_(std::move(point_id)),
         volume_(std::move(volume)),
-        index_(std::move(index)) {}
+        index_(std::move(index)) {
+    // DecodeIndex refuses an index whose chunk count does not match its volume size; every
+    // offset computation below relies on it.
+    SP_CHECK_EQ(index_.chunks.size(), internal::ChunkCount(index_.volume_size, index_.chunk_size));
+  }
 
   Status ReadAt(uint64_t offset, uint64_t length, char* buffer) const override;
   StatusOr<std::string> ReadChunk(uint64_t index) const override;
@@ -85,6 +90,7 @@ Status VolumeReaderImpl::ReadAt(uint64_t offset, uint64_t length, char* buffer) 
   while (length > 0) {
     uint64_t index = offset / index_.chunk_size;
     uint64_t within = offset % index_.chunk_size;
+    SP_CHECK_LT(index, index_.chunks.size());  // the range was checked against the size
     uint64_t count = std::min(length, ChunkLength(index) - within);
     if (index_.chunks[index] == kZeroDigest) {
       std::memset(buffer, 0, count);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -111,39 +112,37 @@ StatusOr<RepositoryConfig> DecodeConfig(const std::string& path, absl::string_vi
   }
 }
 
-// Reads the master key (64 hex digits) from `key_file`, creating the file with a new random key
-// (mode 0600) when `create` and it does not exist.
-StatusOr<std::string> LoadMasterKey(const std::string& key_file, bool create) {
+// Reads the master key (64 hex digits) from `key_file` on `fs`, creating the file with a new
+// random key (owner-only) when `create` and it does not exist. The key is written beside the file
+// and renamed into place, never over an existing one: a half-written key file is never there to
+// be read, and a key another process created at the same moment is used, not replaced.
+StatusOr<std::string> LoadMasterKey(FileSystem* fs, const std::string& key_file, bool create) {
   if (key_file.empty()) {
     return absl::FailedPreconditionError(
         "the repository is encrypted: give its key file with --key-file FILE or "
         "$STILLPOINT_KEY_FILE");
   }
-  if (create && !PathExists(key_file)) {
+  if (create && !fs->Exists(key_file)) {
     unsigned char key[32];
     if (RAND_bytes(key, sizeof(key)) != 1) return absl::InternalError("RAND_bytes failed");
     std::string hex =
         absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(key), sizeof(key)));
-    int fd = ::open(key_file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return ErrnoStatus(errno, absl::StrCat("create key file ", key_file));
-    bool ok =
-        ::write(fd, (hex + "\n").data(), hex.size() + 1) == static_cast<ssize_t>(hex.size() + 1) &&
-        ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok) return ErrnoStatus(errno, absl::StrCat("write key file ", key_file));
+    Status created = fs->CreateFileDurably(key_file, hex + "\n");
+    if (!created.ok() && !absl::IsAlreadyExists(created)) {
+      return Annotate(created, absl::StrCat("create key file ", key_file));
+    }
   }
-  struct stat info {};
-  if (::stat(key_file.c_str(), &info) == 0) {
-    SP_RETURN_IF_ERROR(RefuseWritableByOthers(key_file, info.st_mode, "key file"));
+  if (auto info = fs->Stat(key_file); info.ok()) {
+    SP_RETURN_IF_ERROR(RefuseWritableByOthers(key_file, info->mode, "key file"));
     // Whoever can read the key can read every recovery point (as ssh refuses an open key).
-    if ((info.st_mode & 0044u) != 0) {
+    if ((info->mode & 0044u) != 0) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "key file %s is readable by others than its owner (mode %04o): whoever can read it can "
           "read every recovery point; run `chmod 600 %s`",
-          key_file, info.st_mode & 07777u, key_file));
+          key_file, info->mode & 07777u, key_file));
     }
   }
-  auto text = ReadFile(key_file);
+  auto text = fs->ReadWholeFile(key_file);
   if (!text.ok()) return Annotate(text.status(), "read key file");
   absl::string_view hex = absl::StripAsciiWhitespace(*text);
   if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdefABCDEF") != hex.npos) {
@@ -231,12 +230,30 @@ Status Repository::Init(const std::string& path, const InitOptions& options) {
   config.encrypted = options.encrypted;
   config.created_micros = options.clock->UnixMicros();
   if (options.encrypted) {
-    SP_ASSIGN_OR_RETURN(std::string master, LoadMasterKey(options.key_file, /*create=*/true));
+    SP_ASSIGN_OR_RETURN(std::string master, LoadMasterKey(fs, options.key_file, /*create=*/true));
     config.key_check = KeyCheck(master);
   }
   SP_RETURN_IF_ERROR(CreateLayout(fs, path));
   // The config is written last: a directory without it is not a repository.
   return fs->WriteFileDurably(JoinPath(path, internal::kConfigFile), EncodeConfig(config));
+}
+
+StatusOr<bool> Repository::InitAtomically(const std::string& path, const InitOptions& options) {
+  FileSystem* fs = options.fs;
+  uint64_t random = 0;
+  RAND_bytes(reinterpret_cast<unsigned char*>(&random), sizeof(random));
+  std::string staging = absl::StrFormat("%s.new-%d-%016x", path, ::getpid(), random);
+  auto remove_staging = absl::MakeCleanup([&] { fs->DeleteTree(staging).IgnoreError(); });
+  SP_RETURN_IF_ERROR(Init(staging, options));
+  Status renamed = fs->Rename(staging, path);
+  if (!renamed.ok()) {
+    // Renaming a directory onto a non-empty one fails: the first one in place wins.
+    if (fs->Exists(JoinPath(path, internal::kConfigFile))) return false;
+    return Annotate(renamed, absl::StrCat("creating repository ", path));
+  }
+  std::move(remove_staging).Cancel();
+  SP_RETURN_IF_ERROR(fs->SyncDir(DirName(path)));
+  return true;
 }
 
 StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
@@ -252,7 +269,8 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
   SP_ASSIGN_OR_RETURN(RepositoryConfig config, DecodeConfig(config_path, *text));
   std::optional<internal::ChunkKeys> keys;
   if (config.encrypted) {
-    SP_ASSIGN_OR_RETURN(std::string master, LoadMasterKey(options.key_file, /*create=*/false));
+    SP_ASSIGN_OR_RETURN(std::string master,
+                        LoadMasterKey(options.fs, options.key_file, /*create=*/false));
     if (KeyCheck(master) != config.key_check) {
       return absl::FailedPreconditionError(
           absl::StrCat("the key in ", options.key_file, " is not the key of repository ", path));
@@ -267,7 +285,7 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
 Repository::Repository(std::string path, OpenOptions options, RepositoryConfig config,
                        std::unique_ptr<internal::ChunkCodec> codec)
     : path_(std::move(path)),
-      options_(options),
+      options_(std::move(options)),
       config_(std::move(config)),
       codec_(std::move(codec)) {}
 

@@ -240,6 +240,13 @@ class Repository {
   // Creates a new repository in `path` (created if missing; must be empty if it exists).
   // AlreadyExists when a repository is already there.
   static Status Init(const std::string& path, const InitOptions& options);
+  // Creates a repository in `path` unless one appears there first, so that processes racing to
+  // create the same repository all end up using one: builds it in a private directory beside
+  // `path` and renames that into place (through options.fs). True when this call made it; false
+  // when another process was first (its repository is kept). On error nothing is left at `path`
+  // or beside it. Errors: those of Init, and of the rename (e.g. `path` is a non-empty directory
+  // that is not a repository).
+  static StatusOr<bool> InitAtomically(const std::string& path, const InitOptions& options);
   // Opens the repository in `path`. FailedPrecondition for an unknown format version or an
   // encrypted repository without (or with the wrong) key; NotFound when there is none.
   static StatusOr<std::unique_ptr<Repository>> Open(const std::string& path,

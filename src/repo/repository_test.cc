@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "platform/files.h"
 #include "repo/internal/layout.h"
 #include "testing/scoped_umask.h"
 #include "testing/temp_dir.h"
@@ -730,6 +732,129 @@ TEST(RepositoryEncryptionTest, EncryptedRepositoryNeedsItsKey) {
   auto wrong_key = Repository::Open(path, options);
   EXPECT_TRUE(absl::IsFailedPrecondition(wrong_key.status()));
   EXPECT_THAT(wrong_key.status().message(), HasSubstr("is not the key"));
+}
+
+// The key file is written beside its place and renamed there: whatever step of writing it
+// fails, no half-written key is ever at the key file's path (where it would be read, or block a
+// retry), and no repository refers to a key that is not there.
+TEST(RepositoryEncryptionTest, AKeyFileThatFailsToBeWrittenIsNeverLeftHalfWritten) {
+  struct Step {
+    FsOp op;
+    const char* name;
+  };
+  for (Step step : {Step{FsOp::kNewWritableFile, "create"}, Step{FsOp::kAppend, "write"},
+                    Step{FsOp::kSync, "sync"}, Step{FsOp::kRename, "rename"}}) {
+    SCOPED_TRACE(step.name);
+    MemFileSystem mem;
+    ASSERT_TRUE(mem.CreateDir("/keys").ok());
+    FaultInjectionFileSystem faulty(&mem);
+    faulty.InjectError(step.op, absl::ResourceExhaustedError("No space left on device"),
+                       "/keys/key");
+    InitOptions init;
+    init.chunk_size = kChunk;
+    init.encrypted = true;
+    init.key_file = "/keys/key";
+    init.fs = &faulty;
+    Status made = Repository::Init("/repo", init);
+    EXPECT_TRUE(absl::IsResourceExhausted(made)) << made;
+    EXPECT_THAT(made.message(), HasSubstr("create key file /keys/key"));
+    EXPECT_TRUE(mem.ListDir("/keys")->empty());  // neither the key nor its temporary file
+    EXPECT_FALSE(mem.Exists("/repo/config"));
+
+    faulty.ClearFaults();
+    ASSERT_TRUE(Repository::Init("/repo", init).ok());
+    OpenOptions options;
+    options.fs = &mem;
+    options.key_file = init.key_file;
+    auto repo = Repository::Open("/repo", options);
+    EXPECT_TRUE(repo.ok()) << repo.status();
+  }
+}
+
+TEST(RepositoryEncryptionTest, PowerCutAtEveryStepOfAnEncryptedInitLeavesAWholeKeyOrNone) {
+  bool made = false;
+  for (int64_t budget = 0; !made; ++budget) {
+    ASSERT_LT(budget, 1000) << "init never finished";
+    SCOPED_TRACE(absl::StrCat("power cut after ", budget, " mutations"));
+    MemFileSystem mem;
+    ASSERT_TRUE(mem.CreateDir("/keys").ok());
+    FaultInjectionFileSystem faulty(&mem);
+    faulty.FailAfterMutations(budget);
+    InitOptions init;
+    init.chunk_size = kChunk;
+    init.encrypted = true;
+    init.key_file = "/keys/key";
+    init.fs = &faulty;
+    made = Repository::Init("/repo", init).ok();
+    mem.DropUnsyncedData();
+    auto key = mem.ReadWholeFile("/keys/key");
+    if (key.ok()) {
+      EXPECT_EQ(key->size(), 65u) << *key;  // 64 hex digits and a newline
+    } else {
+      EXPECT_TRUE(absl::IsNotFound(key.status())) << key.status();
+    }
+    // Whatever survived: a retry makes a repository that opens with the key.
+    if (!mem.Exists("/repo/config")) {
+      init.fs = &mem;
+      ASSERT_TRUE(mem.DeleteTree("/repo").ok());
+      ASSERT_TRUE(Repository::Init("/repo", init).ok());
+    }
+    OpenOptions options;
+    options.fs = &mem;
+    options.key_file = init.key_file;
+    auto repo = Repository::Open("/repo", options);
+    ASSERT_TRUE(repo.ok()) << repo.status();
+  }
+}
+
+TEST(RepositoryInitAtomicallyTest, MakesOneOrKeepsTheOneThatWasFirst) {
+  sp::testing::TempDir dir;
+  std::string path = dir.path() + "/repo";
+  InitOptions init;
+  init.chunk_size = kChunk;
+  auto made = Repository::InitAtomically(path, init);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_TRUE(*made);
+  std::string id = (*Repository::Open(path, OpenOptions{}))->config().id;
+
+  auto second = Repository::InitAtomically(path, init);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_FALSE(*second);
+  EXPECT_EQ((*Repository::Open(path, OpenOptions{}))->config().id, id);
+  // Nothing is left beside it.
+  EXPECT_EQ(*FileSystem::Posix()->ListDir(dir.path()), std::vector<std::string>{"repo"});
+}
+
+TEST(RepositoryInitAtomicallyTest, AFailedRenameLeavesNothingAndAnotherTryWorks) {
+  sp::testing::TempDir dir;
+  std::string path = dir.path() + "/repo";
+  FaultInjectionFileSystem faulty(FileSystem::Posix());
+  // The first rename under the private directory puts its config in place; the second is the
+  // private directory's own.
+  faulty.InjectError(FsOp::kRename, absl::PermissionDeniedError("Permission denied"),
+                     path + ".new-", /*skip=*/1, /*count=*/1);
+  InitOptions init;
+  init.chunk_size = kChunk;
+  init.fs = &faulty;
+  auto made = Repository::InitAtomically(path, init);
+  EXPECT_TRUE(absl::IsPermissionDenied(made.status())) << made.status();
+  EXPECT_THAT(made.status().message(), HasSubstr("creating repository " + path));
+  EXPECT_TRUE(FileSystem::Posix()->ListDir(dir.path())->empty());
+  made = Repository::InitAtomically(path, init);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_TRUE(*made);
+  EXPECT_TRUE(Repository::Open(path, OpenOptions{}).ok());
+
+  // Something that is not a repository in the way is an error, and stays as it was.
+  std::string other = dir.path() + "/other";
+  ASSERT_TRUE(MakeDirs(other + "/stuff").ok());
+  auto refused = Repository::InitAtomically(other, init);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("creating repository " + other));
+  EXPECT_TRUE(PathExists(other + "/stuff"));
+  auto names = *FileSystem::Posix()->ListDir(dir.path());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"other", "repo"}));
 }
 
 // The repository in tests/data/v1/repository, written by the stillpoint before version 2

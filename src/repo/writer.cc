@@ -2,12 +2,13 @@
 // detect zero chunks, hash, deduplicate, compress and store, under a bound on bytes in flight.
 #include <algorithm>
 #include <bitset>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "platform/check.h"
 #include "platform/clock.h"
 #include "repo/internal/chunk_codec.h"
 #include "repo/internal/layout.h"
@@ -44,7 +45,10 @@ class VolumeWriterImpl final : public VolumeWriter {
     return std::min<uint64_t>(chunk_size_, size_ - index * chunk_size_);
   }
   // Called by workers, each index by exactly one of them.
-  void SetId(uint64_t index, const Digest& id) { ids_[index] = id; }
+  void SetId(uint64_t index, const Digest& id) {
+    SP_CHECK_LT(index, count_);  // Claim admitted only positions of the volume
+    ids_[index] = id;
+  }
   // The first position never given, or count_ when all were.
   uint64_t FirstMissing() const {
     return static_cast<uint64_t>(std::find(given_.begin(), given_.end(), 0) - given_.begin());
@@ -69,8 +73,8 @@ class VolumeWriterImpl final : public VolumeWriter {
 };
 
 struct Job {
-  VolumeWriterImpl* volume;
-  uint64_t index;
+  VolumeWriterImpl* volume = nullptr;
+  uint64_t index = 0;
   std::string data;
 };
 
@@ -120,15 +124,14 @@ class WriterImpl final : public RecoveryPointWriter {
   std::vector<std::unique_ptr<VolumeWriterImpl>> volumes_;
   bool finished_ = false;
 
-  std::mutex mutex_;
-  std::condition_variable work_ready_;  // queue_ non-empty or stopping_
-  std::condition_variable progress_;    // a job finished
-  std::deque<Job> queue_;               // guarded by mutex_
-  uint64_t bytes_in_flight_ = 0;        // guarded by mutex_; queued + being processed
-  int active_jobs_ = 0;                 // guarded by mutex_
-  bool stopping_ = false;               // guarded by mutex_
-  Status error_;                        // guarded by mutex_; the first error
-  std::bitset<256> dirty_dirs_;         // guarded by mutex_
+  // Waits are absl::Condition on the guarded state (absl::Mutex wakes waiters when it changes).
+  absl::Mutex mutex_;
+  std::deque<Job> queue_ ABSL_GUARDED_BY(mutex_);
+  uint64_t bytes_in_flight_ ABSL_GUARDED_BY(mutex_) = 0;  // queued + being processed
+  int active_jobs_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  Status error_ ABSL_GUARDED_BY(mutex_);  // the first error
+  std::bitset<256> dirty_dirs_ ABSL_GUARDED_BY(mutex_);
   std::atomic<uint64_t> stored_bytes_{0};
   std::vector<std::thread> workers_;
 };
@@ -248,12 +251,10 @@ StatusOr<VolumeWriter*> WriterImpl::AddVolume(absl::string_view name, uint64_t s
 
 void WriterImpl::StopWorkers() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     stopping_ = true;
     if (error_.ok()) error_ = absl::CancelledError("recovery point was aborted");
   }
-  work_ready_.notify_all();
-  progress_.notify_all();
   for (auto& worker : workers_) worker.join();
   workers_.clear();
 }
@@ -293,48 +294,55 @@ WriteStats WriterImpl::stats() const {
 // --- WriterImpl: the worker pool --------------------------------------------------------------
 
 Status WriterImpl::first_error() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   return error_;
 }
 
 Status WriterImpl::Submit(Job job) {
   uint64_t size = job.data.size();
-  std::unique_lock<std::mutex> lock(mutex_);
-  progress_.wait(lock, [&] {
+  absl::MutexLock lock(&mutex_);
+  auto admitted = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     return !error_.ok() || bytes_in_flight_ == 0 || bytes_in_flight_ + size <= max_bytes_in_flight_;
-  });
+  };
+  mutex_.Await(absl::Condition(&admitted));
   if (!error_.ok()) return error_;
   bytes_in_flight_ += size;
   queue_.push_back(std::move(job));
-  lock.unlock();
-  work_ready_.notify_one();
   return absl::OkStatus();
 }
 
 Status WriterImpl::Drain() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  progress_.wait(lock, [&] { return !error_.ok() || (queue_.empty() && active_jobs_ == 0); });
+  absl::MutexLock lock(&mutex_);
+  auto drained = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return !error_.ok() || (queue_.empty() && active_jobs_ == 0);
+  };
+  mutex_.Await(absl::Condition(&drained));
   return error_;
 }
 
 void WriterImpl::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(mutex_);
+  auto work_ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
+    return stopping_ || !queue_.empty();
+  };
   while (true) {
-    work_ready_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) return;
-    Job job = std::move(queue_.front());
-    queue_.pop_front();
+    Job job;
+    bool skip = false;
+    {
+      absl::MutexLock lock(&mutex_);
+      mutex_.Await(absl::Condition(&work_ready));
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      ++active_jobs_;
+      skip = !error_.ok();
+    }
     uint64_t size = job.data.size();
-    ++active_jobs_;
-    bool skip = !error_.ok();
-    lock.unlock();
     Status status = skip ? absl::OkStatus() : Process(job);
     job.data = std::string();  // release the memory before admitting more
-    lock.lock();
+    absl::MutexLock lock(&mutex_);
     --active_jobs_;
     bytes_in_flight_ -= size;
     if (!status.ok() && error_.ok()) error_ = status;
-    progress_.notify_all();
   }
 }
 
@@ -351,7 +359,7 @@ Status WriterImpl::Process(const Job& job) {
 }
 
 void WriterImpl::NoteDirty(const Digest& id) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  absl::MutexLock lock(&mutex_);
   dirty_dirs_.set(id[0]);
 }
 
@@ -424,7 +432,7 @@ StatusOr<Manifest> WriterImpl::WriteIndexesAndManifest(const PointDescription& d
   FileSystem* fs = repo_->fs();
   std::bitset<256> dirty;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    absl::MutexLock lock(&mutex_);
     dirty = dirty_dirs_;
   }
   for (int fan = 0; fan < 256; ++fan) {

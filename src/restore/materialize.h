@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
+#include "platform/file_system.h"
 #include "platform/files.h"
 #include "platform/status.h"
 #include "repo/repository.h"
@@ -33,14 +34,16 @@ using MaterializeProgress = std::function<void(uint64_t done, uint64_t total)>;
 // Writes volume `volume` of recovery point `point_id` to a new image file `path` in `format`.
 // Only non-zero chunks are written; zero chunks stay holes (a sparse raw file, unallocated qcow2
 // clusters). The image appears under `path` only once complete (written beside it as
-// `path`.partial, then renamed); on error nothing is left at `path`. The file has exactly `mode`
-// from its creation on, before any data is in it (default: the owner's only).
-// AlreadyExists when `path` exists; errors of the repository (DataLoss, NotFound) and of qemu-img.
+// `path`.partial, then renamed through `fs`); on error nothing is left at `path` and the partial
+// file is removed. The file has exactly `mode` from its creation on, before any data is in it
+// (default: the owner's only). AlreadyExists when `path` exists; errors of the repository
+// (DataLoss, NotFound), of qemu-img and qemu-nbd, and of `fs`.
 StatusOr<MaterializeStats> MaterializeVolume(repo::Repository& repo, absl::string_view point_id,
                                              absl::string_view volume, const std::string& path,
                                              ImageFormat format,
                                              const MaterializeProgress& progress = nullptr,
-                                             unsigned mode = kOwnerFileMode);
+                                             unsigned mode = kOwnerFileMode,
+                                             FileSystem* fs = FileSystem::Posix());
 
 // SHA-256 (hex) of the whole file at `path` and its size.
 struct FileDigest {

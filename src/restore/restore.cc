@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_join.h"
+#include "platform/check.h"
 #include "platform/fault.h"
 #include "platform/files.h"
 #include "restore/export.h"
@@ -24,8 +25,14 @@ unsigned ModeToKeep(const std::string& image) {
 }
 
 // Removes the files in `paths` (best effort; used on the way out of a failed restore).
-void RemoveFiles(const std::vector<std::string>& paths) {
-  for (const std::string& path : paths) ::unlink(path.c_str());
+void RemoveFiles(FileSystem* fs, const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) fs->DeleteFile(path).IgnoreError();
+}
+
+// `error`, saying where the old image of `path` is: it could not be renamed back.
+Status KeptAt(const Status& error, const std::string& saved, const std::string& path) {
+  return Annotate(error, absl::StrCat("the old image of ", path, " is kept at ", saved,
+                                      "; move it back by hand"));
 }
 
 Status CheckStopped(const catalog::VmRecord& vm) {
@@ -78,8 +85,11 @@ StatusOr<std::vector<const catalog::VolumeRecord*>> SelectVolumes(
 }
 
 // Puts every new image in place of its old one; on a failure puts back the ones already swapped.
-Status SwapIn(const std::vector<const catalog::VolumeRecord*>& volumes,
+// An old image that cannot be put back stays at its `saved` path, which the error then names.
+Status SwapIn(FileSystem* fs, const std::vector<const catalog::VolumeRecord*>& volumes,
               const std::vector<std::string>& fresh, const std::vector<std::string>& saved) {
+  SP_CHECK_EQ(fresh.size(), volumes.size());
+  SP_CHECK_EQ(saved.size(), volumes.size());
   size_t swapped = 0;
   Status status;
   for (; swapped < volumes.size(); ++swapped) {
@@ -88,20 +98,19 @@ Status SwapIn(const std::vector<const catalog::VolumeRecord*>& volumes,
       status = FailurePoint("restore.swapped-one");
       if (!status.ok()) break;
     }
-    if (::rename(path.c_str(), saved[swapped].c_str()) != 0) {
-      status = ErrnoStatus(errno, "rename " + path);
-      break;
-    }
-    if (::rename(fresh[swapped].c_str(), path.c_str()) != 0) {
-      status = ErrnoStatus(errno, "rename " + fresh[swapped]);
-      (void)::rename(saved[swapped].c_str(), path.c_str());
+    status = fs->Rename(path, saved[swapped]);
+    if (!status.ok()) break;
+    status = fs->Rename(fresh[swapped], path);
+    if (!status.ok()) {
+      if (!fs->Rename(saved[swapped], path).ok()) status = KeptAt(status, saved[swapped], path);
       break;
     }
   }
   if (status.ok()) return status;
   for (size_t i = 0; i < swapped; ++i) {
-    (void)::rename(volumes[i]->path.c_str(), fresh[i].c_str());
-    (void)::rename(saved[i].c_str(), volumes[i]->path.c_str());
+    const std::string& path = volumes[i]->path;
+    fs->Rename(path, fresh[i]).IgnoreError();
+    if (!fs->Rename(saved[i], path).ok()) status = KeptAt(status, saved[i], path);
   }
   return status;
 }
@@ -196,12 +205,13 @@ StatusOr<NewVmResult> CreateVmFromPoint(repo::Repository& repo, catalog::Catalog
   bool done = false;
   auto cleanup = absl::MakeCleanup([&] {
     if (done) return;
-    RemoveFiles(written);
-    if (made_dir) ::rmdir(dir.c_str());
+    RemoveFiles(request.fs, written);
+    if (made_dir) request.fs->DeleteDir(dir).IgnoreError();
   });
   for (const catalog::VolumeRecord& volume : draft.volumes) {
-    SP_ASSIGN_OR_RETURN(MaterializeStats stats, MaterializeVolume(repo, manifest.id, volume.name,
-                                                                  volume.path, request.format));
+    SP_ASSIGN_OR_RETURN(MaterializeStats stats,
+                        MaterializeVolume(repo, manifest.id, volume.name, volume.path,
+                                          request.format, nullptr, kOwnerFileMode, request.fs));
     written.push_back(volume.path);
     result.volumes.push_back({volume.name, volume.path, stats});
   }
@@ -225,17 +235,17 @@ StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::Vm
   for (const catalog::VolumeRecord* volume : volumes) {
     fresh.push_back(volume->path + ".restoring");
     saved.push_back(volume->path + ".pre-restore");
-    ::unlink(fresh.back().c_str());  // left by an earlier restore that was killed
+    request.fs->DeleteFile(fresh.back()).IgnoreError();  // left by a restore that was killed
   }
   bool swapped = false;
   auto cleanup = absl::MakeCleanup([&] {
-    if (!swapped) RemoveFiles(fresh);
+    if (!swapped) RemoveFiles(request.fs, fresh);
   });
   for (size_t i = 0; i < volumes.size(); ++i) {
     SP_ASSIGN_OR_RETURN(ImageFormat format, ParseImageFormat(volumes[i]->format));
     SP_ASSIGN_OR_RETURN(MaterializeStats stats,
                         MaterializeVolume(repo, manifest.id, volumes[i]->name, fresh[i], format,
-                                          nullptr, ModeToKeep(volumes[i]->path)));
+                                          nullptr, ModeToKeep(volumes[i]->path), request.fs));
     SP_RETURN_IF_ERROR(FailurePoint("restore.volume-written"));
     result.volumes.push_back({volumes[i]->name, volumes[i]->path, stats});
   }
@@ -243,9 +253,9 @@ StatusOr<InPlaceResult> RestoreInPlace(repo::Repository& repo, const catalog::Vm
   // The VM may have been started while the images were written (by something that does not
   // take the disk lock: another tool).
   SP_RETURN_IF_ERROR(CheckStopped(vm));
-  SP_RETURN_IF_ERROR(SwapIn(volumes, fresh, saved));
+  SP_RETURN_IF_ERROR(SwapIn(request.fs, volumes, fresh, saved));
   swapped = true;
-  RemoveFiles(saved);
+  RemoveFiles(request.fs, saved);
   return result;
 }
 

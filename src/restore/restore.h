@@ -22,6 +22,7 @@ struct NewVmRequest {
   std::string name;      // the new VM's name
   std::string dir;       // where its images go; created when missing; must not hold them yet
   ImageFormat format = ImageFormat::kQcow2;
+  FileSystem* fs = FileSystem::Posix();  // renames and removals of the images (not owned)
 };
 
 struct VolumeResult {
@@ -66,6 +67,7 @@ struct InPlaceRequest {
   // When set, the VM's disk lock (vm::LockVmDisks) under this run root is held throughout, so
   // `vm start` cannot start the VM on images about to be swapped.
   std::string run_root;
+  FileSystem* fs = FileSystem::Posix();  // renames and removals of the images (not owned)
 };
 
 struct InPlaceResult {

@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <set>
 
+#include "platform/file_system.h"
 #include "platform/files.h"
 #include "restore/export.h"
 #include "restore/restore.h"
@@ -250,6 +252,149 @@ TEST(ImportTest, ImportsAnExportOfTheOlderFormatAndExportsItAgainInTheNewOne) {
   round_trip.imported = recorded.imported;
   EXPECT_EQ(round_trip, recorded);
   EXPECT_TRUE((*repo)->Verify("")->ok());
+}
+
+// A repository holding the v1 export's point (volumes root, 1 MiB, and data, 2 MiB).
+class RenameFaultTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    repo::InitOptions init;
+    init.chunk_size = 1 << 20;
+    ASSERT_TRUE(repo::Repository::Init(temp_.path() + "/repo", init).ok());
+    auto repo = repo::Repository::Open(temp_.path() + "/repo", repo::OpenOptions{});
+    ASSERT_TRUE(repo.ok()) << repo.status();
+    repo_ = *std::move(repo);
+    CopyVersionOneExport(temp_.path() + "/export");
+    auto imported = ImportPoint(*repo_, temp_.path() + "/export");
+    ASSERT_TRUE(imported.ok()) << imported.status();
+    point_ = imported->point_id;
+    ASSERT_TRUE(MakeDirs(temp_.path() + "/vm").ok());
+  }
+
+  std::string Digest(const std::string& path) {
+    auto digest = HashFile(path);
+    EXPECT_TRUE(digest.ok()) << path << ": " << digest.status();
+    return digest.ok() ? digest->sha256 : "";
+  }
+  std::string Exported(const std::string& volume) {
+    return Digest(temp_.path() + "/export/" + volume + ".raw");
+  }
+  // The names in the VM's image directory.
+  std::set<std::string> VmFiles() {
+    std::set<std::string> names;
+    for (const auto& entry : std::filesystem::directory_iterator(temp_.path() + "/vm")) {
+      names.insert(entry.path().filename().string());
+    }
+    return names;
+  }
+
+  sp::testing::TempDir temp_;
+  std::unique_ptr<repo::Repository> repo_;
+  std::string point_;
+};
+
+TEST_F(RenameFaultTest, MaterializeWhoseFinalRenameFailsLeavesNothingBehind) {
+  FaultInjectionFileSystem faulty(FileSystem::Posix());
+  faulty.InjectError(FsOp::kRename, absl::UnavailableError("injected"), ".partial");
+  for (ImageFormat format : {ImageFormat::kRaw, ImageFormat::kQcow2}) {
+    std::string path = temp_.path() + "/vm/root." + ImageFormatName(format);
+    auto made =
+        MaterializeVolume(*repo_, point_, "root", path, format, nullptr, kOwnerFileMode, &faulty);
+    EXPECT_TRUE(absl::IsUnavailable(made.status())) << made.status();
+    EXPECT_TRUE(VmFiles().empty()) << ImageFormatName(format);
+  }
+  faulty.ClearFaults();
+  std::string path = temp_.path() + "/vm/root.raw";
+  auto made =
+      MaterializeVolume(*repo_, point_, "root", path, ImageFormat::kRaw, nullptr, 0600, &faulty);
+  ASSERT_TRUE(made.ok()) << made.status();
+  EXPECT_EQ(Digest(path), Exported("root"));
+  EXPECT_EQ(VmFiles(), std::set<std::string>{"root.raw"});
+}
+
+// A stopped VM with the point's two volumes, whose images hold something else.
+class RestoreSwapTest : public RenameFaultTest {
+ protected:
+  void SetUp() override {
+    RenameFaultTest::SetUp();
+    vm_.name = "web01";
+    vm_.state = catalog::PowerState::kStoppedClean;
+    for (const auto& [name, size] : {std::pair<std::string, size_t>{"root", 1 << 20},
+                                     std::pair<std::string, size_t>{"data", 2 << 20}}) {
+      catalog::VolumeRecord volume;
+      volume.name = name;
+      volume.path = temp_.path() + "/vm/" + name + ".raw";
+      volume.format = "raw";
+      volume.boot = name == "root";
+      ASSERT_TRUE(WriteFileAtomic(volume.path, std::string(size, name[0])).ok());
+      old_[name] = Digest(volume.path);
+      vm_.volumes.push_back(volume);
+    }
+  }
+
+  // Restores with `fs` and expects it to fail, leaving both old images as they were.
+  Status ExpectFailsKeepingTheOldImages(FileSystem* fs) {
+    InPlaceRequest request;
+    request.point_id = point_;
+    request.fs = fs;
+    auto restored = RestoreInPlace(*repo_, vm_, request);
+    EXPECT_FALSE(restored.ok());
+    for (const catalog::VolumeRecord& volume : vm_.volumes) {
+      EXPECT_EQ(Digest(volume.path), old_[volume.name]) << volume.name;
+    }
+    return restored.status();
+  }
+
+  catalog::VmRecord vm_;
+  std::map<std::string, std::string> old_;
+};
+
+TEST_F(RestoreSwapTest, ARenameFailingAtEachStepOfTheSwapKeepsTheOldImages) {
+  const std::set<std::string> untouched = {"root.raw", "data.raw"};
+  // Every rename of a restore, in order; each fails once in turn.
+  const char* renames[] = {"root.raw.restoring.partial -> root.raw.restoring",
+                           "data.raw.restoring.partial -> data.raw.restoring",
+                           "root.raw -> root.raw.pre-restore",
+                           "root.raw.restoring -> root.raw",
+                           "data.raw -> data.raw.pre-restore",
+                           "data.raw.restoring -> data.raw"};
+  for (int skip = 0; skip < 6; ++skip) {
+    SCOPED_TRACE(renames[skip]);
+    FaultInjectionFileSystem faulty(FileSystem::Posix());
+    faulty.InjectError(FsOp::kRename, absl::ResourceExhaustedError("injected"), "/vm/", skip, 1);
+    Status failed = ExpectFailsKeepingTheOldImages(&faulty);
+    EXPECT_TRUE(absl::IsResourceExhausted(failed)) << failed;
+    EXPECT_EQ(VmFiles(), untouched);  // no .restoring, .pre-restore or .partial left
+  }
+
+  // Then it works, and only the new images are left.
+  InPlaceRequest request;
+  request.point_id = point_;
+  auto restored = RestoreInPlace(*repo_, vm_, request);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(Digest(vm_.volumes[0].path), Exported("root"));
+  EXPECT_EQ(Digest(vm_.volumes[1].path), Exported("data"));
+  EXPECT_EQ(VmFiles(), untouched);
+}
+
+TEST_F(RestoreSwapTest, AnOldImageThatCannotBePutBackIsKeptAndNamed) {
+  // The new image does not go in, and the old one cannot be renamed back either.
+  FaultInjectionFileSystem faulty(FileSystem::Posix());
+  // (The first two renames from *.restoring.partial are the materializations.)
+  faulty.InjectError(FsOp::kRename, absl::ResourceExhaustedError("injected"), ".restoring", 2, 1);
+  faulty.InjectError(FsOp::kRename, absl::ResourceExhaustedError("injected"), ".pre-restore", 0, 1);
+  InPlaceRequest request;
+  request.point_id = point_;
+  request.fs = &faulty;
+  auto restored = RestoreInPlace(*repo_, vm_, request);
+  ASSERT_FALSE(restored.ok());
+  std::string root = vm_.volumes[0].path;
+  EXPECT_NE(restored.status().message().find("the old image of " + root + " is kept at " + root +
+                                             ".pre-restore"),
+            absl::string_view::npos)
+      << restored.status();
+  EXPECT_EQ(Digest(root + ".pre-restore"), old_["root"]);
+  EXPECT_EQ(Digest(vm_.volumes[1].path), old_["data"]);
 }
 
 }  // namespace

@@ -25,7 +25,7 @@ class ChunkCodec {
  public:
   // `compression_level` 0 disables compression; `keys` present = encrypted repository.
   ChunkCodec(int compression_level, std::optional<ChunkKeys> keys)
-      : level_(compression_level), keys_(std::move(keys)) {}
+      : level_(compression_level), keys_(keys) {}
 
   // The chunk id of `plaintext`.
   Digest Id(absl::string_view plaintext) const;
