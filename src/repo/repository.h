@@ -58,7 +58,7 @@ inline constexpr uint32_t kDefaultChunkSize = 4u << 20;
 
 struct InitOptions {
   uint32_t chunk_size = kDefaultChunkSize;  // a power of two in [1 MiB, 16 MiB]
-  int compression_level = 3;                // zstd level; 0 = no compression
+  int compression_level = 1;                // zstd level; 0 = no compression
   bool encrypted = false;                   // aes-256-gcm
   // Encrypted only: file holding the master key (64 hex digits). Created with a new random key
   // (mode 0600) when it does not exist.
