@@ -25,13 +25,13 @@ std::string Ratio(double value) { return absl::StrFormat("%.2fx", value); }
 
 void AddInit(CLI::App& repo_cmd, Context& context) {
   struct Flags {
-    std::string path, chunk_size = "4M", compression = "zstd:3", encryption = "none", key_file;
+    std::string path, chunk_size = "4M", compression = "zstd:1", encryption = "none", key_file;
   };
   auto flags = std::make_shared<Flags>();
   CLI::App* init = repo_cmd.add_subcommand("init", "Create a repository");
   init->add_option("path", flags->path, "directory (default: <state dir>/repo)");
   init->add_option("--chunk-size", flags->chunk_size, "1M..16M, a power of two (default 4M)");
-  init->add_option("--compression", flags->compression, "zstd[:LEVEL] or none (default zstd:3)");
+  init->add_option("--compression", flags->compression, "zstd[:LEVEL] or none (default zstd:1)");
   init->add_option("--encryption", flags->encryption, "none or aes-256-gcm");
   init->add_option("--key-file", flags->key_file,
                    "aes-256-gcm: key file (64 hex digits), created with a new key when missing");

@@ -219,6 +219,14 @@ class PosixFileSystem final : public FileSystem {
     if (::fsync(fd.get()) != 0) return ErrnoStatus(errno, absl::StrCat("fsync ", path));
     return absl::OkStatus();
   }
+  Status SyncFileSystem(const std::string& path) override {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(errno, absl::StrCat("open ", path));
+    if (::syncfs(fd.get()) != 0) {
+      return ErrnoStatus(errno, absl::StrCat("sync the file system of ", path));
+    }
+    return absl::OkStatus();
+  }
   StatusOr<std::vector<std::string>> ListDir(const std::string& path) override {
     DIR* dir = ::opendir(path.c_str());
     if (dir == nullptr) return ErrnoStatus(errno, absl::StrCat("list ", path));
@@ -484,6 +492,19 @@ Status MemFileSystem::SyncDir(const std::string& raw) {
   return absl::OkStatus();
 }
 
+Status MemFileSystem::SyncFileSystem(const std::string& raw) {
+  std::string path = Normalize(raw);
+  absl::MutexLock lock(&state_->mutex);
+  if (state_->dirs.count(path) == 0 && state_->dirs.count(DirName(path)) == 0) {
+    return absl::NotFoundError(absl::StrCat("sync the file system of ", path));
+  }
+  for (auto& [dir_path, dir] : state_->dirs) {
+    dir.durable = dir.live;
+    for (auto& [name, inode] : dir.live) inode->synced = inode->data.size();
+  }
+  return absl::OkStatus();
+}
+
 StatusOr<std::vector<std::string>> MemFileSystem::ListDir(const std::string& raw) {
   std::string path = Normalize(raw);
   absl::MutexLock lock(&state_->mutex);
@@ -582,6 +603,7 @@ bool IsMutation(FsOp op) {
     case FsOp::kCreateDir:
     case FsOp::kDeleteDir:
     case FsOp::kSyncDir:
+    case FsOp::kSyncFileSystem:
     case FsOp::kTouch:
       return true;
     default:
@@ -716,6 +738,10 @@ Status FaultInjectionFileSystem::DeleteDir(const std::string& path) {
 Status FaultInjectionFileSystem::SyncDir(const std::string& path) {
   SP_RETURN_IF_ERROR(Check(FsOp::kSyncDir, path));
   return base_->SyncDir(path);
+}
+Status FaultInjectionFileSystem::SyncFileSystem(const std::string& path) {
+  SP_RETURN_IF_ERROR(Check(FsOp::kSyncFileSystem, path));
+  return base_->SyncFileSystem(path);
 }
 StatusOr<std::vector<std::string>> FaultInjectionFileSystem::ListDir(const std::string& path) {
   SP_RETURN_IF_ERROR(Check(FsOp::kListDir, path));

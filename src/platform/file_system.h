@@ -90,6 +90,9 @@ class FileSystem {
   virtual Status DeleteDir(const std::string& path) = 0;
   // Makes the entries (creates, renames, deletes) of directory `path` durable.
   virtual Status SyncDir(const std::string& path) = 0;
+  // Makes every file's data and every directory entry of the file system holding `path`
+  // durable at once (syncfs(2)): one flush for a batch of files instead of one fsync each.
+  virtual Status SyncFileSystem(const std::string& path) = 0;
   // Names (not paths) of the entries of directory `path`, without "." and "..". NotFound when
   // the directory does not exist.
   virtual StatusOr<std::vector<std::string>> ListDir(const std::string& path) = 0;
@@ -142,6 +145,7 @@ class MemFileSystem : public FileSystem {
   Status CreateDir(const std::string& path) override;
   Status DeleteDir(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
+  Status SyncFileSystem(const std::string& path) override;
   StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
   StatusOr<FileInfo> Stat(const std::string& path) override;
   Status Touch(const std::string& path) override;
@@ -175,6 +179,7 @@ enum class FsOp {
   kCreateDir,
   kDeleteDir,
   kSyncDir,
+  kSyncFileSystem,
   kListDir,
   kStat,
   kTouch,
@@ -207,6 +212,7 @@ class FaultInjectionFileSystem : public FileSystem {
   Status CreateDir(const std::string& path) override;
   Status DeleteDir(const std::string& path) override;
   Status SyncDir(const std::string& path) override;
+  Status SyncFileSystem(const std::string& path) override;
   StatusOr<std::vector<std::string>> ListDir(const std::string& path) override;
   StatusOr<FileInfo> Stat(const std::string& path) override;
   Status Touch(const std::string& path) override;

@@ -58,7 +58,7 @@ inline constexpr uint32_t kDefaultChunkSize = 4u << 20;
 
 struct InitOptions {
   uint32_t chunk_size = kDefaultChunkSize;  // a power of two in [1 MiB, 16 MiB]
-  int compression_level = 3;                // zstd level; 0 = no compression
+  int compression_level = 1;                // zstd level; 0 = no compression
   bool encrypted = false;                   // aes-256-gcm
   // Encrypted only: file holding the master key (64 hex digits). Created with a new random key
   // (mode 0600) when it does not exist.
@@ -152,8 +152,9 @@ class RecoveryPointWriter {
   // FailedPrecondition when a chunk position of some volume was never given; InvalidArgument
   // when `description` would not read back (e.g. vcpus 0), so that no unreadable point is made.
   virtual StatusOr<Manifest> Commit(const PointDescription& description) = 0;
-  // Waits until every chunk given so far is stored; returns the first error of the write path.
-  // Optional (Commit does it too): for progress checkpoints.
+  // Waits until every chunk given so far is stored durably under its name (one flush of the file
+  // system for the batch); returns the first error of the write path. Optional (Commit does it
+  // too).
   virtual Status Flush() = 0;
   // Drops the point: stops the workers and removes its files. Chunks it stored stay until gc.
   virtual void Abort() = 0;

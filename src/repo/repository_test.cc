@@ -515,6 +515,12 @@ TEST_F(RepositoryTest, PowerCutAtEveryStepOfACommit) {
       }
     }
     EXPECT_EQ(ReadAll(*parent, "vda"), base);
+    // Every chunk left under its name is whole: a new point deduplicated against them reads
+    // back right (a chunk is renamed into place only after a flush made its bytes durable).
+    auto again = WritePoint("web01", volume);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(ReadAll(*again, "vda"), volume);
+    ASSERT_TRUE(repo_->DeleteRecoveryPoint(*again).ok());
     ASSERT_TRUE(repo_->CollectGarbage().ok());
     ExpectVerifyClean();
   }

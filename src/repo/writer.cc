@@ -1,11 +1,15 @@
 // The write path: RecoveryPointWriter and VolumeWriter with a pool of worker threads that
 // detect zero chunks, hash, deduplicate, compress and store, under a bound on bytes in flight.
+#include <unistd.h>
+
 #include <algorithm>
 #include <bitset>
 #include <deque>
+#include <set>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "platform/check.h"
@@ -88,7 +92,10 @@ class WriterImpl final : public RecoveryPointWriter {
   StatusOr<VolumeWriter*> AddVolume(absl::string_view name, uint64_t size) override;
   StatusOr<Manifest> Commit(const PointDescription& description) override;
   void Abort() override;
-  Status Flush() override { return Drain(); }
+  Status Flush() override {
+    SP_RETURN_IF_ERROR(Drain());
+    return PublishBatch();
+  }
   const std::string& id() const override { return id_; }
   WriteStats stats() const override;
 
@@ -106,6 +113,11 @@ class WriterImpl final : public RecoveryPointWriter {
   void WorkerLoop();
   Status Process(const Job& job);
   Status StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::string_view data);
+  // Writes a new chunk object under a temporary name, unsynced, for the next batch.
+  Status WriteUnsynced(const Digest& id, absl::string_view object);
+  // Makes the batch of chunks written so far durable with one flush of the file system, then
+  // renames them into place (see "Durability" in docs/repository-format.md).
+  Status PublishBatch();
   Status Drain();
   void StopWorkers();
   void NoteDirty(const Digest& id);
@@ -132,9 +144,24 @@ class WriterImpl final : public RecoveryPointWriter {
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
   Status error_ ABSL_GUARDED_BY(mutex_);  // the first error
   std::bitset<256> dirty_dirs_ ABSL_GUARDED_BY(mutex_);
+  // New chunks written but not yet published: their temporary and final paths. Their ids stay in
+  // claimed_ for the whole write, so that a chunk met twice is stored once.
+  struct Unpublished {
+    std::string temp;
+    std::string path;
+    uint8_t fan;  // the chunk directory, id[0]
+  };
+  std::vector<Unpublished> unpublished_ ABSL_GUARDED_BY(mutex_);
+  uint64_t unpublished_bytes_ ABSL_GUARDED_BY(mutex_) = 0;
+  std::set<Digest> claimed_ ABSL_GUARDED_BY(mutex_);
+  absl::Mutex publish_mutex_;  // one batch is published at a time
   std::atomic<uint64_t> stored_bytes_{0};
   std::vector<std::thread> workers_;
 };
+
+// New chunks are published (flushed with one syncfs, then renamed into place) in batches of
+// about this many stored bytes, and at the commit.
+constexpr uint64_t kBatchBytes = 256ull << 20;
 
 std::string PendingPath(Repository* repo, absl::string_view id) {
   return absl::StrCat(repo->path(), "/", internal::kPendingDir, "/", id);
@@ -261,6 +288,12 @@ void WriterImpl::StopWorkers() {
 
 void WriterImpl::RemoveFiles() {
   FileSystem* fs = repo_->fs();
+  std::vector<Unpublished> unpublished;
+  {
+    absl::MutexLock lock(&mutex_);
+    unpublished.swap(unpublished_);
+  }
+  for (const Unpublished& chunk : unpublished) fs->DeleteFile(chunk.temp).IgnoreError();
   std::string dir = repo_->PointDir(id_);
   if (auto names = fs->ListDir(dir); names.ok()) {
     for (const auto& name : *names) fs->DeleteFile(JoinPath(dir, name)).IgnoreError();
@@ -377,6 +410,13 @@ Status WriterImpl::StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::
     return absl::OkStatus();
   }
   if (!absl::IsNotFound(touched)) return touched;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (!claimed_.insert(id).second) {  // stored by this write already, maybe not yet published
+      ++reused_chunks;
+      return absl::OkStatus();
+    }
+  }
   SP_ASSIGN_OR_RETURN(std::string object, repo_->codec().Encode(id, data));
   uint64_t stored = stored_bytes_ += object.size();
   if (budget_ && stored > *budget_) {
@@ -386,10 +426,57 @@ Status WriterImpl::StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::
         " SIZE` or remove old points with `stillpoint repo prune ", request_.vm.name,
         " --keep-last N`"));
   }
-  SP_RETURN_IF_ERROR(repo_->fs()->WriteFileDurably(repo_->ChunkPath(id), object));
-  NoteDirty(id);
+  SP_RETURN_IF_ERROR(WriteUnsynced(id, object));
   ++volume->new_chunks;
   volume->new_stored_bytes += object.size();
+  return absl::OkStatus();
+}
+
+Status WriterImpl::WriteUnsynced(const Digest& id, absl::string_view object) {
+  static std::atomic<uint64_t> counter{0};
+  std::string path = repo_->ChunkPath(id);
+  std::string temp = absl::StrFormat("%s.tmp.%d.%d", path, ::getpid(), counter.fetch_add(1));
+  {
+    FileSystem* fs = repo_->fs();
+    auto remove_temp = absl::MakeCleanup([&] { fs->DeleteFile(temp).IgnoreError(); });
+    SP_ASSIGN_OR_RETURN(auto file, fs->NewWritableFile(temp));
+    SP_RETURN_IF_ERROR(file->Append(object));
+    SP_RETURN_IF_ERROR(file->Close());
+    std::move(remove_temp).Cancel();
+  }
+  bool publish = false;
+  {
+    absl::MutexLock lock(&mutex_);
+    unpublished_.push_back({std::move(temp), std::move(path), id[0]});
+    unpublished_bytes_ += object.size();
+    publish = unpublished_bytes_ >= kBatchBytes;
+  }
+  return publish ? PublishBatch() : absl::OkStatus();
+}
+
+Status WriterImpl::PublishBatch() {
+  absl::MutexLock publishing(&publish_mutex_);
+  std::vector<Unpublished> batch;
+  {
+    absl::MutexLock lock(&mutex_);
+    batch.swap(unpublished_);
+    unpublished_bytes_ = 0;
+  }
+  if (batch.empty()) return absl::OkStatus();
+  FileSystem* fs = repo_->fs();
+  Status status = fs->SyncFileSystem(repo_->path());
+  size_t done = 0;
+  for (; status.ok() && done < batch.size(); ++done) {
+    status = fs->Rename(batch[done].temp, batch[done].path);
+  }
+  if (!status.ok()) {
+    // What was not renamed goes back, so that an abort removes it.
+    absl::MutexLock lock(&mutex_);
+    for (size_t i = done; i < batch.size(); ++i) unpublished_.push_back(std::move(batch[i]));
+    return status;
+  }
+  absl::MutexLock lock(&mutex_);
+  for (const Unpublished& chunk : batch) dirty_dirs_.set(chunk.fan);
   return absl::OkStatus();
 }
 
@@ -398,6 +485,7 @@ Status WriterImpl::StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::
 StatusOr<Manifest> WriterImpl::Commit(const PointDescription& description) {
   if (finished_) return absl::FailedPreconditionError("recovery point already committed/aborted");
   Status status = Drain();
+  if (status.ok()) status = PublishBatch();
   for (const auto& volume : volumes_) {
     if (!status.ok()) break;
     uint64_t missing = volume->FirstMissing();
