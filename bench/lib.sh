@@ -34,10 +34,11 @@ ensure_packages() {
 }
 
 # copy_stillpoint TOP DEST: copies the release build of the tree at TOP (building it first if
-# missing) to DEST, so a rebuild during a run cannot change the binary under the benchmark.
+# missing; STILLPOINT_BIN names another binary) to DEST, so a rebuild during a run cannot change
+# the binary under the benchmark.
 copy_stillpoint() {
-  local built="$1/build/release/src/cli/stillpoint"
-  [ -x "$built" ] || "$1/scripts/setup.sh" release >&2
+  local built="${STILLPOINT_BIN:-$1/build/release/src/cli/stillpoint}"
+  [ -x "$built" ] || [ -n "${STILLPOINT_BIN:-}" ] || "$1/scripts/setup.sh" release >&2
   mkdir -p "$(dirname "$2")"
   cp "$built" "$2"
 }

@@ -40,7 +40,8 @@
 #
 # Knobs: IMAGE_GIB, ROUNDS, CHAIN, WINDOW_SAMPLES, SEED (11), PEERS_WORK (work directory,
 # default a new /var/tmp/spp.XXXX, removed at the end unless KEEP_WORK=1), PEERS_OUT,
-# DEBIAN_MIRROR (default: apt's configured mirror), SKIP_PEERS: comma-separated parts to leave
+# DEBIAN_MIRROR (default: apt's configured mirror), STILLPOINT_BIN (default: the tree's
+# build/release binary, built by scripts/setup.sh release when missing), SKIP_PEERS: comma-separated parts to leave
 # out: restic, borg, virtnbdbackup, live (stillpoint on a running VM), chain, window, limits.
 set -euo pipefail
 
@@ -250,7 +251,8 @@ record() {
     --argjson user "$m_user" --argjson sys "$m_sys" --argjson rss "$m_rss" --argjson extra "$extra" \
     '{round: $round, tool: $tool, op: $op, wall_s: $wall, user_s: $user, sys_s: $sys, rss_kib: $rss} + $extra')
   echo "$line" >> "$samples"
-  log "round $round: $1 $2 ${m_wall} s (user ${m_user}, sys ${m_sys}, peak RSS $((m_rss / 1024)) MiB) ${3:-}"
+  log "round $round: $1 $2 ${m_wall} s (user ${m_user}, sys ${m_sys}, peak RSS $((m_rss / 1024)) MiB)" \
+    "$(jq -c 'del(.t, .id)' <<< "$extra")"
 }
 # note JSON: a line that is not a timed run (writes done, sizes, limits).
 note() { jq -c --argjson round "$round" '{round: $round} + .' <<< "$1" >> "$samples"; }
@@ -655,7 +657,7 @@ jq -n --arg date "$(date -u '+%Y-%m-%d %H:%M UTC')" --arg cpu "$(grep -m1 "model
   --arg borg "$(borg --version 2>/dev/null | awk '{print $2}')" \
   --arg vnb "$(virtnbdbackup -V 2>/dev/null | tail -1)" \
   --arg commit "$(git -C "$top" rev-parse --short HEAD)" \
-  --arg built "$(date -u -r "$top/build/release/src/cli/stillpoint" '+%Y-%m-%d %H:%M UTC')" \
+  --arg built "$(date -u -r "${STILLPOINT_BIN:-$top/build/release/src/cli/stillpoint}" '+%Y-%m-%d %H:%M UTC')" \
   --arg load_start "$load_start" --arg load_end "$(cut -d' ' -f1-3 /proc/loadavg)" \
   --argjson image_gib "$IMAGE_GIB" --argjson image_bytes "$image_bytes" --argjson allocated "$allocated" \
   --argjson rounds "$ROUNDS" --argjson chain "$CHAIN" --argjson window_samples "$WINDOW_SAMPLES" \

@@ -154,7 +154,9 @@ def main(runs_path, meta_path):
     p("")
     p("user/sys are of the measured command and the children it waited for (qemu-nbd for stillpoint "
       "offline); QEMU's own work on a running VM is not in them for either stillpoint or "
-      "virtnbdbackup. Peak RSS is the largest single process (GNU time).")
+      "virtnbdbackup. Peak RSS is the largest single process (GNU time). stillpoint's live runs "
+      "capture the guest's root volume (boot, always included) beside the image; virtnbdbackup's "
+      "sizes leave out its copies of the guest's kernel and initrd.")
     p("</details>")
     p("")
 
