@@ -13,7 +13,8 @@
 # rewritten in 8 places (5 MiB at the start of 8 of the data files, found with debugfs).
 #
 # In each of ROUNDS (3) rounds, the page cache dropped before every measured run:
-#   offline  qemu-img convert -O raw / -O qcow2 of the image (the plain-copy references);
+#   offline  qemu-img convert -O raw / -O qcow2 of the image (the plain-copy references; -O raw
+#            also with -t writeback, which flushes the output: the default cache=unsafe does not);
 #            restic backup --stdin and borg create - (fixed 4 MiB chunks) of the raw image, the
 #            same again, the changed image, and a restore (restic dump / borg extract) of the first;
 #            stillpoint snapshot create of a stopped VM with the image: full, same again, changed;
@@ -266,6 +267,12 @@ snapshot_fields() { jq -c '{id, incremental, read: .bytes.read, new: .bytes.new,
 offline_qemu_img() {
   measure qemu-img convert_raw qemu-img convert -f qcow2 -O raw "$image/base.qcow2" "$work/conv.raw"
   record qemu-img convert_raw
+  rm -f "$work/conv.raw"
+  # qemu-img convert writes with cache=unsafe by default (no flush at the end; the data may still
+  # be in the page cache when it exits), stillpoint's repository syncs before its commit: the same
+  # copy with -t writeback (one flush at the end) is the reference with durable output.
+  measure qemu-img convert_raw_flushed qemu-img convert -t writeback -f qcow2 -O raw "$image/base.qcow2" "$work/conv.raw"
+  record qemu-img convert_raw_flushed
   rm -f "$work/conv.raw"
   measure qemu-img convert_qcow2 qemu-img convert -f qcow2 -O qcow2 "$image/base.qcow2" "$work/conv.qcow2"
   record qemu-img convert_qcow2
