@@ -22,6 +22,8 @@
 set -euo pipefail
 
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$top/bench/lib.sh"
 WINDOW_SAMPLES="${WINDOW_SAMPLES:-30}"
 BIG_SAMPLES="${BIG_SAMPLES:-20}"
 COLD_REPS="${COLD_REPS:-3}"
@@ -44,11 +46,8 @@ if [ "$free_gib" -lt $((BIG_GIB * 2 + COLD_GIB * 3 + 4)) ]; then
   exit 1
 fi
 
-# The binary is copied so a rebuild during the run cannot change it under the benchmark.
 built="$top/build/release/src/cli/stillpoint"
-[ -x "$built" ] || "$top/scripts/setup.sh" release >&2
-mkdir -p "$work/bin"
-cp "$built" "$work/bin/stillpoint"
+copy_stillpoint "$top" "$work/bin/stillpoint"
 guest_dir="$("$top/tests/guest/build-guest.sh" | tail -1)"
 # shellcheck source=/dev/null
 source "$guest_dir/guest.env"
@@ -67,52 +66,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 : > "$samples"
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 # record JSON: one line of raw data for the report.
 record() { echo "$1" >> "$samples"; }
 
 # ---------------------------------------------------------------------------------------------
 # VMs
 
-# start_vm NAME EXTRA_VOLUME_SPEC...: defines and starts a VM with copies of the guest's root and
-# data disks plus the given volumes, and waits until its guest agent answers.
-start_vm() {
-  local name="$1"
-  shift
-  cp --sparse=always "$GUEST_ROOT_IMAGE" "$work/$name-root.qcow2"
-  cp --sparse=always "$GUEST_DATA_IMAGE" "$work/$name-data.qcow2"
-  local volumes=(--volume "name=root,path=$work/$name-root.qcow2,boot,serial=$GUEST_ROOT_SERIAL"
-                 --volume "name=data,path=$work/$name-data.qcow2,serial=$GUEST_DATA_SERIAL")
-  for extra in "$@"; do volumes+=(--volume "$extra"); done
-  sp vm define "$name" --memory 256M --nic none --kernel "$GUEST_KERNEL" \
-    --initrd "$GUEST_INITRD" --append "$GUEST_APPEND" "${volumes[@]}" >/dev/null
-  running_vms+=("$name")
-  local started
-  started=$(now_ms)
-  sp vm start "$name" >/dev/null
-  for _ in $(seq 1 300); do
-    if sp vm agent ping "$name" --timeout 1 >/dev/null 2>&1; then
-      log "VM $name: agent answered $(( $(now_ms) - started )) ms after start"
-      return 0
-    fi
-    sleep 0.5
-  done
-  log "VM $name: the guest agent never answered"
-  return 1
-}
-
-stop_vm() {
-  sp vm kill "$1" >/dev/null
-  running_vms=("${running_vms[@]/$1/}")
-}
-
-qga_socket() {
-  local uuid
-  uuid=$(sp vm show "$1" --json | jq -r '.uuid')
-  echo "$STILLPOINT_RUN_DIR/${uuid:0:8}/qga.sock"
-}
-qmp_socket() { local q; q=$(qga_socket "$1"); echo "${q%/qga.sock}/qmp.sock"; }
+# The VMs: bench/lib.sh's guest_vm_start, guest_vm_kill, qga_socket and qmp_socket.
+start_vm() { guest_vm_start "$@"; }
+stop_vm() { guest_vm_kill "$1"; }
 
 # snapshot SECTION VM [ARGS...]: one `snapshot create --json`, wall time added, line recorded.
 snapshot() {
@@ -181,13 +143,9 @@ make_qcow2() { qemu-img convert -S 0 -f raw -O qcow2 "$1" "$2"; rm -f "$1"; }
 
 stat_of() {  # stat_of SECTION KIND JQ_EXPR P -> value (P = 50, 99, ...)
   jq -r --arg s "$1" --arg k "$2" "select(.section == \$s and .kind == \$k) | $3" "$samples" |
-    sort -g | awk -v p="$4" '{ v[NR] = $1 } END {
-      if (NR == 0) { print "nan"; exit }
-      r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR; printf "%.1f", v[r] }'
+    percentile "$4"
 }
 count_of() { jq -r --arg s "$1" --arg k "$2" 'select(.section == $s and .kind == $k) | 1' "$samples" | wc -l; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.2f", a / b }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 
 # ---------------------------------------------------------------------------------------------
 # 1. Frozen window

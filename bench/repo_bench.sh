@@ -10,6 +10,8 @@
 set -euo pipefail
 
 top="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$top/bench/lib.sh"
 work="${1:-/var/tmp/stillpoint-bench}"
 image="$work/disk.raw"
 mkdir -p "$work"
@@ -19,17 +21,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-tools=(restic borgbackup debootstrap time qemu-utils e2fsprogs)
-missing=()
-for package in "${tools[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >&2
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-fi
+ensure_packages restic borgbackup debootstrap time qemu-utils e2fsprogs
 
 cmake --preset release >/dev/null
 cmake --build --preset release --target repo_ingest stillpoint >&2
@@ -92,9 +84,8 @@ cmp "$image" "$runs/restored.raw" >&2 && echo "repo_bench: read-back is identica
 sp_stored=$(du -sb "$runs/sp-repo" | cut -f1)
 restic_stored=$(du -sb "$runs/restic" | cut -f1)
 borg_stored=$(du -sb "$runs/borg" | cut -f1)
-mib() { awk -v b="$1" 'BEGIN { printf "%.0f", b / 1048576 }'; }
 rate() { awk -v b="$size" -v s="$1" 'BEGIN { printf "%.0f", b / 1048576 / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }
+speedup() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b / a }'; }  # how many times A is faster than B
 
 cat <<REPORT
 ### $(date -u +%Y-%m-%d) on $(nproc) CPUs ($(grep -m1 "model name" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB RAM)
@@ -106,9 +97,9 @@ Image: $(mib "$size") MiB virtual, $(mib "$allocated") MiB allocated (ext4 with 
 |---|---:|---:|---:|---:|---:|
 | stillpoint ingest | ${seconds[stillpoint-ingest]} | $(rate "${seconds[stillpoint-ingest]}") | ${rss[stillpoint-ingest]} | $(mib "$sp_stored") | |
 | stillpoint second ingest (dedup) | ${seconds[stillpoint-ingest-again]} | $(rate "${seconds[stillpoint-ingest-again]}") | ${rss[stillpoint-ingest-again]} | (same repo) | |
-| restic backup --stdin | ${seconds[restic-backup]} | $(rate "${seconds[restic-backup]}") | ${rss[restic-backup]} | $(mib "$restic_stored") | $(ratio "${seconds[stillpoint-ingest]}" "${seconds[restic-backup]}") |
-| borg create - | ${seconds[borg-create]} | $(rate "${seconds[borg-create]}") | ${rss[borg-create]} | $(mib "$borg_stored") | $(ratio "${seconds[stillpoint-ingest]}" "${seconds[borg-create]}") |
-| qemu-img convert -O raw (copy) | ${seconds[qemu-img-convert]} | $(rate "${seconds[qemu-img-convert]}") | ${rss[qemu-img-convert]} | | $(ratio "${seconds[stillpoint-ingest]}" "${seconds[qemu-img-convert]}") |
+| restic backup --stdin | ${seconds[restic-backup]} | $(rate "${seconds[restic-backup]}") | ${rss[restic-backup]} | $(mib "$restic_stored") | $(speedup "${seconds[stillpoint-ingest]}" "${seconds[restic-backup]}") |
+| borg create - | ${seconds[borg-create]} | $(rate "${seconds[borg-create]}") | ${rss[borg-create]} | $(mib "$borg_stored") | $(speedup "${seconds[stillpoint-ingest]}" "${seconds[borg-create]}") |
+| qemu-img convert -O raw (copy) | ${seconds[qemu-img-convert]} | $(rate "${seconds[qemu-img-convert]}") | ${rss[qemu-img-convert]} | | $(speedup "${seconds[stillpoint-ingest]}" "${seconds[qemu-img-convert]}") |
 | stillpoint read-back | ${seconds[stillpoint-read]} | $(rate "${seconds[stillpoint-read]}") | ${rss[stillpoint-read]} | | |
-| qemu-img convert of the original | ${seconds[qemu-img-read]} | $(rate "${seconds[qemu-img-read]}") | ${rss[qemu-img-read]} | | $(ratio "${seconds[stillpoint-read]}" "${seconds[qemu-img-read]}") |
+| qemu-img convert of the original | ${seconds[qemu-img-read]} | $(rate "${seconds[qemu-img-read]}") | ${rss[qemu-img-read]} | | $(speedup "${seconds[stillpoint-read]}" "${seconds[qemu-img-read]}") |
 REPORT
