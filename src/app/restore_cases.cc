@@ -18,8 +18,9 @@ StatusOr<restore::NewVmResult> App::CreateVmFromSnapshot(const NewVmFromSnapshot
   new_vm.dir = request.dir.empty() ? paths_.home + "/images/" + request.name : request.dir;
   SP_ASSIGN_OR_RETURN(
       restore::NewVmResult result,
-      restore::CreateVmFromPoint(*repo, *catalog_, new_vm,
-                                 [this](catalog::VmRecord draft) { return DefineVm(draft); }));
+      restore::CreateVmFromPoint(*repo, *catalog_, new_vm, [this](const catalog::VmRecord& draft) {
+        return DefineVm(draft);
+      }));
   (void)catalog_->AddEvent(&result.vm, "vm.created-from-snapshot",
                            "created from recovery point " + result.point_id);
   return result;

@@ -13,6 +13,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "platform/environment.h"
 #include "platform/files.h"
 #include "platform/process.h"
 
@@ -117,10 +118,10 @@ std::vector<std::string> NbdkitArgv(const ServerOptions& options, const std::str
 }  // namespace
 
 StatusOr<std::string> PluginPath() {
-  if (const char* path = ::getenv(kPluginEnv); path != nullptr && *path != '\0') {
-    if (Readable(path)) return std::string(path);
+  if (std::optional<std::string> path = GetEnv(kPluginEnv); path && !path->empty()) {
+    if (Readable(*path)) return *path;
     return absl::NotFoundError(
-        absl::StrCat("the NBD plugin ", path, " (from $", kPluginEnv, ") does not exist"));
+        absl::StrCat("the NBD plugin ", *path, " (from $", kPluginEnv, ") does not exist"));
   }
   SP_ASSIGN_OR_RETURN(std::string self, SelfExecutable());
   std::string dir = self.substr(0, self.rfind('/'));

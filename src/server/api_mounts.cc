@@ -8,7 +8,7 @@ namespace sp::server {
 namespace {
 
 constexpr int64_t kDefaultLifetimeS = 3600;
-constexpr int64_t kMaxLifetimeS = 7 * 24 * 3600;
+constexpr int64_t kMaxLifetimeS = int64_t{7} * 24 * 3600;
 
 HttpResponse OpenMount(ApiContext* api, RouteContext& c) {
   BodyFields fields(c.body);
