@@ -10,7 +10,9 @@
 // Write path (capture):
 //   auto writer = repo->BeginRecoveryPoint(request);       // refuses early if over the VM's limit
 //   auto volume = (*writer)->AddVolume("vda", size);
-//   volume->PutChunk(i, data) / PutZero(i) / ReuseParent(i) for every chunk position i
+//   volume->PutChunk(i, data) / PutZero(i) / ReuseParent(i) / PutPatch(i, sub-chunks) for every
+//   chunk position i (a patch: the parent's chunk with a few sub-chunks replaced, stored as a
+//   composite index entry — the base and the sub-chunk objects, never a chain)
 //   (*writer)->Commit(description) → the manifest written     or   (*writer)->Abort()
 // Hashing, compression and storing run on worker threads; memory stays bounded (PutChunk blocks
 // while too much is in flight).
