@@ -11,7 +11,8 @@
 # (RANDOM_DATA=0: a one-byte pattern, as capture_bench.sh), and an incremental snapshot. Per
 # snapshot: wall time, bytes read from the VM's disks, bytes new in the repository, growth of the
 # repository directory. Then the VM is stopped and the last point is made into a new VM
-# (`vm create-from-snapshot`, qcow2), against `qemu-img convert -O qcow2` of the VM's images.
+# (`vm create-from-snapshot`, qcow2), against `qemu-img convert -O qcow2` of the VM's images and
+# against the same restore of the chain's first point (the full).
 #
 # Knobs: BIG_GIB (4), ROUNDS (30), RANDOM_DATA (1), STILLPOINT_BIN (build/ci's stillpoint),
 # INC_BENCH_WORK (work dir, default a new /tmp/spib.XXXX). Prints one JSON line per measurement
@@ -86,8 +87,8 @@ snapshot() {
   t0=$(now_ms)
   result=$(sp snapshot create inc --consistency crash-only --json)
   t1=$(now_ms)
-  jq -c --arg label "$1" --argjson wall $((t1 - t0)) --argjson growth $(($(repo_bytes) - before)) \
-    '{label: $label, id, incremental, wall_ms: $wall, read: .bytes.read, new: .bytes.new,
+  jq -c --arg what "$1" --argjson wall $((t1 - t0)) --argjson growth $(($(repo_bytes) - before)) \
+    '{what: $what, id, incremental, wall_ms: $wall, read: .bytes.read, new: .bytes.new,
       repo_growth: $growth}' <<< "$result"
 }
 
@@ -113,16 +114,25 @@ for image in "${images[@]}"; do
 done
 sync
 convert_ms=$(($(now_ms) - t0))
-drop_caches
-t0=$(now_ms)
-sp vm create-from-snapshot "$last" --name restored --dir "$work/restored" >/dev/null
-sync
-restore_ms=$(($(now_ms) - t0))
-echo "{\"label\":\"restore\",\"point\":\"$last\",\"convert_qcow2_ms\":$convert_ms,\"restore_ms\":$restore_ms}" |
+# restore NAME POINT: a new VM of the point, page cache dropped first; prints the milliseconds.
+restore() {
+  drop_caches
+  local t0
+  t0=$(now_ms)
+  sp vm create-from-snapshot "$2" --name "$1" --dir "$work/$1" >/dev/null
+  sync
+  echo $(($(now_ms) - t0))
+  sp vm remove "$1" >/dev/null
+  rm -rf "${work:?}/$1"
+}
+first=$(head -1 "$work/results.jsonl" | jq -r '.id')
+full_restore_ms=$(restore restored-full "$first")
+restore_ms=$(restore restored "$last")
+echo "{\"what\":\"restore\",\"point\":\"$last\",\"convert_qcow2_ms\":$convert_ms,\"restore_ms\":$restore_ms,\"full_restore_ms\":$full_restore_ms}" |
   tee -a "$work/results.jsonl"
 
 jq -s --argjson change "$change" '
-  (.[0]) as $full | (.[1]) as $first | ([.[] | select(.label | startswith("inc"))]) as $incs |
+  (.[0]) as $full | (.[1]) as $first | ([.[] | select(.what | startswith("inc"))]) as $incs |
   (.[-1]) as $restore |
   {full_ms: $full.wall_ms, changed_bytes: $change,
    first_incremental: {ms: $first.wall_ms, read: $first.read, new: $first.new,
@@ -134,5 +144,6 @@ jq -s --argjson change "$change" '
            read_max: ($incs | map(.read) | max), read_total: ($incs | map(.read) | add),
            growth_total: ($incs | map(.repo_growth) | add)},
    restore_after_chain: {restore_ms: $restore.restore_ms, convert_ms: $restore.convert_qcow2_ms,
-                         ratio: ($restore.convert_qcow2_ms / $restore.restore_ms)}}' \
+                         ratio: ($restore.convert_qcow2_ms / $restore.restore_ms),
+                         restore_of_the_full_ms: $restore.full_restore_ms}}' \
   "$work/results.jsonl"
