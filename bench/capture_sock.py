@@ -7,11 +7,13 @@ socket directly, or write to its disks through QEMU's block layer.
       guest-sync-delimited handshake, which is not timed). Prints one JSON line:
       {"freeze_ms": F, "thaw_ms": T, "round_trip_ms": F+T, "frozen": N}
 
-  capture_sock.py qmp-scatter QMP_SOCKET DEVICE SIZE_BYTES TOTAL_BYTES WRITE_BYTES SEED
+  capture_sock.py qmp-scatter QMP_SOCKET DEVICE SIZE_BYTES TOTAL_BYTES WRITE_BYTES SEED [DIR]
       Writes TOTAL_BYTES to the running VM's disk DEVICE (qdev id) as TOTAL/WRITE writes of
       WRITE_BYTES at distinct random WRITE_BYTES-aligned offsets, through QEMU's block layer
       (HMP `qemu-io -d DEVICE "write -P ..."`), so the VM's dirty bitmaps see them as guest
-      writes. Prints {"writes": n, "bytes": b, "chunks_4m": distinct 4 MiB chunks touched, "ms": t}.
+      writes. With DIR, each write carries its own random (incompressible) bytes from a file
+      made there (`write -s FILE`) instead of a one-byte pattern.
+      Prints {"writes": n, "bytes": b, "chunks_4m": distinct 4 MiB chunks touched, "ms": t}.
 
   capture_sock.py plan-scatter SIZE_BYTES TOTAL_BYTES WRITE_BYTES SEED PATTERN_FILE...
       Prints a write plan, one "OFFSET LENGTH PATTERN_FILE" line per write: TOTAL/WRITE writes at
@@ -28,6 +30,7 @@ socket directly, or write to its disks through QEMU's block layer.
 Each connection is closed before returning: QEMU and the agent serve one client at a time.
 """
 import json
+import os
 import random
 import socket
 import sys
@@ -95,10 +98,17 @@ def qga_freeze_thaw(path):
                       "round_trip_ms": freeze_ms + thaw_ms, "frozen": frozen}))
 
 
-def qmp_scatter(path, device, size, total, write, seed):
+def qmp_scatter(path, device, size, total, write, seed, source_dir=None):
     rng = random.Random(seed)
     count = total // write
     offsets = rng.sample(range(size // write), count)
+    sources = []
+    if source_dir is not None:
+        for index in range(count):
+            name = f"{source_dir}/scatter-{seed}-{index}.bin"
+            with open(name, "wb") as out:
+                out.write(rng.randbytes(write))
+            sources.append(name)
     sock = connect(path, timeout=120.0)
     lines = Lines(sock)
     lines.read_json()  # greeting
@@ -106,12 +116,15 @@ def qmp_scatter(path, device, size, total, write, seed):
     start = time.perf_counter()
     for index, slot in enumerate(offsets):
         pattern = 1 + (seed * 31 + index) % 254
+        data = f"-s {sources[index]}" if sources else f"-P {pattern}"
         out = command(sock, lines, "human-monitor-command", {
-            "command-line": f'qemu-io -d /machine/peripheral/{device}/virtio-backend "write -P {pattern} {slot * write} {write}"'})
+            "command-line": f'qemu-io -d /machine/peripheral/{device}/virtio-backend "write {data} {slot * write} {write}"'})
         if "error" in out.lower() or "failed" in out.lower():
             raise RuntimeError(f"qemu-io: {out.strip()}")
     elapsed = (time.perf_counter() - start) * 1e3
     sock.close()
+    for name in sources:
+        os.remove(name)
     chunks = {slot * write // (4 << 20) for slot in offsets}
     if write > (4 << 20):
         chunks = {c for slot in offsets
@@ -176,8 +189,8 @@ def libvirt_write(domain_name, device, plan_file):
 def main(argv):
     if len(argv) == 3 and argv[1] == "qga-freeze-thaw":
         qga_freeze_thaw(argv[2])
-    elif len(argv) == 8 and argv[1] == "qmp-scatter":
-        qmp_scatter(argv[2], argv[3], *(int(a) for a in argv[4:8]))
+    elif len(argv) in (8, 9) and argv[1] == "qmp-scatter":
+        qmp_scatter(argv[2], argv[3], *(int(a) for a in argv[4:8]), *argv[8:])
     elif len(argv) >= 7 and argv[1] == "plan-scatter":
         plan_scatter(*(int(a) for a in argv[2:6]), argv[6:])
     elif len(argv) == 5 and argv[1] == "qmp-write":

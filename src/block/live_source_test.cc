@@ -150,6 +150,42 @@ TEST_F(LiveSourceTest, IncrementalStreamReusesCleanChunks) {
   EXPECT_EQ(stats->bytes_reused, 2 * kMiB);
 }
 
+TEST_F(LiveSourceTest, PatchesReadOnlyTheDirtyClusters) {
+  ConnectOptions options;
+  options.dirty_bitmap = "b0";
+  auto source = ConnectNbdUnix(nbd_path_, "vda", options);
+  ASSERT_TRUE(source.ok()) << source.status();
+  StreamOptions stream_options;
+  stream_options.incremental = true;
+  stream_options.patches.sub_chunk_size = kCluster;
+  stream_options.patches.fits = [](uint64_t, const std::vector<uint32_t>& dirty) {
+    return dirty.size() <= 4;
+  };
+  std::map<uint64_t, SubChunks> patches;
+  stream_options.patches.sink = [&](uint64_t index, SubChunks subs) {
+    patches[index] = std::move(subs);
+    return absl::OkStatus();
+  };
+  auto to_read = BytesToRead(**source, kMiB, stream_options);
+  ASSERT_TRUE(to_read.ok()) << to_read.status();
+  std::map<uint64_t, ChunkKind> kinds;
+  auto stats = StreamVolume(**source, kMiB, stream_options,
+                            [&](uint64_t index, ChunkKind kind, std::string) {
+                              kinds[index] = kind;
+                              return absl::OkStatus();
+                            });
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(kinds.size(), 14u);
+  ASSERT_EQ(patches.size(), 2u);
+  ASSERT_EQ(patches[5].size(), 1u);
+  EXPECT_EQ(patches[5][0], std::make_pair(0u, std::string(kCluster, '\x5a')));
+  ASSERT_EQ(patches[9].size(), 1u);
+  EXPECT_EQ(patches[9][0].first, 0u);
+  EXPECT_EQ(patches[9][0].second.substr(4096, 4096), std::string(4096, '\x6b'));
+  EXPECT_EQ(stats->bytes_read, 2 * kCluster);
+  EXPECT_EQ(*to_read, 2 * kCluster);
+}
+
 TEST_F(LiveSourceTest, WithoutBitmapEverythingIsDirty) {
   auto source = ConnectNbdUnix(nbd_path_, "vda");
   ASSERT_TRUE(source.ok()) << source.status();

@@ -15,6 +15,8 @@ const char* ChunkKindName(ChunkKind kind) {
       return "zero";
     case ChunkKind::kReuseParent:
       return "reuse";
+    case ChunkKind::kPatch:
+      return "patch";
   }
   return "?";
 }
@@ -56,16 +58,85 @@ class ExtentCursor {
     return absl::OkStatus();
   }
 
+  // The sub_size-aligned pieces of [begin, end) (numbered from `begin`) that hold a dirty extent,
+  // in order, and for each whether it holds data (false: it reads as zeros everywhere).
+  // REQUIRES: Classify(begin, end, ...) was called last.
+  void DirtySubChunks(uint64_t begin, uint64_t end, uint32_t sub_size, std::vector<uint32_t>* dirty,
+                      std::vector<bool>* has_data) const {
+    uint64_t count = (end - begin + sub_size - 1) / sub_size;
+    std::vector<uint8_t> state(count, 0);  // bit 0: dirty, bit 1: data
+    for (const Extent& extent : extents_) {
+      if (extent.offset >= end) break;
+      if (extent.offset + extent.length <= begin) continue;
+      uint64_t first = (std::max(extent.offset, begin) - begin) / sub_size;
+      uint64_t last = (std::min(extent.offset + extent.length, end) - 1 - begin) / sub_size;
+      uint8_t bits = static_cast<uint8_t>((extent.dirty ? 1 : 0) | (extent.zero ? 0 : 2));
+      for (uint64_t k = first; k <= last; ++k) state[k] = static_cast<uint8_t>(state[k] | bits);
+    }
+    dirty->clear();
+    has_data->clear();
+    for (uint64_t k = 0; k < count; ++k) {
+      if ((state[k] & 1) == 0) continue;
+      dirty->push_back(static_cast<uint32_t>(k));
+      has_data->push_back((state[k] & 2) != 0);
+    }
+  }
+
  private:
   BlockSource& source_;
   std::deque<Extent> extents_;
   uint64_t fetched_end_ = 0;
 };
 
+// What the stream does with one chunk.
+struct ChunkPlan {
+  ChunkKind kind = ChunkKind::kData;
+  std::vector<uint32_t> dirty;  // kPatch: the dirty sub-chunks
+  std::vector<bool> has_data;   // kPatch: per dirty sub-chunk, whether it must be read
+  uint64_t bytes_to_read = 0;
+};
+
+uint64_t SubChunkLength(uint64_t chunk_length, uint32_t sub_size, uint32_t sub) {
+  return std::min<uint64_t>(sub_size, chunk_length - static_cast<uint64_t>(sub) * sub_size);
+}
+
+StatusOr<ChunkPlan> PlanChunk(ExtentCursor& extents, const StreamOptions& options, uint64_t index,
+                              uint64_t begin, uint64_t length) {
+  ChunkPlan plan;
+  bool all_zero = false;
+  bool any_dirty = false;
+  SP_RETURN_IF_ERROR(extents.Classify(begin, begin + length, &all_zero, &any_dirty));
+  if (all_zero) {
+    plan.kind = ChunkKind::kZero;
+    return plan;
+  }
+  if (options.incremental && !any_dirty) {
+    plan.kind = ChunkKind::kReuseParent;
+    return plan;
+  }
+  const PatchOptions& patches = options.patches;
+  if (options.incremental && patches.sub_chunk_size > 0 && patches.fits) {
+    extents.DirtySubChunks(begin, begin + length, patches.sub_chunk_size, &plan.dirty,
+                           &plan.has_data);
+    if (patches.fits(index, plan.dirty)) {
+      plan.kind = ChunkKind::kPatch;
+      for (size_t i = 0; i < plan.dirty.size(); ++i) {
+        if (!plan.has_data[i]) continue;
+        plan.bytes_to_read += SubChunkLength(length, patches.sub_chunk_size, plan.dirty[i]);
+      }
+      return plan;
+    }
+  }
+  plan.kind = ChunkKind::kData;
+  plan.bytes_to_read = length;
+  return plan;
+}
+
 struct Slot {
   uint64_t index = 0;
   ChunkKind kind = ChunkKind::kData;
-  std::string data;
+  std::string data;            // kPatch: the dirty sub-chunks one after the other
+  std::vector<uint32_t> subs;  // kPatch: the dirty sub-chunks
   int reads_left = 0;
 };
 
@@ -100,43 +171,74 @@ class Streamer {
 
  private:
   static constexpr size_t kMaxQueued = 4096;  // decided chunks waiting for an earlier read
+  static constexpr size_t kMaxRequests = 64;  // reads in flight (small ones, for patches)
 
   uint64_t ChunkLength(uint64_t index) const {
     return std::min<uint64_t>(chunk_size_, source_.size() - index * chunk_size_);
   }
 
-  // Decides chunks ahead and starts reads while the in-flight budget allows.
+  // Decides chunks ahead and starts reads while the in-flight budget (reads_in_flight whole
+  // chunks' worth of bytes, and of requests) allows.
   Status Fill() {
-    while (next_ < stats_.chunk_count && data_in_flight_ < options_.reads_in_flight &&
-           queue_.size() < kMaxQueued) {
+    uint64_t byte_budget = static_cast<uint64_t>(options_.reads_in_flight) * chunk_size_;
+    while (next_ < stats_.chunk_count && bytes_in_flight_ < byte_budget &&
+           source_.reads_in_flight() < kMaxRequests && queue_.size() < kMaxQueued) {
       uint64_t begin = next_ * chunk_size_;
       uint64_t length = ChunkLength(next_);
-      bool all_zero = false;
-      bool any_dirty = false;
-      SP_RETURN_IF_ERROR(extents_.Classify(begin, begin + length, &all_zero, &any_dirty));
+      SP_ASSIGN_OR_RETURN(ChunkPlan plan, PlanChunk(extents_, options_, next_, begin, length));
       Slot& slot = queue_.emplace_back();
       slot.index = next_++;
-      if (all_zero) {
-        slot.kind = ChunkKind::kZero;
-      } else if (options_.incremental && !any_dirty) {
-        slot.kind = ChunkKind::kReuseParent;
-      } else {
-        SP_RETURN_IF_ERROR(StartChunk(slot, begin, length));
+      slot.kind = plan.kind;
+      if (plan.kind == ChunkKind::kData) {
+        slot.data.resize(length);
+        SP_RETURN_IF_ERROR(StartReads(slot, begin, length, 0));
+      } else if (plan.kind == ChunkKind::kPatch) {
+        SP_RETURN_IF_ERROR(StartPatch(slot, plan, begin, length));
       }
     }
     return absl::OkStatus();
   }
 
-  Status StartChunk(Slot& slot, uint64_t begin, uint64_t length) {
-    slot.data.resize(length);
-    ++data_in_flight_;
+  // Reads the dirty sub-chunks that hold data into slot.data, one request per run of adjacent
+  // ones (split at max_read_size); the others stay zeros.
+  Status StartPatch(Slot& slot, const ChunkPlan& plan, uint64_t begin, uint64_t length) {
+    const uint32_t sub_size = options_.patches.sub_chunk_size;
+    slot.subs = plan.dirty;
+    uint64_t total = 0;
+    for (uint32_t sub : plan.dirty) total += SubChunkLength(length, sub_size, sub);
+    slot.data.assign(total, '\0');
+    uint64_t at = 0;
+    for (size_t i = 0; i < plan.dirty.size();) {
+      size_t run = i;
+      uint64_t run_length = 0;
+      while (run < plan.dirty.size() && plan.has_data[run] &&
+             plan.dirty[run] == plan.dirty[i] + (run - i)) {
+        run_length += SubChunkLength(length, sub_size, plan.dirty[run]);
+        ++run;
+      }
+      if (run == i) {  // a zero sub-chunk: nothing to read
+        at += SubChunkLength(length, sub_size, plan.dirty[i]);
+        ++i;
+        continue;
+      }
+      uint64_t offset = begin + static_cast<uint64_t>(plan.dirty[i]) * sub_size;
+      SP_RETURN_IF_ERROR(StartReads(slot, offset, run_length, at));
+      at += run_length;
+      i = run;
+    }
+    return absl::OkStatus();
+  }
+
+  // Reads `length` bytes at `offset` into slot.data at `at`, in pieces the source accepts.
+  Status StartReads(Slot& slot, uint64_t offset, uint64_t length, uint64_t at) {
     uint64_t piece_limit = std::max<uint64_t>(1, source_.max_read_size());
     for (uint64_t done = 0; done < length; done += piece_limit) {
       uint64_t piece = std::min(piece_limit, length - done);
       SP_ASSIGN_OR_RETURN(ReadTicket ticket,
-                          source_.StartRead(begin + done, piece, slot.data.data() + done));
-      owner_[ticket] = slot.index;
+                          source_.StartRead(offset + done, piece, slot.data.data() + at + done));
+      owner_[ticket] = {slot.index, piece};
       ++slot.reads_left;
+      bytes_in_flight_ += piece;
       stats_.bytes_read += piece;
     }
     return absl::OkStatus();
@@ -147,8 +249,9 @@ class Streamer {
     for (ReadTicket ticket : done) {
       auto it = owner_.find(ticket);
       if (it == owner_.end()) continue;
-      Slot& slot = queue_[static_cast<size_t>(it->second - queue_.front().index)];
-      if (--slot.reads_left == 0) --data_in_flight_;
+      Slot& slot = queue_[static_cast<size_t>(it->second.first - queue_.front().index)];
+      --slot.reads_left;
+      bytes_in_flight_ -= it->second.second;
       owner_.erase(it);
     }
     return absl::OkStatus();
@@ -165,11 +268,28 @@ class Streamer {
         slot.data = std::string();
       }
       Count(slot.kind, length);
-      SP_RETURN_IF_ERROR(sink_(slot.index, slot.kind, std::move(slot.data)));
+      if (slot.kind == ChunkKind::kPatch) {
+        SP_RETURN_IF_ERROR(options_.patches.sink(slot.index, SplitPatch(slot, length)));
+      } else {
+        SP_RETURN_IF_ERROR(sink_(slot.index, slot.kind, std::move(slot.data)));
+      }
       ++stats_.chunks_done;
       if (progress_) progress_(stats_);
     }
     return absl::OkStatus();
+  }
+
+  SubChunks SplitPatch(const Slot& slot, uint64_t length) const {
+    const uint32_t sub_size = options_.patches.sub_chunk_size;
+    SubChunks subs;
+    subs.reserve(slot.subs.size());
+    uint64_t at = 0;
+    for (uint32_t sub : slot.subs) {
+      uint64_t sub_length = SubChunkLength(length, sub_size, sub);
+      subs.emplace_back(sub, slot.data.substr(at, sub_length));
+      at += sub_length;
+    }
+    return subs;
   }
 
   void Count(ChunkKind kind, uint64_t length) {
@@ -185,6 +305,9 @@ class Streamer {
         ++stats_.reused_chunks;
         stats_.bytes_reused += length;
         break;
+      case ChunkKind::kPatch:
+        ++stats_.patched_chunks;
+        break;
     }
   }
 
@@ -195,10 +318,11 @@ class Streamer {
   const StreamProgress& progress_;
   ExtentCursor extents_;
   StreamStats stats_;
-  std::deque<Slot> queue_;                // decided chunks, in index order
-  std::map<ReadTicket, uint64_t> owner_;  // read in flight → chunk index
-  uint64_t next_ = 0;                     // next chunk to decide
-  int data_in_flight_ = 0;                // chunks with reads outstanding
+  std::deque<Slot> queue_;  // decided chunks, in index order
+  // Read in flight → (chunk index, bytes).
+  std::map<ReadTicket, std::pair<uint64_t, uint64_t>> owner_;
+  uint64_t next_ = 0;             // next chunk to decide
+  uint64_t bytes_in_flight_ = 0;  // of reads outstanding
 };
 
 }  // namespace
@@ -207,11 +331,11 @@ StatusOr<uint64_t> BytesToRead(BlockSource& source, uint32_t chunk_size,
                                const StreamOptions& options) {
   ExtentCursor extents(source);
   uint64_t total = 0;
-  for (uint64_t begin = 0; begin < source.size(); begin += chunk_size) {
+  uint64_t index = 0;
+  for (uint64_t begin = 0; begin < source.size(); begin += chunk_size, ++index) {
     uint64_t end = std::min<uint64_t>(source.size(), begin + chunk_size);
-    bool all_zero = false, any_dirty = false;
-    SP_RETURN_IF_ERROR(extents.Classify(begin, end, &all_zero, &any_dirty));
-    if (!all_zero && (!options.incremental || any_dirty)) total += end - begin;
+    SP_ASSIGN_OR_RETURN(ChunkPlan plan, PlanChunk(extents, options, index, begin, end - begin));
+    total += plan.bytes_to_read;
   }
   return total;
 }
@@ -221,6 +345,9 @@ StatusOr<StreamStats> StreamVolume(BlockSource& source, uint32_t chunk_size,
                                    const StreamProgress& progress) {
   if (chunk_size == 0 || options.reads_in_flight <= 0) {
     return absl::InvalidArgumentError("StreamVolume: chunk size and reads in flight must be > 0");
+  }
+  if (options.patches.sub_chunk_size > 0 && (!options.patches.fits || !options.patches.sink)) {
+    return absl::InvalidArgumentError("StreamVolume: patches need a fits test and a sink");
   }
   Streamer streamer(source, chunk_size, options, sink, progress);
   return streamer.Run();

@@ -102,6 +102,86 @@ TEST(StreamVolumeTest, BytesToReadIsWhatTheStreamReads) {
   }
 }
 
+// Patches of 4 KiB sub-chunks: chunk 0 (dirty as a whole) is too changed to be one; chunk 4
+// has one dirty sub-chunk (1); a chunk of two adjacent dirty sub-chunks and a discarded one.
+struct PatchRun {
+  Received received;
+  std::map<uint64_t, SubChunks> patches;
+  std::vector<std::pair<uint64_t, uint64_t>> reads;
+  StatusOr<StreamStats> stats = absl::UnknownError("not run");
+  uint64_t expected_bytes = 0;
+};
+
+PatchRun StreamWithPatches() {
+  constexpr uint32_t kSub = 4096;
+  FakeSource source = MakeVolume(true);
+  // Chunk 3 (clean so far): sub-chunks 2 and 3 dirty with data, 9 dirty and discarded.
+  source.bytes_.replace(3 * kChunk + 2 * kSub, 2 * kSub, std::string(2 * kSub, 'n'));
+  source.bytes_.replace(3 * kChunk + 9 * kSub, kSub, std::string(kSub, '\0'));
+  source.extents_[3] = {3 * kChunk, 2 * kSub, false, false};
+  source.extents_.insert(source.extents_.begin() + 4,
+                         {{3 * kChunk + 2 * kSub, 2 * kSub, false, true},
+                          {3 * kChunk + 4 * kSub, 5 * kSub, false, false},
+                          {3 * kChunk + 9 * kSub, kSub, true, true},
+                          {3 * kChunk + 10 * kSub, 6 * kSub, false, false}});
+  PatchRun run;
+  StreamOptions options;
+  options.incremental = true;
+  options.patches.sub_chunk_size = kSub;
+  options.patches.fits = [](uint64_t, const std::vector<uint32_t>& dirty) {
+    return dirty.size() <= 4;
+  };
+  options.patches.sink = [&run](uint64_t index, SubChunks subs) {
+    run.received.order.push_back(index);
+    run.patches[index] = std::move(subs);
+    return absl::OkStatus();
+  };
+  source.on_read_ = [&run](uint64_t offset, uint64_t length) {
+    run.reads.emplace_back(offset, length);
+  };
+  run.expected_bytes = *BytesToRead(source, kChunk, options);
+  run.stats = StreamVolume(source, kChunk, options, Collect(run.received));
+  return run;
+}
+
+TEST(StreamVolumeTest, PatchesReadOnlyTheDirtySubChunks) {
+  PatchRun run = StreamWithPatches();
+  ASSERT_TRUE(run.stats.ok()) << run.stats.status();
+  EXPECT_EQ(run.received.order, (std::vector<uint64_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(run.received.chunks[0].first, ChunkKind::kData);  // all 16 sub-chunks dirty
+  ASSERT_EQ(run.patches.count(4), 1u);
+  ASSERT_EQ(run.patches[4].size(), 1u);
+  EXPECT_EQ(run.patches[4][0].first, 1u);
+  EXPECT_EQ(run.patches[4][0].second, std::string(4096, '\0'));  // the 'd's are in sub-chunk 0
+  ASSERT_EQ(run.patches.count(3), 1u);
+  ASSERT_EQ(run.patches[3].size(), 3u);
+  EXPECT_EQ(run.patches[3][0], std::make_pair(2u, std::string(4096, 'n')));
+  EXPECT_EQ(run.patches[3][1], std::make_pair(3u, std::string(4096, 'n')));
+  EXPECT_EQ(run.patches[3][2], std::make_pair(9u, std::string(4096, '\0')));
+  EXPECT_EQ(run.received.chunks[5].first, ChunkKind::kReuseParent);
+  EXPECT_EQ(run.stats->patched_chunks, 2u);
+  // Chunks 0 and 2 whole; one read for chunk 3's adjacent sub-chunks, none for the discarded one;
+  // one for chunk 4's.
+  EXPECT_EQ(run.stats->bytes_read, 2 * kChunk + 3 * 4096);
+  EXPECT_EQ(run.expected_bytes, run.stats->bytes_read);
+  std::vector<std::pair<uint64_t, uint64_t>> patch_reads;
+  for (const auto& read : run.reads) {
+    if (read.first >= 3 * kChunk && read.first < 5 * kChunk) patch_reads.push_back(read);
+  }
+  EXPECT_EQ(patch_reads, (std::vector<std::pair<uint64_t, uint64_t>>{
+                             {3 * kChunk + 2 * 4096, 2 * 4096}, {4 * kChunk + 4096, 4096}}));
+}
+
+TEST(StreamVolumeTest, PatchesNeedAFitsTestAndASink) {
+  FakeSource source = MakeVolume(true);
+  Received received;
+  StreamOptions options;
+  options.incremental = true;
+  options.patches.sub_chunk_size = 4096;
+  auto stats = StreamVolume(source, kChunk, options, Collect(received));
+  EXPECT_EQ(stats.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(StreamVolumeTest, ReadErrorNamesOffsetAndStops) {
   FakeSource source = MakeVolume(false);
   source.fail_at_ = 3 * kChunk + 5;

@@ -250,13 +250,13 @@ class CaptureUnitTest : public ::testing::Test {
     }
   }
 
-  // The chunks the stream read of `volume`. Every other read must be the journal check's, a
-  // few sectors of a superblock or partition table.
-  std::vector<uint64_t> ChunksRead(const std::string& volume) {
+  // The chunks (or with `piece`, the pieces of that size) the stream read of `volume`. Every
+  // other read must be the journal check's, a few sectors of a superblock or partition table.
+  std::vector<uint64_t> ChunksRead(const std::string& volume, uint64_t piece = kChunk) {
     std::vector<uint64_t> chunks;
     for (const auto& [offset, length] : reads_[volume]) {
-      if (length == kChunk && offset % kChunk == 0) {
-        chunks.push_back(offset / kChunk);
+      if (length == piece && offset % piece == 0) {
+        chunks.push_back(offset / piece);
       } else {
         EXPECT_LE(length, 4096u) << volume << " read at " << offset;
       }
@@ -376,9 +376,11 @@ TEST_F(CaptureUnitTest, IncrementalReadsOnlyTheDirtyExtents) {
   auto result = Capture();
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_TRUE(result->incremental);
-  EXPECT_EQ(result->read_bytes, 2 * kChunk);  // one chunk of each disk
-  EXPECT_EQ(ChunksRead("data"), std::vector<uint64_t>{1});
-  EXPECT_EQ(ChunksRead("root"), std::vector<uint64_t>{3});
+  // Of each disk only the dirty sub-chunk of the changed chunk, a patch of the parent's chunk.
+  constexpr uint64_t kSub = repo::internal::kSubChunkSize;
+  EXPECT_EQ(result->read_bytes, 2 * kSub);
+  EXPECT_EQ(ChunksRead("data", kSub), std::vector<uint64_t>{kChunk / kSub});
+  EXPECT_EQ(ChunksRead("root", kSub), std::vector<uint64_t>{3 * kChunk / kSub});
   auto manifest = repo_->GetRecoveryPoint(result->point_id);
   ASSERT_TRUE(manifest.ok());
   EXPECT_EQ(manifest->parent_id, base_id);

@@ -16,19 +16,92 @@ namespace {
 
 using internal::VolumeIndex;
 
-TEST(IndexFormatTest, RoundTripsAndDetectsEveryFlippedByte) {
-  VolumeIndex index{1u << 20, (3u << 20) + 5, {Sha256("a"), kZeroDigest, Sha256("b"), Sha256("c")}};
-  std::string bytes = internal::EncodeIndex(index);
-  auto decoded = internal::DecodeIndex(bytes);
-  ASSERT_TRUE(decoded.ok()) << decoded.status();
-  EXPECT_EQ(decoded->chunks, index.chunks);
-  EXPECT_EQ(decoded->volume_size, index.volume_size);
-  for (size_t i = 0; i < bytes.size(); i += 7) {
-    std::string damaged = bytes;
-    damaged[i] = static_cast<char>(damaged[i] ^ 1);
-    EXPECT_TRUE(absl::IsDataLoss(internal::DecodeIndex(damaged).status())) << i;
+using internal::SubChunkOverride;
+
+// 3 MiB + 5 bytes in 1 MiB chunks: chunk 1 is a composite of a zero base, chunk 3 (5 bytes) of
+// a stored base with its only sub-chunk (5 bytes) overridden.
+VolumeIndex SampleIndex(uint32_t version) {
+  VolumeIndex index{1u << 20,
+                    (3u << 20) + 5,
+                    {Sha256("a"), kZeroDigest, Sha256("b"), Sha256("c")},
+                    version,
+                    version == 1 ? 0 : internal::kSubChunkSize,
+                    {}};
+  if (version == 2) {
+    index.overrides = {{1, 0, Sha256("x")}, {1, 15, kZeroDigest}, {3, 0, Sha256("y")}};
   }
-  EXPECT_FALSE(internal::DecodeIndex(bytes.substr(0, bytes.size() - 1)).ok());
+  return index;
+}
+
+TEST(IndexFormatTest, RoundTripsAndDetectsEveryFlippedByte) {
+  for (uint32_t version : {1u, 2u}) {
+    VolumeIndex index = SampleIndex(version);
+    std::string bytes = internal::EncodeIndex(index);
+    auto decoded = internal::DecodeIndex(bytes);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->version, version);
+    EXPECT_EQ(decoded->chunks, index.chunks);
+    EXPECT_EQ(decoded->volume_size, index.volume_size);
+    EXPECT_EQ(decoded->sub_chunk_size, index.sub_chunk_size);
+    EXPECT_EQ(decoded->overrides, index.overrides);
+    EXPECT_EQ(internal::EncodeIndex(*decoded), bytes);
+    for (size_t i = 0; i < bytes.size(); i += 7) {
+      std::string damaged = bytes;
+      damaged[i] = static_cast<char>(damaged[i] ^ 1);
+      EXPECT_TRUE(absl::IsDataLoss(internal::DecodeIndex(damaged).status())) << i;
+    }
+    EXPECT_FALSE(internal::DecodeIndex(bytes.substr(0, bytes.size() - 1)).ok());
+  }
+}
+
+TEST(IndexFormatTest, CompositesAreNeverZeroAndKnowTheirSubChunks) {
+  VolumeIndex index = SampleIndex(2);
+  EXPECT_FALSE(index.IsZero(0));
+  EXPECT_FALSE(index.IsZero(1));  // zero base, overrides
+  EXPECT_FALSE(index.IsZero(2));
+  EXPECT_EQ(index.OverridesOf(1), std::make_pair(size_t{0}, size_t{2}));
+  EXPECT_EQ(index.OverridesOf(2), std::make_pair(size_t{2}, size_t{2}));
+  EXPECT_EQ(index.SubChunkCount(0), 16u);
+  EXPECT_EQ(index.SubChunkCount(3), 1u);
+  EXPECT_EQ(index.SubChunkLength(3, 0), 5u);
+  VolumeIndex plain = SampleIndex(1);
+  EXPECT_TRUE(plain.IsZero(1));
+}
+
+// `edit` applied to the encoded sample index, with its checksum made right again.
+std::string EditedIndex(const std::function<void(std::string&)>& edit) {
+  std::string bytes = internal::EncodeIndex(SampleIndex(2));
+  bytes.resize(bytes.size() - sizeof(Digest));
+  edit(bytes);
+  Digest checksum = Sha256(bytes);
+  return bytes + std::string(reinterpret_cast<const char*>(checksum.data()), checksum.size());
+}
+
+TEST(IndexFormatTest, RefusesOverridesThatAreOutOfPlaceEvenWithAGoodChecksum) {
+  // Overrides start at 40 + 4 × 32 = 168, 48 bytes each: chunk (8), sub-chunk (4), reserved (4).
+  const size_t first = internal::kIndexHeaderSizeV2 + 4 * sizeof(Digest);
+  auto put32 = [](std::string& bytes, size_t at, uint32_t value) {
+    std::string encoded;
+    internal::PutLittle32(&encoded, value);
+    bytes.replace(at, 4, encoded);
+  };
+  const std::vector<std::pair<std::string, std::function<void(std::string&)>>> cases = {
+      {"past the chunks", [&](std::string& b) { b[first] = 9; }},
+      {"past the chunk's sub-chunks", [&](std::string& b) { put32(b, first + 8, 16); }},
+      {"past a short chunk's end", [&](std::string& b) { put32(b, first + 2 * 48 + 8, 1); }},
+      {"out of order", [&](std::string& b) { put32(b, first + 48 + 8, 0); }},
+      {"reserved bits", [&](std::string& b) { b[first + 12] = 1; }},
+      {"sub-chunk size not a power of two", [&](std::string& b) { put32(b, 12, 65537); }},
+      {"sub-chunk size too small", [&](std::string& b) { put32(b, 12, 2048); }},
+      {"sub-chunk size above the chunk size", [&](std::string& b) { put32(b, 12, 2u << 20); }},
+      {"override count", [&](std::string& b) { b[32] = 4; }},
+      {"unknown version", [&](std::string& b) { put32(b, 4, 3); }},
+  };
+  ASSERT_TRUE(internal::DecodeIndex(EditedIndex([](std::string&) {})).ok());
+  for (const auto& [what, edit] : cases) {
+    auto decoded = internal::DecodeIndex(EditedIndex(edit));
+    EXPECT_TRUE(absl::IsDataLoss(decoded.status())) << what << ": " << decoded.status();
+  }
 }
 
 Manifest SampleManifest() {
@@ -255,12 +328,15 @@ TEST(FuzzSeedTest, ValidSeedsDecodeAndBrokenOnesDoNot) {
   EXPECT_TRUE(description("missing-timing", DescriptionLayout::kVersion1Extras).ok());
   EXPECT_FALSE(description("missing-timing", DescriptionLayout::kCurrent).ok());
   EXPECT_TRUE(internal::DecodeIndex(CorpusFile("repo_index/valid-3-chunks")).ok());
+  EXPECT_TRUE(internal::DecodeIndex(CorpusFile("repo_index/v2-composites")).ok());
   for (const char* name : {"repo_manifest/tampered", "repo_manifest/path-escape",
                            "repo_manifest/future-version", "repo_manifest/wrong-type"}) {
     EXPECT_TRUE(absl::IsDataLoss(DecodeManifest(CorpusFile(name)).status())) << name;
   }
-  for (const char* name : {"repo_index/bad-checksum", "repo_index/count-overflow",
-                           "repo_index/zero-chunk-size", "repo_index/truncated"}) {
+  for (const char* name :
+       {"repo_index/bad-checksum", "repo_index/count-overflow", "repo_index/zero-chunk-size",
+        "repo_index/truncated", "repo_index/v2-override-order", "repo_index/v2-override-past-end",
+        "repo_index/v2-override-count-overflow", "repo_index/v2-sub-chunk-size"}) {
     EXPECT_TRUE(absl::IsDataLoss(internal::DecodeIndex(CorpusFile(name)).status())) << name;
   }
 }

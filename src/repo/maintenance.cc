@@ -24,6 +24,20 @@ struct DigestHash {
 };
 using DigestSet = std::unordered_set<Digest, DigestHash>;
 
+// Every stored object `index` refers to (bases and sub-chunk overrides; zero ids skipped), with
+// the volume offset it serves, possibly more than once.
+template <typename Visit>
+void ForEachObject(const internal::VolumeIndex& index, Visit visit) {
+  for (uint64_t i = 0; i < index.chunks.size(); ++i) {
+    if (index.chunks[i] != kZeroDigest) visit(index.chunks[i], i * index.chunk_size);
+  }
+  for (const internal::SubChunkOverride& entry : index.overrides) {
+    if (entry.id == kZeroDigest) continue;
+    visit(entry.id,
+          entry.chunk * index.chunk_size + static_cast<uint64_t>(entry.sub) * index.sub_chunk_size);
+  }
+}
+
 std::string FanDir(const std::string& repo, int fan) {
   return absl::StrFormat("%s/%s/%02x", repo, internal::kChunksDir, fan);
 }
@@ -48,10 +62,10 @@ StatusOr<VmUsage> Repository::Usage(absl::string_view vm_id) {
       if (auto info = fs()->Stat(JoinPath(dir, volume.index_file)); info.ok()) {
         usage.stored_bytes += info->size;
       }
-      for (const Digest& id : index.chunks) {
-        if (id == kZeroDigest || !chunks.insert(id).second) continue;
+      ForEachObject(index, [&](const Digest& id, uint64_t) {
+        if (!chunks.insert(id).second) return;
         if (auto info = fs()->Stat(ChunkPath(id)); info.ok()) usage.stored_bytes += info->size;
-      }
+      });
     }
   }
   return usage;
@@ -123,9 +137,7 @@ StatusOr<VerifyReport> Repository::Verify(absl::string_view point_id) {
         report.damaged_points.push_back(std::string(index.status().message()));
         continue;
       }
-      for (const Digest& id : index->chunks) {
-        if (id != kZeroDigest) distinct.insert(id);
-      }
+      ForEachObject(*index, [&](const Digest& id, uint64_t) { distinct.insert(id); });
     }
   }
   std::vector<Digest> ids(distinct.begin(), distinct.end());
@@ -161,12 +173,12 @@ StatusOr<VerifyReport> Repository::Verify(absl::string_view point_id) {
     for (const ManifestVolume& volume : manifest.volumes) {
       auto index = LoadIndex(manifest, volume);
       if (!index.ok()) continue;
-      for (uint64_t i = 0; i < index->chunks.size(); ++i) {
-        auto found = bad.find(index->chunks[i]);
-        if (found == bad.end()) continue;
-        report.problems.push_back(VerifyProblem{manifest.id, volume.name, i * manifest.chunk_size,
-                                                DigestHex(found->first), found->second});
-      }
+      ForEachObject(*index, [&](const Digest& id, uint64_t offset) {
+        auto found = bad.find(id);
+        if (found == bad.end()) return;
+        report.problems.push_back(
+            VerifyProblem{manifest.id, volume.name, offset, DigestHex(id), found->second});
+      });
     }
   }
   return report;
@@ -289,10 +301,10 @@ Status Collector::Mark() {
         return absl::DataLossError(
             absl::StrCat("gc stopped without deleting anything: ", index.status().message()));
       }
-      marked_.insert(index->chunks.begin(), index->chunks.end());
+      ForEachObject(*index, [&](const Digest& id, uint64_t) { marked_.insert(id); });
     }
   }
-  report_.chunks_in_use = marked_.size() - marked_.count(kZeroDigest);
+  report_.chunks_in_use = marked_.size();
   return absl::OkStatus();
 }
 

@@ -1,4 +1,5 @@
 // The read path: random access to a volume of a recovery point, and a read-ahead stream.
+#include <cstring>
 #include <deque>
 #include <future>
 
@@ -30,20 +31,17 @@ class VolumeReaderImpl final : public VolumeReader {
   uint64_t size() const override { return index_.volume_size; }
   uint32_t chunk_size() const override { return index_.chunk_size; }
   uint64_t chunk_count() const override { return index_.chunks.size(); }
-  bool IsZeroChunk(uint64_t index) const override {
-    return index < index_.chunks.size() && index_.chunks[index] == kZeroDigest;
-  }
+  bool IsZeroChunk(uint64_t index) const override { return index_.IsZero(index); }
 
  private:
-  uint64_t ChunkLength(uint64_t index) const {
-    return std::min<uint64_t>(index_.chunk_size, index_.volume_size - index * index_.chunk_size);
+  uint64_t ChunkLength(uint64_t index) const { return index_.ChunkLength(index); }
+  Status Damaged(uint64_t offset, const Digest& id, absl::string_view what) const {
+    return absl::DataLossError(absl::StrCat(
+        "recovery point ", point_id_, ", volume '", volume_, "', offset ", offset, " (chunk ",
+        DigestHex(id), "): ", what, "; run `stillpoint repo verify ", point_id_, "`"));
   }
-  Status Damaged(uint64_t index, absl::string_view what) const {
-    return absl::DataLossError(absl::StrCat("recovery point ", point_id_, ", volume '", volume_,
-                                            "', offset ", index * index_.chunk_size, " (chunk ",
-                                            DigestHex(index_.chunks[index]), "): ", what,
-                                            "; run `stillpoint repo verify ", point_id_, "`"));
-  }
+  // The plaintext of the object `id`, which must be `length` bytes; errors name `offset`.
+  StatusOr<std::string> ReadObject(const Digest& id, uint64_t length, uint64_t offset) const;
   StatusOr<std::shared_ptr<const std::string>> CachedChunk(uint64_t index) const;
 
   Repository* const repo_;
@@ -55,16 +53,42 @@ class VolumeReaderImpl final : public VolumeReader {
   mutable std::shared_ptr<const std::string> cached_ ABSL_GUARDED_BY(cache_mutex_);
 };
 
+StatusOr<std::string> VolumeReaderImpl::ReadObject(const Digest& id, uint64_t length,
+                                                   uint64_t offset) const {
+  auto file = repo_->fs()->NewRandomAccessFile(repo_->ChunkPath(id));
+  if (absl::IsNotFound(file.status())) return Damaged(offset, id, "chunk is missing");
+  if (!file.ok()) return Damaged(offset, id, file.status().message());
+  auto plain = repo_->codec().ReadAndDecode(**file, id);
+  if (!plain.ok()) return Damaged(offset, id, plain.status().message());
+  if (plain->size() != length) return Damaged(offset, id, "chunk has the wrong length");
+  return plain;
+}
+
+// A composite is its base (or zeros) with each override copied over its sub-chunk.
 StatusOr<std::string> VolumeReaderImpl::ReadChunk(uint64_t index) const {
   if (index >= index_.chunks.size()) return absl::OutOfRangeError("chunk index past the end");
-  const Digest& id = index_.chunks[index];
-  if (id == kZeroDigest) return std::string(ChunkLength(index), '\0');
-  auto file = repo_->fs()->NewRandomAccessFile(repo_->ChunkPath(id));
-  if (absl::IsNotFound(file.status())) return Damaged(index, "chunk is missing");
-  if (!file.ok()) return Damaged(index, file.status().message());
-  auto plain = repo_->codec().ReadAndDecode(**file, id);
-  if (!plain.ok()) return Damaged(index, plain.status().message());
-  if (plain->size() != ChunkLength(index)) return Damaged(index, "chunk has the wrong length");
+  const Digest& base = index_.chunks[index];
+  uint64_t offset = index * index_.chunk_size;
+  std::string plain;
+  if (base == kZeroDigest) {
+    plain.assign(ChunkLength(index), '\0');
+  } else {
+    SP_ASSIGN_OR_RETURN(plain, ReadObject(base, ChunkLength(index), offset));
+  }
+  auto [first, last] = index_.OverridesOf(index);
+  for (size_t i = first; i < last; ++i) {
+    const internal::SubChunkOverride& entry = index_.overrides[i];
+    uint64_t within = static_cast<uint64_t>(entry.sub) * index_.sub_chunk_size;
+    uint64_t length = index_.SubChunkLength(index, entry.sub);
+    // DecodeIndex refuses an override past its chunk's end.
+    SP_CHECK_LE(within + length, plain.size());
+    if (entry.id == kZeroDigest) {
+      std::memset(plain.data() + within, 0, length);
+      continue;
+    }
+    SP_ASSIGN_OR_RETURN(std::string sub, ReadObject(entry.id, length, offset + within));
+    std::memcpy(plain.data() + within, sub.data(), length);
+  }
   return plain;
 }
 
@@ -92,7 +116,7 @@ Status VolumeReaderImpl::ReadAt(uint64_t offset, uint64_t length, char* buffer) 
     uint64_t within = offset % index_.chunk_size;
     SP_CHECK_LT(index, index_.chunks.size());  // the range was checked against the size
     uint64_t count = std::min(length, ChunkLength(index) - within);
-    if (index_.chunks[index] == kZeroDigest) {
+    if (index_.IsZero(index)) {
       std::memset(buffer, 0, count);
     } else {
       SP_ASSIGN_OR_RETURN(auto chunk, CachedChunk(index));

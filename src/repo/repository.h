@@ -10,7 +10,9 @@
 // Write path (capture):
 //   auto writer = repo->BeginRecoveryPoint(request);       // refuses early if over the VM's limit
 //   auto volume = (*writer)->AddVolume("vda", size);
-//   volume->PutChunk(i, data) / PutZero(i) / ReuseParent(i) for every chunk position i
+//   volume->PutChunk(i, data) / PutZero(i) / ReuseParent(i) / PutPatch(i, sub-chunks) for every
+//   chunk position i (a patch: the parent's chunk with a few sub-chunks replaced, stored as a
+//   composite index entry — the base and the sub-chunk objects, never a chain)
 //   (*writer)->Commit(description) → the manifest written     or   (*writer)->Abort()
 // Hashing, compression and storing run on worker threads; memory stays bounded (PutChunk blocks
 // while too much is in flight).
@@ -29,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -47,10 +50,11 @@ class ChunkCodec;
 struct VolumeIndex;
 }  // namespace internal
 
-// The repository's format (its config's "version"). 2: manifests of version 2 may be present.
-// Version 1 repositories are read as they are and become version 2 before their first version-2
-// manifest is written (docs/repository-format.md, "Versioning").
-inline constexpr int kFormatVersion = 2;
+// The repository's format (its config's "version"). 2: manifests of version 2 may be present;
+// 3: volume indexes of version 2 (sub-chunk overrides) may be present too. Older repositories
+// are read as they are and become version 3 before the first point is written into them
+// (docs/repository-format.md, "Versioning").
+inline constexpr int kFormatVersion = 3;
 inline constexpr int kOldestFormatVersion = 1;
 inline constexpr uint32_t kMinChunkSize = 1u << 20;
 inline constexpr uint32_t kMaxChunkSize = 16u << 20;
@@ -125,6 +129,23 @@ class VolumeWriter {
   // Chunk `index` is the same as in the parent point's volume of the same name.
   // FailedPrecondition when there is no such parent volume or the parent's chunk is gone.
   virtual Status ReuseParent(uint64_t index) = 0;
+
+  // Patches: an incremental that changed a few sub-chunks of a chunk gives only those, and the
+  // index records the chunk as the parent's base with the new sub-chunks as overrides (no chain:
+  // the parent's overrides are merged in). The sub-chunk size of this volume's patches, or 0
+  // when it takes none (no parent volume).
+  virtual uint32_t sub_chunk_size() const = 0;
+  // Whether chunk `index` may be given as a patch replacing the sub-chunks `subs` (increasing):
+  // the parent has the chunk with the same length, and with the parent's own overrides of the
+  // chunk at most a quarter of its sub-chunks (at least one, never all) would be overridden.
+  // Otherwise give the whole chunk (PutChunk).
+  virtual bool PatchFits(uint64_t index, const std::vector<uint32_t>& subs) const = 0;
+  // Chunk `index` is the parent's with sub-chunks replaced: `subs` holds (sub-chunk number,
+  // its bytes) in increasing order, each sub_chunk_size() bytes (the chunk's last sub-chunk may be
+  // shorter). Hashed, compressed and stored like PutChunk; may block likewise.
+  // FailedPrecondition unless PatchFits, or when an object of the parent's chunk is gone;
+  // InvalidArgument for a sub-chunk of the wrong length.
+  virtual Status PutPatch(uint64_t index, std::vector<std::pair<uint32_t, std::string>> subs) = 0;
   virtual const std::string& name() const = 0;
   virtual uint64_t size() const = 0;
   virtual uint64_t chunk_count() const = 0;
@@ -134,10 +155,11 @@ class VolumeWriter {
 struct WriteStats {
   uint64_t chunks = 0;
   uint64_t zero_chunks = 0;
-  uint64_t reused_chunks = 0;  // deduplicated (already stored, or the parent's)
-  uint64_t new_chunks = 0;
-  uint64_t bytes_in = 0;      // plaintext bytes given to PutChunk
-  uint64_t stored_bytes = 0;  // bytes of new chunk objects
+  uint64_t reused_chunks = 0;   // deduplicated (already stored, or the parent's)
+  uint64_t patched_chunks = 0;  // given as patches: the parent's chunk with new sub-chunks
+  uint64_t new_chunks = 0;      // new objects stored (chunks and sub-chunks)
+  uint64_t bytes_in = 0;        // plaintext bytes given to PutChunk
+  uint64_t stored_bytes = 0;    // bytes of new chunk objects
 };
 
 class RecoveryPointWriter {
@@ -169,12 +191,13 @@ class VolumeReader {
   // Reads `length` bytes at `offset` into `buffer`. OutOfRange past the end of the volume;
   // DataLoss naming the point, volume and offset when a chunk is missing or corrupt.
   virtual Status ReadAt(uint64_t offset, uint64_t length, char* buffer) const = 0;
-  // The plaintext of chunk `index` (zeros for a zero chunk).
+  // The plaintext of chunk `index` (zeros for a zero chunk; a composite's base with its
+  // sub-chunk overrides applied).
   virtual StatusOr<std::string> ReadChunk(uint64_t index) const = 0;
   virtual uint64_t size() const = 0;
   virtual uint32_t chunk_size() const = 0;
   virtual uint64_t chunk_count() const = 0;
-  // True when chunk `index` is all zeros (no I/O needed to read it).
+  // True when chunk `index` is all zeros (no I/O needed to read it); never for a composite.
   virtual bool IsZeroChunk(uint64_t index) const = 0;
 };
 
@@ -299,8 +322,8 @@ class Repository {
   Repository(std::string path, OpenOptions options, RepositoryConfig config,
              std::unique_ptr<internal::ChunkCodec> codec);
   StatusOr<std::string> ResolveId(absl::string_view id_or_prefix);
-  // Rewrites the config of a version-1 repository as version 2, so that an older stillpoint
-  // refuses it once it holds a version-2 manifest. Called before a point is written.
+  // Rewrites the config of an older repository as kFormatVersion, so that an older stillpoint
+  // refuses it once it holds objects it cannot read. Called before a point is written.
   Status UpgradeFormat();
 
   std::string path_;

@@ -357,7 +357,7 @@ TEST_F(RepositoryTest, DamagedIndexOrManifestIsReported) {
 
 TEST_F(RepositoryTest, UnknownVersionAndMissingRepositoryAreRefused) {
   std::string config = *mem_.ReadWholeFile("/repo/config");
-  size_t at = config.find("\"version\": 2");
+  size_t at = config.find("\"version\": 3");
   ASSERT_NE(at, std::string::npos);
   config.replace(at, 12, "\"version\": 9");
   ASSERT_TRUE(mem_.WriteFileDurably("/repo/config", config).ok());
@@ -919,7 +919,7 @@ TEST(VersionOneRepositoryTest, ReadsItAsItIsAndUpgradesItBeforeTheFirstNewPoint)
   request.vm = VmIdentity{old_point->vm_id, "tiny"};
   auto writer = (*repo)->BeginRecoveryPoint(request);
   ASSERT_TRUE(writer.ok()) << writer.status();
-  EXPECT_EQ(ConfigVersion(&mem, "/old"), 2);
+  EXPECT_EQ(ConfigVersion(&mem, "/old"), 3);
   auto volume = (*writer)->AddVolume("root", kChunk);
   ASSERT_TRUE((*volume)->PutChunk(0, bytes).ok());
   PointDescription description;
@@ -930,7 +930,7 @@ TEST(VersionOneRepositoryTest, ReadsItAsItIsAndUpgradesItBeforeTheFirstNewPoint)
 
   repo = Repository::Open("/old", options);
   ASSERT_TRUE(repo.ok()) << repo.status();
-  EXPECT_EQ((*repo)->config().version, 2);
+  EXPECT_EQ((*repo)->config().version, 3);
   auto points = (*repo)->ListRecoveryPoints();
   ASSERT_TRUE(points.ok()) << points.status();
   ASSERT_EQ(points->size(), 2u);
@@ -953,7 +953,7 @@ TEST(RepositoryVersionTest, RefusesAVersionItDoesNotKnowSayingWhy) {
   CopyVersionOneRepository(&mem, "/repo");
   nlohmann::json config = nlohmann::json::parse(*mem.ReadWholeFile("/repo/config"));
   config.erase("checksum");
-  config["version"] = 3;
+  config["version"] = 4;
   config["checksum"] = DigestHex(Sha256(config.dump()));
   ASSERT_TRUE(mem.WriteFileDurably("/repo/config", config.dump()).ok());
   OpenOptions options;
@@ -961,13 +961,13 @@ TEST(RepositoryVersionTest, RefusesAVersionItDoesNotKnowSayingWhy) {
   auto repo = Repository::Open("/repo", options);
   EXPECT_TRUE(absl::IsFailedPrecondition(repo.status())) << repo.status();
   EXPECT_THAT(std::string(repo.status().message()),
-              HasSubstr("has format version 3; this stillpoint reads versions 1 to 2. It was "
+              HasSubstr("has format version 4; this stillpoint reads versions 1 to 3. It was "
                         "written by a newer stillpoint"));
 }
 
-TEST_F(RepositoryTest, NewRepositoriesAreVersionTwo) {
-  EXPECT_EQ(repo_->config().version, 2);
-  EXPECT_EQ(ConfigVersion(&mem_, "/repo"), 2);
+TEST_F(RepositoryTest, NewRepositoriesAreVersionThree) {
+  EXPECT_EQ(repo_->config().version, 3);
+  EXPECT_EQ(ConfigVersion(&mem_, "/repo"), 3);
 }
 
 TEST_F(RepositoryTest, CommitRefusesADescriptionThatWouldNotReadBack) {

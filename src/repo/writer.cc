@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bitset>
 #include <deque>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -21,6 +22,7 @@
 namespace sp::repo {
 namespace {
 
+using internal::SubChunkOverride;
 using internal::VolumeIndex;
 
 class WriterImpl;
@@ -36,11 +38,16 @@ class VolumeWriterImpl final : public VolumeWriter {
         count_(internal::ChunkCount(size, chunk_size)),
         ids_(count_),
         given_(count_, 0),
-        parent_(std::move(parent)) {}
+        parent_(std::move(parent)),
+        sub_chunk_size_(parent_ && parent_->version >= 2 ? parent_->sub_chunk_size
+                                                         : internal::kSubChunkSize) {}
 
   Status PutChunk(uint64_t index, std::string data) override;
   Status PutZero(uint64_t index) override;
   Status ReuseParent(uint64_t index) override;
+  uint32_t sub_chunk_size() const override { return parent_ ? sub_chunk_size_ : 0; }
+  bool PatchFits(uint64_t index, const std::vector<uint32_t>& subs) const override;
+  Status PutPatch(uint64_t index, std::vector<std::pair<uint32_t, std::string>> subs) override;
   const std::string& name() const override { return name_; }
   uint64_t size() const override { return size_; }
   uint64_t chunk_count() const override { return count_; }
@@ -57,9 +64,17 @@ class VolumeWriterImpl final : public VolumeWriter {
   uint64_t FirstMissing() const {
     return static_cast<uint64_t>(std::find(given_.begin(), given_.end(), 0) - given_.begin());
   }
-  VolumeIndex Index() const { return VolumeIndex{chunk_size_, size_, ids_}; }
+  VolumeIndex Index() const;
+  // Called by a worker for a patch it stored: chunk `index` is `base` with `overrides` (sorted).
+  void SetComposite(uint64_t index, const Digest& base, std::vector<SubChunkOverride> overrides);
+  // The parent's index. REQUIRES: the volume has a parent (sub_chunk_size() != 0).
+  const VolumeIndex& parent() const { return *parent_; }
+  // Refreshes the timestamp of object `id` of the parent's chunk `index` (keeps gc away);
+  // FailedPrecondition when it is gone.
+  Status TouchParentObject(uint64_t index, const Digest& id);
 
   std::atomic<uint64_t> zero_chunks{0};
+  std::atomic<uint64_t> patched_chunks{0};
   std::atomic<uint64_t> new_chunks{0};
   std::atomic<uint64_t> new_stored_bytes{0};
 
@@ -74,13 +89,24 @@ class VolumeWriterImpl final : public VolumeWriter {
   std::vector<Digest> ids_;     // each element written by one worker or the producer
   std::vector<uint8_t> given_;  // producer thread only
   const std::optional<VolumeIndex> parent_;
+  const uint32_t sub_chunk_size_;  // the parent's (its reused overrides keep their meaning)
+  mutable absl::Mutex overrides_mutex_;
+  // The overrides of composite positions (reused from the parent or made by patches).
+  std::map<uint64_t, std::vector<SubChunkOverride>> overrides_ ABSL_GUARDED_BY(overrides_mutex_);
 };
 
 struct Job {
   VolumeWriterImpl* volume = nullptr;
   uint64_t index = 0;
   std::string data;
+  std::vector<std::pair<uint32_t, std::string>> patch;  // a patch (PutPatch) when not empty
 };
+
+uint64_t JobBytes(const Job& job) {
+  uint64_t bytes = job.data.size();
+  for (const auto& sub : job.patch) bytes += sub.second.size();
+  return bytes;
+}
 
 class WriterImpl final : public RecoveryPointWriter {
  public:
@@ -112,6 +138,7 @@ class WriterImpl final : public RecoveryPointWriter {
  private:
   void WorkerLoop();
   Status Process(const Job& job);
+  Status ProcessPatch(const Job& job);
   Status StoreChunk(VolumeWriterImpl* volume, const Digest& id, absl::string_view data);
   // Writes a new chunk object under a temporary name, unsynced, for the next batch.
   Status WriteUnsynced(const Digest& id, absl::string_view object);
@@ -191,7 +218,7 @@ Status VolumeWriterImpl::PutChunk(uint64_t index, std::string data) {
   }
   SP_RETURN_IF_ERROR(Claim(index));
   writer_->bytes_in += data.size();
-  return writer_->Submit(Job{this, index, std::move(data)});
+  return writer_->Submit(Job{this, index, std::move(data), {}});
 }
 
 Status VolumeWriterImpl::PutZero(uint64_t index) {
@@ -215,21 +242,97 @@ Status VolumeWriterImpl::ReuseParent(uint64_t index) {
   }
   SP_RETURN_IF_ERROR(Claim(index));
   const Digest& id = parent_->chunks[index];
-  if (id == kZeroDigest) {
+  if (parent_->IsZero(index)) {
     ++zero_chunks;
   } else {
-    Status touched = writer_->TouchChunk(id);
-    if (absl::IsNotFound(touched)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("volume '", name_, "': chunk ", index,
-                       " of the parent point is no longer stored; "
-                       "take a full capture instead of an incremental"));
+    if (id != kZeroDigest) SP_RETURN_IF_ERROR(TouchParentObject(index, id));
+    auto [first, last] = parent_->OverridesOf(index);
+    if (first != last) {
+      std::vector<SubChunkOverride> overrides(
+          parent_->overrides.begin() + static_cast<std::ptrdiff_t>(first),
+          parent_->overrides.begin() + static_cast<std::ptrdiff_t>(last));
+      for (const SubChunkOverride& entry : overrides) {
+        if (entry.id != kZeroDigest) SP_RETURN_IF_ERROR(TouchParentObject(index, entry.id));
+      }
+      absl::MutexLock lock(&overrides_mutex_);
+      overrides_[index] = std::move(overrides);
     }
-    SP_RETURN_IF_ERROR(touched);
     ++writer_->reused_chunks;
   }
   ids_[index] = id;
   return absl::OkStatus();
+}
+
+Status VolumeWriterImpl::TouchParentObject(uint64_t index, const Digest& id) {
+  Status touched = writer_->TouchChunk(id);
+  if (absl::IsNotFound(touched)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume '", name_, "': chunk ", index,
+                     " of the parent point is no longer stored; "
+                     "take a full capture instead of an incremental"));
+  }
+  return touched;
+}
+
+// A quarter of a chunk's sub-chunks: past that a patch reads little less than the chunk, and a
+// restore would read the base and many small objects.
+bool VolumeWriterImpl::PatchFits(uint64_t index, const std::vector<uint32_t>& subs) const {
+  if (!parent_ || index >= count_ || subs.empty() || index >= parent_->chunks.size() ||
+      parent_->ChunkLength(index) != ChunkLength(index)) {
+    return false;
+  }
+  VolumeIndex shape{chunk_size_, size_, {}, internal::kIndexVersion, sub_chunk_size_, {}};
+  uint32_t count = shape.SubChunkCount(index);
+  if (!std::is_sorted(subs.begin(), subs.end()) ||
+      std::adjacent_find(subs.begin(), subs.end()) != subs.end() || subs.back() >= count) {
+    return false;
+  }
+  auto [first, last] = parent_->OverridesOf(index);
+  size_t merged = subs.size();
+  for (size_t i = first; i < last; ++i) {
+    if (!std::binary_search(subs.begin(), subs.end(), parent_->overrides[i].sub)) ++merged;
+  }
+  return merged < count && merged <= std::max<size_t>(1, count / 4);
+}
+
+Status VolumeWriterImpl::PutPatch(uint64_t index,
+                                  std::vector<std::pair<uint32_t, std::string>> subs) {
+  std::vector<uint32_t> numbers;
+  for (const auto& sub : subs) numbers.push_back(sub.first);
+  if (!PatchFits(index, numbers)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume '", name_, "': chunk ", index,
+                     " cannot be a patch of the parent's; give it whole"));
+  }
+  VolumeIndex shape{chunk_size_, size_, {}, internal::kIndexVersion, sub_chunk_size_, {}};
+  for (const auto& sub : subs) {
+    if (sub.second.size() != shape.SubChunkLength(index, sub.first)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "volume '", name_, "': sub-chunk ", sub.first, " of chunk ", index, " is ",
+          sub.second.size(), " bytes, expected ", shape.SubChunkLength(index, sub.first)));
+    }
+  }
+  SP_RETURN_IF_ERROR(Claim(index));
+  Job job{this, index, std::string(), std::move(subs)};
+  writer_->bytes_in += JobBytes(job);
+  return writer_->Submit(std::move(job));
+}
+
+void VolumeWriterImpl::SetComposite(uint64_t index, const Digest& base,
+                                    std::vector<SubChunkOverride> overrides) {
+  SP_CHECK_LT(index, count_);
+  ids_[index] = base;
+  absl::MutexLock lock(&overrides_mutex_);
+  overrides_[index] = std::move(overrides);
+}
+
+VolumeIndex VolumeWriterImpl::Index() const {
+  VolumeIndex index{chunk_size_, size_, ids_, internal::kIndexVersion, sub_chunk_size_, {}};
+  absl::MutexLock lock(&overrides_mutex_);
+  for (const auto& entry : overrides_) {
+    index.overrides.insert(index.overrides.end(), entry.second.begin(), entry.second.end());
+  }
+  return index;
 }
 
 // --- WriterImpl: lifecycle --------------------------------------------------------------------
@@ -316,6 +419,7 @@ WriteStats WriterImpl::stats() const {
   for (const auto& volume : volumes_) {
     stats.chunks += volume->chunk_count();
     stats.zero_chunks += volume->zero_chunks;
+    stats.patched_chunks += volume->patched_chunks;
     stats.new_chunks += volume->new_chunks;
   }
   stats.reused_chunks = reused_chunks;
@@ -332,7 +436,7 @@ Status WriterImpl::first_error() {
 }
 
 Status WriterImpl::Submit(Job job) {
-  uint64_t size = job.data.size();
+  uint64_t size = JobBytes(job);
   absl::MutexLock lock(&mutex_);
   auto admitted = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) {
     return !error_.ok() || bytes_in_flight_ == 0 || bytes_in_flight_ + size <= max_bytes_in_flight_;
@@ -369,9 +473,10 @@ void WriterImpl::WorkerLoop() {
       ++active_jobs_;
       skip = !error_.ok();
     }
-    uint64_t size = job.data.size();
+    uint64_t size = JobBytes(job);
     Status status = skip ? absl::OkStatus() : Process(job);
     job.data = std::string();  // release the memory before admitting more
+    job.patch.clear();
     absl::MutexLock lock(&mutex_);
     --active_jobs_;
     bytes_in_flight_ -= size;
@@ -380,6 +485,7 @@ void WriterImpl::WorkerLoop() {
 }
 
 Status WriterImpl::Process(const Job& job) {
+  if (!job.patch.empty()) return ProcessPatch(job);
   if (IsAllZero(job.data)) {
     job.volume->SetId(job.index, kZeroDigest);
     ++job.volume->zero_chunks;
@@ -388,6 +494,47 @@ Status WriterImpl::Process(const Job& job) {
   Digest id = repo_->codec().Id(job.data);
   SP_RETURN_IF_ERROR(StoreChunk(job.volume, id, job.data));
   job.volume->SetId(job.index, id);
+  return absl::OkStatus();
+}
+
+// Stores the new sub-chunks of a patch and merges them into the parent's entry for the chunk:
+// the parent's base, the parent's overrides the patch does not replace, the patch's. The objects
+// kept from the parent are touched, as ReuseParent does.
+Status WriterImpl::ProcessPatch(const Job& job) {
+  VolumeWriterImpl* volume = job.volume;
+  const VolumeIndex& parent = volume->parent();
+  const Digest& base = parent.chunks[job.index];
+  if (base != kZeroDigest) SP_RETURN_IF_ERROR(volume->TouchParentObject(job.index, base));
+  std::map<uint32_t, Digest> merged;
+  auto [first, last] = parent.OverridesOf(job.index);
+  for (size_t i = first; i < last; ++i) merged[parent.overrides[i].sub] = parent.overrides[i].id;
+  for (const auto& sub : job.patch) merged.erase(sub.first);
+  for (const auto& entry : merged) {
+    if (entry.second != kZeroDigest) {
+      SP_RETURN_IF_ERROR(volume->TouchParentObject(job.index, entry.second));
+    }
+  }
+  for (const auto& sub : job.patch) {
+    Digest id = kZeroDigest;
+    if (!IsAllZero(sub.second)) {
+      id = repo_->codec().Id(sub.second);
+      SP_RETURN_IF_ERROR(StoreChunk(volume, id, sub.second));
+    }
+    merged[sub.first] = id;
+  }
+  bool all_zero = base == kZeroDigest;
+  std::vector<SubChunkOverride> overrides;
+  for (const auto& entry : merged) {
+    overrides.push_back(SubChunkOverride{job.index, entry.first, entry.second});
+    all_zero = all_zero && entry.second == kZeroDigest;
+  }
+  if (all_zero) {  // e.g. the changed parts of a mostly empty chunk were discarded
+    volume->SetId(job.index, kZeroDigest);
+    ++volume->zero_chunks;
+    return absl::OkStatus();
+  }
+  volume->SetComposite(job.index, base, std::move(overrides));
+  ++volume->patched_chunks;
   return absl::OkStatus();
 }
 

@@ -2,9 +2,13 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <cstring>
+#include <tuple>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "platform/check.h"
 
 namespace sp::repo {
 
@@ -131,19 +135,103 @@ uint64_t ChunkCount(uint64_t size, uint32_t chunk_size) {
   return size / chunk_size + (size % chunk_size != 0 ? 1 : 0);  // no overflow near 2^64
 }
 
+std::pair<size_t, size_t> VolumeIndex::OverridesOf(uint64_t index) const {
+  auto before = [](const SubChunkOverride& entry, uint64_t chunk) { return entry.chunk < chunk; };
+  auto first = std::lower_bound(overrides.begin(), overrides.end(), index, before);
+  auto last = std::lower_bound(first, overrides.end(), index + 1, before);
+  return {static_cast<size_t>(first - overrides.begin()),
+          static_cast<size_t>(last - overrides.begin())};
+}
+
+bool VolumeIndex::IsZero(uint64_t index) const {
+  if (index >= chunks.size() || chunks[index] != kZeroDigest) return false;
+  auto [first, last] = OverridesOf(index);
+  return first == last;
+}
+
+uint64_t VolumeIndex::ChunkLength(uint64_t index) const {
+  return std::min<uint64_t>(chunk_size, volume_size - index * chunk_size);
+}
+
+uint64_t VolumeIndex::SubChunkLength(uint64_t index, uint32_t sub) const {
+  uint64_t begin = static_cast<uint64_t>(sub) * sub_chunk_size;
+  return std::min<uint64_t>(sub_chunk_size, ChunkLength(index) - begin);
+}
+
+uint32_t VolumeIndex::SubChunkCount(uint64_t index) const {
+  if (sub_chunk_size == 0) return 0;
+  uint64_t length = ChunkLength(index);
+  return static_cast<uint32_t>(length / sub_chunk_size + (length % sub_chunk_size != 0 ? 1 : 0));
+}
+
+namespace {
+
+void AppendDigest(std::string* out, const Digest& id) {
+  out->append(reinterpret_cast<const char*>(id.data()), id.size());
+}
+
+Digest DigestAt(const char* in) {
+  Digest id;
+  std::memcpy(id.data(), in, id.size());
+  return id;
+}
+
+// A version-2 sub-chunk size: a power of two from 4 KiB up to the chunk size, at most 256 of
+// them to a chunk.
+bool GoodSubChunkSize(uint32_t sub_chunk_size, uint32_t chunk_size) {
+  return sub_chunk_size >= kMinSubChunkSize && (sub_chunk_size & (sub_chunk_size - 1)) == 0 &&
+         sub_chunk_size <= chunk_size && chunk_size % sub_chunk_size == 0 &&
+         chunk_size / sub_chunk_size <= kMaxSubChunksPerChunk;
+}
+
+// Reads the overrides of a version-2 index (`count` records at `next`) into `index`, checking
+// that each names a sub-chunk of the volume and that they are in order.
+Status DecodeOverrides(const char* next, uint64_t count, VolumeIndex& index) {
+  index.overrides.reserve(count);
+  for (uint64_t i = 0; i < count; ++i, next += kIndexOverrideSize) {
+    SubChunkOverride entry;
+    entry.chunk = GetLittle64(next);
+    entry.sub = GetLittle32(next + 8);
+    entry.id = DigestAt(next + 16);
+    if (entry.chunk >= index.chunks.size() || entry.sub >= index.SubChunkCount(entry.chunk) ||
+        GetLittle32(next + 12) != 0) {
+      return absl::DataLossError(
+          absl::StrCat("volume index: override ", i, " names no sub-chunk of the volume"));
+    }
+    if (!index.overrides.empty()) {
+      const SubChunkOverride& last = index.overrides.back();
+      if (std::tie(last.chunk, last.sub) >= std::tie(entry.chunk, entry.sub)) {
+        return absl::DataLossError(
+            absl::StrCat("volume index: override ", i, " is out of order or repeated"));
+      }
+    }
+    index.overrides.push_back(entry);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 std::string EncodeIndex(const VolumeIndex& index) {
+  SP_CHECK(index.version == 2 || index.overrides.empty());  // version 1 has no overrides
   std::string out(kIndexMagic, sizeof(kIndexMagic));
-  PutLittle32(&out, kIndexVersion);
+  PutLittle32(&out, index.version);
   PutLittle32(&out, index.chunk_size);
-  PutLittle32(&out, 0);
+  PutLittle32(&out, index.version == 1 ? 0 : index.sub_chunk_size);
   PutLittle64(&out, index.volume_size);
   PutLittle64(&out, index.chunks.size());
-  out.reserve(out.size() + index.chunks.size() * sizeof(Digest) + sizeof(Digest));
-  for (const Digest& id : index.chunks) {
-    out.append(reinterpret_cast<const char*>(id.data()), id.size());
+  if (index.version != 1) PutLittle64(&out, index.overrides.size());
+  out.reserve(out.size() + index.chunks.size() * sizeof(Digest) +
+              index.overrides.size() * kIndexOverrideSize + sizeof(Digest));
+  for (const Digest& id : index.chunks) AppendDigest(&out, id);
+  for (const SubChunkOverride& entry : index.overrides) {
+    PutLittle64(&out, entry.chunk);
+    PutLittle32(&out, entry.sub);
+    PutLittle32(&out, 0);
+    AppendDigest(&out, entry.id);
   }
   Digest checksum = Sha256(out);
-  out.append(reinterpret_cast<const char*>(checksum.data()), checksum.size());
+  AppendDigest(&out, checksum);
   return out;
 }
 
@@ -152,30 +240,48 @@ StatusOr<VolumeIndex> DecodeIndex(absl::string_view bytes) {
       std::memcmp(bytes.data(), kIndexMagic, 4) != 0) {
     return absl::DataLossError("not a volume index (bad magic or truncated)");
   }
-  if (GetLittle32(bytes.data() + 4) != kIndexVersion) {
-    return absl::DataLossError(
-        absl::StrCat("volume index version ", GetLittle32(bytes.data() + 4), " is not known"));
+  VolumeIndex index;
+  index.version = GetLittle32(bytes.data() + 4);
+  if (index.version < kOldestIndexVersion || index.version > kIndexVersion) {
+    return absl::DataLossError(absl::StrCat("volume index version ", index.version,
+                                            " is not known (this stillpoint reads versions ",
+                                            kOldestIndexVersion, " to ", kIndexVersion, ")"));
+  }
+  size_t header_size = index.version == 1 ? kIndexHeaderSize : kIndexHeaderSizeV2;
+  if (bytes.size() < header_size + sizeof(Digest)) {
+    return absl::DataLossError("volume index truncated");
   }
   absl::string_view body = bytes.substr(0, bytes.size() - sizeof(Digest));
   Digest checksum = Sha256(body);
   if (std::memcmp(checksum.data(), bytes.data() + body.size(), checksum.size()) != 0) {
     return absl::DataLossError("volume index checksum mismatch");
   }
-  VolumeIndex index;
   index.chunk_size = GetLittle32(bytes.data() + 8);
+  index.sub_chunk_size = GetLittle32(bytes.data() + 12);
   index.volume_size = GetLittle64(bytes.data() + 16);
   uint64_t count = GetLittle64(bytes.data() + 24);
+  uint64_t override_count = index.version == 1 ? 0 : GetLittle64(bytes.data() + 32);
+  uint64_t space = body.size() - header_size;
   if (index.chunk_size == 0 || count != ChunkCount(index.volume_size, index.chunk_size) ||
-      (body.size() - kIndexHeaderSize) / sizeof(Digest) != count ||
-      (body.size() - kIndexHeaderSize) % sizeof(Digest) != 0) {
+      count > space / sizeof(Digest)) {
     return absl::DataLossError("volume index: chunk count does not match the volume size");
   }
+  uint64_t rest = space - count * sizeof(Digest);
+  if (rest % kIndexOverrideSize != 0 || rest / kIndexOverrideSize != override_count) {
+    return absl::DataLossError("volume index: size does not match its chunk and override counts");
+  }
+  if (index.version == 1 ? index.sub_chunk_size != 0
+                         : !GoodSubChunkSize(index.sub_chunk_size, index.chunk_size)) {
+    return absl::DataLossError(
+        absl::StrCat("volume index: bad sub-chunk size ", index.sub_chunk_size));
+  }
   index.chunks.resize(count);
-  const char* next = body.data() + kIndexHeaderSize;
+  const char* next = body.data() + header_size;
   for (Digest& id : index.chunks) {
-    std::memcpy(id.data(), next, id.size());
+    id = DigestAt(next);
     next += id.size();
   }
+  SP_RETURN_IF_ERROR(DecodeOverrides(next, override_count, index));
   return index;
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -51,21 +52,58 @@ StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view object);
 StatusOr<ChunkHeader> DecodeChunkHeader(absl::string_view header, uint64_t payload_size);
 
 inline constexpr char kIndexMagic[4] = {'S', 'P', 'I', 'X'};
-inline constexpr uint32_t kIndexVersion = 1;
-inline constexpr size_t kIndexHeaderSize = 32;
+// Version 1: chunk ids only. Version 2: a sub-chunk size and sub-chunk overrides (composites).
+inline constexpr uint32_t kIndexVersion = 2;
+inline constexpr uint32_t kOldestIndexVersion = 1;
+inline constexpr size_t kIndexHeaderSize = 32;    // version 1
+inline constexpr size_t kIndexHeaderSizeV2 = 40;  // version 2: + the override count
+inline constexpr size_t kIndexOverrideSize = 48;
+// The sub-chunk size this stillpoint writes, and the bounds a version-2 index must keep.
+inline constexpr uint32_t kSubChunkSize = 64u << 10;
+inline constexpr uint32_t kMinSubChunkSize = 4096;
+inline constexpr uint32_t kMaxSubChunksPerChunk = 256;
 
-// The chunk ids of one volume in order; kZeroDigest marks an all-zero chunk.
+// Bytes [sub × sub_chunk_size, (sub + 1) × sub_chunk_size) of chunk `chunk` (cut short at the
+// chunk's end) are those of the sub-chunk object `id` (kZeroDigest: zeros), whatever the base
+// chunk holds there.
+struct SubChunkOverride {
+  uint64_t chunk = 0;
+  uint32_t sub = 0;
+  Digest id{};
+  bool operator==(const SubChunkOverride&) const = default;
+};
+
+// One volume's index: per chunk position a base id (kZeroDigest: all zeros) and, in version 2,
+// overrides of some of its sub-chunks. A position with overrides is a *composite*: its bytes are
+// the base's with every override applied.
 struct VolumeIndex {
   uint32_t chunk_size = 0;
   uint64_t volume_size = 0;
-  std::vector<Digest> chunks;
+  std::vector<Digest> chunks;  // base ids in position order
+  uint32_t version = kIndexVersion;
+  uint32_t sub_chunk_size = kSubChunkSize;  // version 2 only (0 in version 1)
+  // Sorted by (chunk, sub), no two alike; empty in version 1.
+  std::vector<SubChunkOverride> overrides;
+
+  // The overrides of chunk `index`, as [first, last) into `overrides`.
+  std::pair<size_t, size_t> OverridesOf(uint64_t index) const;
+  // True when chunk `index` is all zeros: a zero base and no override.
+  bool IsZero(uint64_t index) const;
+  // Bytes of chunk `index` (the last may be short) and of its sub-chunk `sub` there.
+  uint64_t ChunkLength(uint64_t index) const;
+  uint64_t SubChunkLength(uint64_t index, uint32_t sub) const;
+  // Number of sub-chunks of chunk `index`.
+  uint32_t SubChunkCount(uint64_t index) const;
 };
 
 // Number of chunks of a volume of `size` bytes cut into `chunk_size` pieces.
 uint64_t ChunkCount(uint64_t size, uint32_t chunk_size);
 
+// Encodes `index` in its `version` (2: with the sub-chunk size and the overrides).
+// REQUIRES: a version-1 index has no overrides.
 std::string EncodeIndex(const VolumeIndex& index);
-// DataLoss when `bytes` is not a well-formed index (bad magic, version, counts or checksum).
+// DataLoss when `bytes` is not a well-formed index of a known version (bad magic, version, counts,
+// sub-chunk size, override order or position, or checksum).
 StatusOr<VolumeIndex> DecodeIndex(absl::string_view bytes);
 
 void PutLittle32(std::string* out, uint32_t value);
