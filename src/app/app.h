@@ -39,6 +39,9 @@ struct StatePaths {
 // The state paths from the environment, with the directories created.
 StatusOr<StatePaths> ResolveStatePaths();
 
+// Who runs a local command, for the events it records: "cli:<$SUDO_USER, else $USER>".
+catalog::EventOrigin LocalOrigin();
+
 struct AttachRequest {
   std::string name;
   std::string qmp_socket;

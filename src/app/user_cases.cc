@@ -2,6 +2,7 @@
 #include "absl/strings/ascii.h"
 #include "app/app.h"
 #include "app/credentials.h"
+#include "platform/environment.h"
 
 namespace sp::app {
 namespace {
@@ -18,6 +19,12 @@ Status CheckUserName(const std::string& name) {
 }
 
 }  // namespace
+
+catalog::EventOrigin LocalOrigin() {
+  std::optional<std::string> user = GetEnv("SUDO_USER");
+  if (!user) user = GetEnv("USER");
+  return {absl::StrCat("cli:", user.value_or("unknown")), "", ""};
+}
 
 StatusOr<catalog::UserRecord> App::AddUser(const std::string& name, catalog::Role role,
                                            const std::string& password,

@@ -26,11 +26,7 @@ std::atomic<int> g_signal{0};
 
 void OnSignal(int number) { g_signal = number; }
 
-catalog::EventOrigin Local() {
-  const char* user = std::getenv("SUDO_USER");
-  if (user == nullptr) user = std::getenv("USER");
-  return {absl::StrCat("cli:", user ? user : "unknown"), "", ""};
-}
+catalog::EventOrigin Local() { return app::LocalOrigin(); }
 
 // --- serve ------------------------------------------------------------------------------------
 
@@ -51,12 +47,15 @@ Status Serve(const ServeArgs& args) {
               << ":" << config.listen.port << "\n";
     return absl::OkStatus();
   }
-  if (!config.state_dir.empty()) ::setenv("STILLPOINT_HOME", config.state_dir.c_str(), 1);
+  // Before any thread starts (see platform/environment.h).
+  if (!config.state_dir.empty()) {
+    ::setenv("STILLPOINT_HOME", config.state_dir.c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
+  }
   SP_ASSIGN_OR_RETURN(app::StatePaths paths, app::ResolveStatePaths());
   // Chunk buffers (MiB each) come from mmap and go back to the system when freed: with glibc's
   // sliding threshold they stay in per-thread arenas instead, and a long-running service's memory
   // grows with every capture it runs (measured: 69 → 205 MiB over 24 captures; 48 MiB with this).
-  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);  // NOLINT(concurrency-mt-unsafe): before any thread
   server::ServiceOptions options;
   options.config = config;
   options.paths = paths;

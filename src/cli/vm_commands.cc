@@ -155,7 +155,7 @@ void AddDefine(CLI::App& vm_cmd, Context& context) {
       VmRecord draft = args->vm;
       draft.agent = !args->no_agent;
       SP_ASSIGN_OR_RETURN(int64_t memory, ParseSize(args->memory));
-      draft.memory_mib = memory / (1024 * 1024);
+      draft.memory_mib = memory / (int64_t{1024} * 1024);
       for (const std::string& spec : args->volumes) {
         SP_ASSIGN_OR_RETURN(catalog::VolumeRecord volume, ParseVolume(spec));
         draft.volumes.push_back(std::move(volume));
@@ -227,7 +227,7 @@ void AddListShow(CLI::App& vm_cmd, Context& context) {
 // A subcommand that takes a VM name and runs `work` on it.
 CLI::App* AddNamed(CLI::App& parent, Context& context, const std::string& command,
                    const std::string& help,
-                   std::function<Status(app::App*, const std::string&)> work) {
+                   const std::function<Status(app::App*, const std::string&)>& work) {
   auto name = std::make_shared<std::string>();
   CLI::App* sub = parent.add_subcommand(command, help);
   sub->add_option("name", *name, "VM name or UUID")->required();

@@ -298,6 +298,7 @@ bool VolumeWriterImpl::PatchFits(uint64_t index, const std::vector<uint32_t>& su
 Status VolumeWriterImpl::PutPatch(uint64_t index,
                                   std::vector<std::pair<uint32_t, std::string>> subs) {
   std::vector<uint32_t> numbers;
+  numbers.reserve(subs.size());
   for (const auto& sub : subs) numbers.push_back(sub.first);
   if (!PatchFits(index, numbers)) {
     return absl::FailedPreconditionError(

@@ -4,9 +4,11 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "block/image_writer.h"
+#include "block/stream.h"
 #include "platform/check.h"
 #include "platform/clock.h"
 #include "platform/fd.h"
@@ -44,6 +46,27 @@ Status ForEachDataChunk(repo::VolumeStream& stream, uint64_t chunk_size,
   return absl::OkStatus();
 }
 
+// Writes the parts of `data` (to go at `offset` of a new sparse file) that are not zero, in
+// 4 KiB blocks, adjacent ones in one write: the zeros stay holes, as qemu-img convert leaves them.
+Status WriteNonZero(int fd, absl::string_view data, uint64_t offset, const std::string& path) {
+  constexpr size_t kBlock = 4096;
+  size_t run_start = 0;
+  bool in_run = false;
+  for (size_t at = 0; at < data.size(); at += kBlock) {
+    bool zero = block::IsAllZero(data.data() + at, std::min(kBlock, data.size() - at));
+    if (!zero && !in_run) {
+      run_start = at;
+      in_run = true;
+    } else if (zero && in_run) {
+      SP_RETURN_IF_ERROR(
+          WriteAllAt(fd, data.substr(run_start, at - run_start), offset + run_start, path));
+      in_run = false;
+    }
+  }
+  if (in_run) SP_RETURN_IF_ERROR(WriteAllAt(fd, data.substr(run_start), offset + run_start, path));
+  return absl::OkStatus();
+}
+
 // Streams the volume into a sparse raw file at `path` (created with `mode`, must not exist).
 Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id, absl::string_view volume,
                       const std::string& path, unsigned mode, const MaterializeProgress& progress,
@@ -58,7 +81,7 @@ Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id, absl::
   }
   SP_RETURN_IF_ERROR(ForEachDataChunk(*stream, reader->chunk_size(), progress, stats,
                                       [&](const std::string& data, uint64_t offset) {
-                                        return WriteAllAt(fd.get(), data, offset, path);
+                                        return WriteNonZero(fd.get(), data, offset, path);
                                       }));
   if (::fdatasync(fd.get()) != 0) return ErrnoStatus(errno, "sync " + path);
   return fd.Close(path);

@@ -29,7 +29,7 @@ StatusOr<capture::CaptureRequest> ReadCaptureRequest(const std::string& vm,
   return request;
 }
 
-JobWork CaptureWork(AppPool* apps, capture::CaptureRequest request) {
+JobWork CaptureWork(AppPool* apps, const capture::CaptureRequest& request) {
   return [apps, request](JobContext& job) -> StatusOr<nlohmann::json> {
     SP_ASSIGN_OR_RETURN(AppPool::Lease app, apps->Acquire());
     capture::CaptureRequest mine = request;

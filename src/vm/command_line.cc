@@ -1,8 +1,7 @@
 #include "vm/command_line.h"
 
-#include <cstdlib>
-
 #include "absl/strings/str_format.h"
+#include "platform/environment.h"
 
 namespace sp::vm {
 namespace {
@@ -27,9 +26,9 @@ void AddDisk(const catalog::VolumeRecord& volume, bool boot_index, std::vector<s
 
 QemuOptions QemuOptions::FromEnvironment() {
   QemuOptions options;
-  if (const char* qemu = std::getenv("STILLPOINT_QEMU")) options.binary = qemu;
-  if (const char* accel = std::getenv("STILLPOINT_QEMU_ACCEL")) options.accel = accel;
-  if (const char* cpu = std::getenv("STILLPOINT_QEMU_CPU")) options.cpu = cpu;
+  if (auto qemu = GetEnv("STILLPOINT_QEMU")) options.binary = *qemu;
+  if (auto accel = GetEnv("STILLPOINT_QEMU_ACCEL")) options.accel = *accel;
+  if (auto cpu = GetEnv("STILLPOINT_QEMU_CPU")) options.cpu = *cpu;
   return options;
 }
 

@@ -76,7 +76,7 @@ Status ValidateDefinition(VmRecord* vm) {
         "digits, '-', '_' or '.' (at most 64)"));
   }
   if (vm->vcpus < 1 || vm->vcpus > 64) return InvalidVm(*vm, "--vcpus must be 1..64");
-  if (vm->memory_mib < 32 || vm->memory_mib > 1024 * 1024) {
+  if (vm->memory_mib < 32 || vm->memory_mib > int64_t{1024} * 1024) {
     return InvalidVm(*vm, "--memory must be 32 MiB..1 TiB");
   }
   if (vm->firmware != "bios" && vm->firmware != "uefi") {

@@ -51,7 +51,6 @@ Power PowerOf(const VmRecord& vm) {
     case PowerState::kStoppedDirty:
       return vm.origin == "managed" ? Power::kStoppedDirty : Power::kStoppedUnknown;
     case PowerState::kStopped:
-      return Power::kStoppedUnknown;
     case PowerState::kDefined:
       return Power::kStoppedUnknown;
   }
