@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -148,25 +149,72 @@ StatusOr<MaterializeStats> MaterializeVolume(repo::Repository& repo, absl::strin
   return stats;
 }
 
+namespace {
+
+// Hashes `length` bytes of zeros (a hole of the file) without reading them.
+void HashZeros(EVP_MD_CTX* ctx, uint64_t length) {
+  static const std::vector<char> zeros(1u << 20, '\0');
+  while (length > 0) {
+    size_t piece = static_cast<size_t>(std::min<uint64_t>(length, zeros.size()));
+    EVP_DigestUpdate(ctx, zeros.data(), piece);
+    length -= piece;
+  }
+}
+
+// Reads and hashes [offset, end) of `fd`; a file shorter than `end` is an error.
+Status HashRange(int fd, uint64_t offset, uint64_t end, EVP_MD_CTX* ctx, std::vector<char>& buffer,
+                 const std::string& path) {
+  while (offset < end) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(end - offset, buffer.size()));
+    ssize_t n = ::pread(fd, buffer.data(), want, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoStatus(errno, "read " + path);
+    if (n == 0) return absl::DataLossError(absl::StrCat(path, " shrank while it was read"));
+    EVP_DigestUpdate(ctx, buffer.data(), static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Where the data at or after `offset` begins, or `size` when only a hole follows; `offset`
+// itself when the file system cannot tell (everything then counts as data).
+uint64_t NextData(int fd, uint64_t offset, uint64_t size) {
+  off_t found = ::lseek(fd, static_cast<off_t>(offset), SEEK_DATA);
+  if (found >= 0) return std::min(size, static_cast<uint64_t>(found));
+  return errno == ENXIO ? size : offset;
+}
+
+// Where the hole at or after `offset` begins (at most `size`).
+uint64_t NextHole(int fd, uint64_t offset, uint64_t size) {
+  off_t found = ::lseek(fd, static_cast<off_t>(offset), SEEK_HOLE);
+  return found >= 0 ? std::min(size, static_cast<uint64_t>(found)) : size;
+}
+
+}  // namespace
+
+// The holes of a sparse file (most of a raw image) are hashed as the zeros they read as, but
+// not read: reading them would fill the page cache with zeroed pages, which costs more than the
+// hash (measured: 4 GiB image with 0.9 GB of data, 14 s before, most of it in the kernel).
 StatusOr<FileDigest> HashFile(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) return ErrnoStatus(errno, "open " + path);
+  struct stat info {};
+  if (::fstat(fd.get(), &info) != 0) return ErrnoStatus(errno, "stat " + path);
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     return absl::InternalError("sha256 unavailable");
   }
-  FileDigest result;
+  const uint64_t size = static_cast<uint64_t>(info.st_size);
   std::vector<char> buffer(4u << 20);
-  while (true) {
-    ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ErrnoStatus(errno, "read " + path);
-    }
-    if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n));
-    result.size += static_cast<uint64_t>(n);
+  for (uint64_t offset = 0; offset < size;) {
+    uint64_t data = NextData(fd.get(), offset, size);
+    HashZeros(ctx.get(), data - offset);
+    uint64_t hole = data < size ? std::max(data + 1, NextHole(fd.get(), data, size)) : size;
+    SP_RETURN_IF_ERROR(HashRange(fd.get(), data, hole, ctx.get(), buffer, path));
+    offset = hole;
   }
+  FileDigest result;
+  result.size = size;
   repo::Digest digest{};
   unsigned int length = 0;
   EVP_DigestFinal_ex(ctx.get(), digest.data(), &length);

@@ -1,15 +1,20 @@
 // Tests of restore/: the export manifest parser (both versions), the warning for left-out
 // mounted volumes, the definition of a new VM made from a point, and the import of an export
 // written by the stillpoint before version 2 (with qemu-img and qemu-nbd, as import uses them).
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
 
+#include "platform/fd.h"
 #include "platform/file_system.h"
 #include "platform/files.h"
+#include "repo/internal/format.h"
 #include "restore/export.h"
 #include "restore/restore.h"
 #include "testing/temp_dir.h"
@@ -144,6 +149,48 @@ TEST(ExportModeTest, OctalWithOwnerReadWriteAndNoExecute) {
     EXPECT_NE(parsed.status().message().find("e.g. 06"), absl::string_view::npos)
         << parsed.status();
   }
+}
+
+// Writes `content` to a new file at `path`, leaving its zero runs of 64 KiB as holes when `sparse`.
+void WriteImage(const std::string& path, const std::string& content, bool sparse) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  ASSERT_GE(fd.get(), 0);
+  constexpr size_t kPiece = 64 << 10;
+  for (size_t at = 0; at < content.size(); at += kPiece) {
+    std::string piece = content.substr(at, kPiece);
+    if (sparse && piece.find_first_not_of('\0') == std::string::npos) continue;
+    ASSERT_TRUE(WriteAllAt(fd.get(), piece, at, path).ok());
+  }
+  ASSERT_EQ(::ftruncate(fd.get(), static_cast<off_t>(content.size())), 0);
+  ASSERT_TRUE(fd.Close(path).ok());
+}
+
+TEST(HashFileTest, HolesHashAsTheZerosTheyReadAs) {
+  sp::testing::TempDir temp;
+  // Holes at the start, between data, and at the end; data in the last bytes of another case.
+  std::string content(9u << 20, '\0');
+  for (size_t i = 0; i < (1u << 20); ++i) content[(3u << 20) + i] = static_cast<char>(i * 7 + 1);
+  content.replace(content.size() - (128 << 10), 5, "tail!");
+  std::string ends_with_hole = content.substr(0, 8u << 20);
+  for (const std::string& each : {content, ends_with_hole}) {
+    std::string sparse = temp.path() + "/sparse";
+    std::string dense = temp.path() + "/dense";
+    std::filesystem::remove(sparse);
+    std::filesystem::remove(dense);
+    WriteImage(sparse, each, true);
+    WriteImage(dense, each, false);
+    struct stat info {};
+    ASSERT_EQ(::stat(sparse.c_str(), &info), 0);
+    EXPECT_LT(static_cast<uint64_t>(info.st_blocks) * 512, 2u << 20) << "the file has no holes";
+    auto from_sparse = HashFile(sparse);
+    auto from_dense = HashFile(dense);
+    ASSERT_TRUE(from_sparse.ok()) << from_sparse.status();
+    ASSERT_TRUE(from_dense.ok()) << from_dense.status();
+    EXPECT_EQ(from_sparse->sha256, repo::DigestHex(repo::Sha256(each)));
+    EXPECT_EQ(from_dense->sha256, from_sparse->sha256);
+    EXPECT_EQ(from_sparse->size, each.size());
+  }
+  EXPECT_FALSE(HashFile(temp.path() + "/missing").ok());
 }
 
 TEST(DraftFromPointTest, NewIdentitySameShape) {
