@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "block/image_writer.h"
@@ -47,26 +48,32 @@ Status ForEachDataChunk(repo::VolumeStream& stream, uint64_t chunk_size,
   return absl::OkStatus();
 }
 
-// Writes the parts of `data` (to go at `offset` of a new sparse file) that are not zero, in
-// 4 KiB blocks, adjacent ones in one write: the zeros stay holes, as qemu-img convert leaves them.
-Status WriteNonZero(int fd, absl::string_view data, uint64_t offset, const std::string& path) {
-  constexpr size_t kBlock = 4096;
+// Calls `write(begin, length)` for each run of `data` that is not all zeros, in pieces of
+// `granularity` bytes (the last piece may be shorter), adjacent non-zero pieces in one run; stops
+// at the first error. A new image reads as zeros where nothing is written, so restore writes only
+// these runs, as qemu-img convert does.
+Status ForEachNonZeroRun(absl::string_view data, size_t granularity,
+                         const std::function<Status(size_t begin, size_t length)>& write) {
   size_t run_start = 0;
   bool in_run = false;
-  for (size_t at = 0; at < data.size(); at += kBlock) {
-    bool zero = block::IsAllZero(data.data() + at, std::min(kBlock, data.size() - at));
+  for (size_t at = 0; at < data.size(); at += granularity) {
+    bool zero = block::IsAllZero(data.data() + at, std::min(granularity, data.size() - at));
     if (!zero && !in_run) {
       run_start = at;
       in_run = true;
     } else if (zero && in_run) {
-      SP_RETURN_IF_ERROR(
-          WriteAllAt(fd, data.substr(run_start, at - run_start), offset + run_start, path));
+      SP_RETURN_IF_ERROR(write(run_start, at - run_start));
       in_run = false;
     }
   }
-  if (in_run) SP_RETURN_IF_ERROR(WriteAllAt(fd, data.substr(run_start), offset + run_start, path));
+  if (in_run) SP_RETURN_IF_ERROR(write(run_start, data.size() - run_start));
   return absl::OkStatus();
 }
+
+// Zeros in a raw file stay holes at the file system's block size.
+constexpr size_t kRawHoleGranularity = 4096;
+// qcow2 allocates in clusters (64 KiB by default): a zero cluster stays unallocated.
+constexpr size_t kQcow2HoleGranularity = 64u << 10;
 
 // Streams the volume into a sparse raw file at `path` (created with `mode`, must not exist).
 Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id, absl::string_view volume,
@@ -80,10 +87,14 @@ Status WriteSparseRaw(repo::Repository& repo, absl::string_view point_id, absl::
   if (::ftruncate(fd.get(), static_cast<off_t>(stats->size)) != 0) {
     return ErrnoStatus(errno, "size " + path);
   }
-  SP_RETURN_IF_ERROR(ForEachDataChunk(*stream, reader->chunk_size(), progress, stats,
-                                      [&](const std::string& data, uint64_t offset) {
-                                        return WriteNonZero(fd.get(), data, offset, path);
-                                      }));
+  SP_RETURN_IF_ERROR(ForEachDataChunk(
+      *stream, reader->chunk_size(), progress, stats,
+      [&](const std::string& data, uint64_t offset) {
+        return ForEachNonZeroRun(data, kRawHoleGranularity, [&](size_t begin, size_t length) {
+          return WriteAllAt(fd.get(), absl::string_view(data).substr(begin, length), offset + begin,
+                            path);
+        });
+      }));
   if (::fdatasync(fd.get()) != 0) return ErrnoStatus(errno, "sync " + path);
   return fd.Close(path);
 }
@@ -106,9 +117,24 @@ Status WriteQcow2(repo::Repository& repo, absl::string_view point_id, absl::stri
   // A private, writable qemu-nbd; it is gone again when `target` is.
   SP_ASSIGN_OR_RETURN(std::unique_ptr<block::ImageWriter> target,
                       block::OpenImageForWriting(path, "qcow2"));
-  SP_RETURN_IF_ERROR(ForEachDataChunk(
-      *stream, reader->chunk_size(), progress, stats,
-      [&](std::string data, uint64_t offset) { return target->Write(std::move(data), offset); }));
+  // A chunk that holds zero clusters (e.g. one that scattered small writes filled in) is written
+  // in its non-zero runs; a full one as it is, without a copy.
+  auto write = [&](std::string data, uint64_t offset) -> Status {
+    std::vector<std::pair<size_t, size_t>> runs;
+    Status found = ForEachNonZeroRun(data, kQcow2HoleGranularity, [&](size_t begin, size_t length) {
+      runs.emplace_back(begin, length);
+      return absl::OkStatus();
+    });
+    if (!found.ok()) return found;
+    if (runs.size() == 1 && runs[0].second == data.size()) {
+      return target->Write(std::move(data), offset);
+    }
+    for (const auto& [begin, length] : runs) {
+      SP_RETURN_IF_ERROR(target->Write(data.substr(begin, length), offset + begin));
+    }
+    return absl::OkStatus();
+  };
+  SP_RETURN_IF_ERROR(ForEachDataChunk(*stream, reader->chunk_size(), progress, stats, write));
   return target->Finish();
 }
 

@@ -14,6 +14,7 @@
 #include "platform/fd.h"
 #include "platform/file_system.h"
 #include "platform/files.h"
+#include "platform/process.h"
 #include "repo/internal/format.h"
 #include "restore/export.h"
 #include "restore/restore.h"
@@ -191,6 +192,70 @@ TEST(HashFileTest, HolesHashAsTheZerosTheyReadAs) {
     EXPECT_EQ(from_sparse->size, each.size());
   }
   EXPECT_FALSE(HashFile(temp.path() + "/missing").ok());
+}
+
+// Reads the whole image at `path` (qcow2 or raw) as raw bytes, through qemu-img.
+std::string ImageBytes(const std::string& path, const std::string& format, const std::string& dir) {
+  std::string raw = dir + "/read-back.raw";
+  std::filesystem::remove(raw);
+  auto converted = RunCommandOk({"qemu-img", "convert", "-f", format, "-O", "raw", path, raw},
+                                Deadline::In(Millis(60'000)));
+  EXPECT_TRUE(converted.ok()) << converted.status();
+  auto bytes = ReadFile(raw);
+  EXPECT_TRUE(bytes.ok()) << bytes.status();
+  return bytes.ok() ? *bytes : "";
+}
+
+// The allocated bytes of the image at `path` as qemu-img map sees them (data: true).
+uint64_t MappedDataBytes(const std::string& path, const std::string& format) {
+  auto map = RunCommandOk({"qemu-img", "map", "--output=json", "-f", format, path},
+                          Deadline::In(Millis(60'000)));
+  EXPECT_TRUE(map.ok()) << map.status();
+  if (!map.ok()) return 0;
+  uint64_t total = 0;
+  for (const json& extent : json::parse(*map)) {
+    if (extent.value("data", false)) total += extent["length"].get<uint64_t>();
+  }
+  return total;
+}
+
+TEST(MaterializeTest, ZeroClustersInsideAChunkStayUnallocated) {
+  sp::testing::TempDir temp;
+  repo::InitOptions init;
+  init.chunk_size = 1 << 20;
+  ASSERT_TRUE(repo::Repository::Init(temp.path() + "/repo", init).ok());
+  auto repo = repo::Repository::Open(temp.path() + "/repo", repo::OpenOptions{});
+  ASSERT_TRUE(repo.ok()) << repo.status();
+  // Chunk 0: 64 KiB of data, zeros, 64 KiB of data at its end (as scattered writes leave a
+  // formerly empty chunk); chunk 1: zeros; chunk 2: data throughout.
+  std::string volume(3u << 20, '\0');
+  for (size_t i = 0; i < (64u << 10); ++i) {
+    volume[i] = static_cast<char>(i % 251 + 1);
+    volume[(1u << 20) - (64u << 10) + i] = static_cast<char>(i % 13 + 1);
+  }
+  for (size_t i = 2u << 20; i < volume.size(); ++i) volume[i] = static_cast<char>(i % 7 + 1);
+  repo::RecoveryPointRequest request;
+  request.vm = repo::VmIdentity{"uuid-web01", "web01"};
+  auto writer = (*repo)->BeginRecoveryPoint(request);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  auto out = (*writer)->AddVolume("root", volume.size());
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (uint64_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*out)->PutChunk(i, volume.substr(i << 20, 1u << 20)).ok());
+  }
+  repo::PointDescription description;
+  description.consistency = repo::PointConsistency::kCrash;
+  auto manifest = (*writer)->Commit(description);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  for (ImageFormat format : {ImageFormat::kQcow2, ImageFormat::kRaw}) {
+    std::string name = ImageFormatName(format);
+    std::string path = temp.path() + "/root." + name;
+    auto stats = MaterializeVolume(**repo, manifest->id, "root", path, format);
+    ASSERT_TRUE(stats.ok()) << name << ": " << stats.status();
+    EXPECT_EQ(ImageBytes(path, name, temp.path()), volume) << name;
+    // The two 64 KiB runs of chunk 0 and chunk 2: nothing of the zeros between them.
+    EXPECT_EQ(MappedDataBytes(path, name), (128u << 10) + (1u << 20)) << name;
+  }
 }
 
 TEST(DraftFromPointTest, NewIdentitySameShape) {
