@@ -161,7 +161,9 @@ StatusOr<VerifyReport> Repository::Verify(absl::string_view point_id) {
       bad[ids[i]] = what;
     }
   };
-  unsigned thread_count = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+  // Twice the cores: each thread waits for its reads part of the time, and another one decodes
+  // meanwhile (measured with a cold page cache: one thread a core kept 1.3 of 2 cores busy).
+  unsigned thread_count = std::clamp(2 * std::thread::hardware_concurrency(), 2u, 16u);
   std::vector<std::thread> threads;
   for (unsigned i = 0; i < thread_count; ++i) threads.emplace_back(check);
   for (auto& thread : threads) thread.join();
