@@ -188,7 +188,9 @@ build_image() {
     dd if="$dir/patterns/change-$i.bin" of="$dir/changed.raw" bs=4096 seek="$block" conv=notrunc status=none
     echo "$((block * 4096)) $change_bytes patterns/change-$i.bin" >> "$dir/change.plan"
   done
-  for i in $(seq -w 0 63); do stream "scatter-$i" 65536 > "$dir/patterns/scatter-$i.bin"; done
+  # More patterns than one round of scattered writes has writes (655 for 4 GiB): each write of a
+  # round has data of its own, so no write deduplicates against another.
+  for i in $(seq -w 0 1023); do stream "scatter-$i" 65536 > "$dir/patterns/scatter-$i.bin"; done
   qemu-img convert -f raw -O qcow2 "$dir/base.raw" "$dir/base.qcow2"
   qemu-img convert -f raw -O qcow2 "$dir/changed.raw" "$dir/changed.qcow2"
 }
