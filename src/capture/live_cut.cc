@@ -289,20 +289,14 @@ Status LiveCut::Switch() {
     stages_[i].prev_disabled = !volumes_[i].prev_bitmap.empty();
   }
   FaultPoint("cut.transaction");
-  // The first switch alone (a fault point follows it), the others in one round trip: the window
-  // does not grow by a round trip per volume.
-  std::vector<qmp::Command> switches;
   for (size_t i = 0; i < volumes_.size(); ++i) {
-    switches.push_back(
-        {"qom-set",
-         {{"path", volumes_[i].drive_path}, {"property", "drive"}, {"value", Node("c", i)}}});
-  }
-  if (!switches.empty()) {
     SP_RETURN_IF_ERROR(
-        qmp_->Execute(switches[0].name, switches[0].arguments, kQmpTimeout).status());
-    FaultPoint("cut.switched-first");
-    switches.erase(switches.begin());
-    SP_RETURN_IF_ERROR(qmp_->ExecuteAll(switches, kQmpTimeout));
+        qmp_->Execute(
+                "qom-set",
+                {{"path", volumes_[i].drive_path}, {"property", "drive"}, {"value", Node("c", i)}},
+                kQmpTimeout)
+            .status());
+    if (i == 0) FaultPoint("cut.switched-first");
   }
   FaultPoint("cut.switched");
   return absl::OkStatus();

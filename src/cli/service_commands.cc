@@ -26,8 +26,6 @@ std::atomic<int> g_signal{0};
 
 void OnSignal(int number) { g_signal = number; }
 
-catalog::EventOrigin Local() { return app::LocalOrigin(); }
-
 // --- serve ------------------------------------------------------------------------------------
 
 struct ServeArgs {
@@ -151,7 +149,7 @@ void AddUser(CLI::App& root, Context& context) {
       SP_ASSIGN_OR_RETURN(catalog::Role role, catalog::ParseRole(args->role));
       SP_ASSIGN_OR_RETURN(std::string password, ReadPassword(args->password_file));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_ASSIGN_OR_RETURN(auto added, app->AddUser(args->name, role, password, Local()));
+      SP_ASSIGN_OR_RETURN(auto added, app->AddUser(args->name, role, password, app::LocalOrigin()));
       if (context.json)
         PrintJson(UserJson(added));
       else
@@ -184,7 +182,7 @@ void AddUser(CLI::App& root, Context& context) {
   remove->callback([name, &context] {
     context.action = [name, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_RETURN_IF_ERROR(app->RemoveUser(*name, Local()));
+      SP_RETURN_IF_ERROR(app->RemoveUser(*name, app::LocalOrigin()));
       std::cout << "removed user '" << *name << "'\n";
       return absl::OkStatus();
     };
@@ -197,7 +195,7 @@ void AddUser(CLI::App& root, Context& context) {
     context.action = [passwd, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(std::string password, ReadPassword(passwd->password_file));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_RETURN_IF_ERROR(app->SetPassword(passwd->name, password, Local()));
+      SP_RETURN_IF_ERROR(app->SetPassword(passwd->name, password, app::LocalOrigin()));
       std::cout << "password of '" << passwd->name
                 << "' changed (a running service signs its "
                    "sessions out within its session lifetime)\n";
@@ -239,7 +237,7 @@ void AddToken(CLI::App& root, Context& context) {
       SP_ASSIGN_OR_RETURN(auto lifetime, ParseLifetime(args->expires));
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
       SP_ASSIGN_OR_RETURN(app::NewToken made,
-                          app->CreateToken(args->name, role, lifetime, Local()));
+                          app->CreateToken(args->name, role, lifetime, app::LocalOrigin()));
       if (context.json) {
         PrintJson({{"id", made.record.id},
                    {"secret", made.secret},
@@ -286,7 +284,7 @@ void AddToken(CLI::App& root, Context& context) {
   revoke->callback([id, &context] {
     context.action = [id, &context]() -> Status {
       SP_ASSIGN_OR_RETURN(app::App * app, context.App());
-      SP_RETURN_IF_ERROR(app->RevokeToken(*id, Local()));
+      SP_RETURN_IF_ERROR(app->RevokeToken(*id, app::LocalOrigin()));
       std::cout << "revoked " << *id << "\n";
       return absl::OkStatus();
     };

@@ -105,50 +105,19 @@ StatusOr<std::optional<json>> Client::ReadMessage(Deadline deadline,
 
 StatusOr<json> Client::Execute(const std::string& command, const json& arguments, Millis timeout) {
   return GuardJson(absl::StrCat(label_, ": reply to '", command, "'"), [&]() -> StatusOr<json> {
-    Deadline deadline = Deadline::In(timeout);
-    SP_ASSIGN_OR_RETURN(std::string id, Send(command, arguments, deadline));
-    return AwaitReply(id, command, timeout, deadline);
+    return ExecuteUnguarded(command, arguments, timeout);
   });
 }
 
-Status Client::ExecuteAll(const std::vector<Command>& commands, Millis timeout) {
-  return GuardJson(absl::StrCat(label_, ": replies to a batch of ", commands.size(), " commands"),
-                   [&]() -> StatusOr<json> {
-                     Deadline deadline = Deadline::In(timeout);
-                     std::vector<std::string> ids;
-                     ids.reserve(commands.size());
-                     for (const Command& command : commands) {
-                       SP_ASSIGN_OR_RETURN(std::string id,
-                                           Send(command.name, command.arguments, deadline));
-                       ids.push_back(std::move(id));
-                     }
-                     Status first;
-                     for (size_t i = 0; i < commands.size(); ++i) {
-                       Status status =
-                           AwaitReply(ids[i], commands[i].name, timeout, deadline).status();
-                       // Without the connection or in time, later replies cannot come either.
-                       if (!status.ok() && ErrorClass(status).empty()) return status;
-                       if (first.ok()) first = status;
-                     }
-                     if (!first.ok()) return first;
-                     return json();
-                   })
-      .status();
-}
-
-StatusOr<std::string> Client::Send(const std::string& command, const json& arguments,
-                                   Deadline deadline) {
+StatusOr<json> Client::ExecuteUnguarded(const std::string& command, const json& arguments,
+                                        Millis timeout) {
   std::string id = absl::StrCat("sp-", next_id_++);
   json request = {{"execute", command}, {"id", id}};
   if (!arguments.is_null()) request["arguments"] = arguments;
-  Status written = stream_->WriteAll(request.dump() + "\n", deadline);
-  if (!written.ok()) return Fail(written, absl::StrCat("the reply to '", command, "'"));
-  return id;
-}
-
-StatusOr<json> Client::AwaitReply(const std::string& id, const std::string& command, Millis timeout,
-                                  Deadline deadline) {
+  Deadline deadline = Deadline::In(timeout);
   std::string what = absl::StrCat("the reply to '", command, "'");
+  Status written = stream_->WriteAll(request.dump() + "\n", deadline);
+  if (!written.ok()) return Fail(written, what);
   while (true) {
     auto message = ReadMessage(deadline, what);
     if (!message.ok()) {

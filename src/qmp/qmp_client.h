@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "platform/clock.h"
 #include "platform/status.h"
@@ -36,12 +35,6 @@ struct Event {  // NOLINT(bugprone-exception-escape)
 // or "" when `status` did not come from a QMP error reply.
 std::string ErrorClass(const Status& status);
 
-// One command of a batch (Session::ExecuteAll).
-struct Command {
-  std::string name;
-  json arguments;  // null: none
-};
-
 // What the code above QMP needs of a QMP connection: commands and events. Client is the real
 // one; tests put a model of QEMU behind it to fail any command at any step.
 class Session {
@@ -50,18 +43,6 @@ class Session {
   // See Client::Execute.
   virtual StatusOr<json> Execute(const std::string& command, const json& arguments = nullptr,
                                  Millis timeout = kDefaultCommandTimeout) = 0;
-  // Runs `commands` in order; every one of them runs even when an earlier one fails (as in QEMU,
-  // which has them all before it answers the first). Returns the first failure, or OK. Client
-  // sends them all before it reads a reply: one round trip, whatever their number.
-  virtual Status ExecuteAll(const std::vector<Command>& commands,
-                            Millis timeout = kDefaultCommandTimeout) {
-    Status first;
-    for (const Command& command : commands) {
-      Status status = Execute(command.name, command.arguments, timeout).status();
-      if (first.ok()) first = status;
-    }
-    return first;
-  }
   // See Client::WaitForEvent.
   virtual StatusOr<Event> WaitForEvent(
       const std::string& name, Deadline deadline,
@@ -88,10 +69,6 @@ class Client final : public Session {
   StatusOr<json> Execute(const std::string& command, const json& arguments = nullptr,
                          Millis timeout = kDefaultCommandTimeout) override;
 
-  // See Session::ExecuteAll. DeadlineExceeded when the replies did not all come within `timeout`.
-  Status ExecuteAll(const std::vector<Command>& commands,
-                    Millis timeout = kDefaultCommandTimeout) override;
-
   // The next event, queued or arriving before `deadline`. DeadlineExceeded when none came.
   StatusOr<Event> NextEvent(Deadline deadline);
   // The first event named `name` (and matching `filter`, if given) before `deadline`; other
@@ -107,11 +84,8 @@ class Client final : public Session {
   Client(std::unique_ptr<ByteStream> stream, std::string label);
   static StatusOr<std::unique_ptr<Client>> HandshakeUnguarded(std::unique_ptr<ByteStream> stream,
                                                               std::string label, Deadline deadline);
-  // Sends `command` with a fresh id and returns the id.
-  StatusOr<std::string> Send(const std::string& command, const json& arguments, Deadline deadline);
-  // Waits for the reply with `id` to `command` (sent with a `timeout` that ends at `deadline`).
-  StatusOr<json> AwaitReply(const std::string& id, const std::string& command, Millis timeout,
-                            Deadline deadline);
+  StatusOr<json> ExecuteUnguarded(const std::string& command, const json& arguments,
+                                  Millis timeout);
   // Reads one message; events are queued and return std::nullopt.
   StatusOr<std::optional<json>> ReadMessage(Deadline deadline, const std::string& waiting_for);
   Status Fail(const Status& status, const std::string& waiting_for) const;

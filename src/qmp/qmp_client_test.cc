@@ -97,57 +97,6 @@ TEST_F(QmpClientTest, HungQemuTimesOutWithinDeadlineAndLateReplyIsDropped) {
   EXPECT_EQ(*second, "fresh");
 }
 
-TEST_F(QmpClientTest, BatchIsSentBeforeAnyReplyAndRunsPastAFailure) {
-  // This peer answers nothing until it holds all three commands, like a QEMU whose answers take
-  // longer than the client may wait for each one: only a client that sends them all first
-  // gets through. The second command fails; the third still runs.
-  std::vector<std::string> held;
-  std::vector<std::string> ran;
-  FakePeer peer(SocketPath(), kGreeting, [&](const std::string& request) {
-    json parsed = json::parse(request);
-    if (parsed["execute"] == "qmp_capabilities") return PeerAction{Reply(request, "{}")};
-    held.push_back(request);
-    if (held.size() < 3) return PeerAction{};
-    std::string replies;
-    for (const std::string& each : held) {
-      json command = json::parse(each);
-      ran.push_back(command["arguments"]["value"]);
-      if (command["arguments"]["value"] == "c1") {
-        replies += absl::StrCat(
-            R"({"error": {"class": "GenericError", "desc": "Permission conflict"}, "id": )",
-            command["id"].dump(), "}\r\n");
-      } else {
-        replies += Reply(each, "{}");
-      }
-    }
-    return PeerAction{replies};
-  });
-  auto client = Client::Connect(peer.path(), "VM 'web01'");
-  ASSERT_TRUE(client.ok());
-  std::vector<Command> batch;
-  for (const char* node : {"c0", "c1", "c2"}) {
-    batch.push_back({"qom-set", {{"path", "/x"}, {"property", "drive"}, {"value", node}}});
-  }
-  Status status = (*client)->ExecuteAll(batch, Millis(2000));
-  EXPECT_EQ(ErrorClass(status), "GenericError") << status;
-  EXPECT_NE(std::string(status.message()).find("Permission conflict"), std::string::npos);
-  EXPECT_EQ(ran, (std::vector<std::string>{"c0", "c1", "c2"}));
-}
-
-TEST_F(QmpClientTest, BatchTimesOutWhenRepliesDoNotCome) {
-  FakePeer peer(SocketPath(), kGreeting, [](const std::string& request) {
-    json parsed = json::parse(request);
-    if (parsed["execute"] == "qmp_capabilities") return PeerAction{Reply(request, "{}")};
-    return PeerAction{};
-  });
-  auto client = Client::Connect(peer.path(), "VM 'web01'");
-  ASSERT_TRUE(client.ok());
-  auto start = std::chrono::steady_clock::now();
-  Status status = (*client)->ExecuteAll({{"stop", nullptr}, {"cont", nullptr}}, Millis(200));
-  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
-  EXPECT_LT(MillisSince(start), 2000);
-}
-
 TEST_F(QmpClientTest, EofIsReportedAsQemuWentAway) {
   FakePeer peer(SocketPath(), kGreeting, [](const std::string& request) {
     json parsed = json::parse(request);
